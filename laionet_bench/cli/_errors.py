@@ -1,0 +1,40 @@
+"""One ordered table from exceptions to CLI messages (after huggingface_hub's ``cli/_errors.py``)."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+from .. import constants
+from ..errors import LaionetBenchError
+
+__all__ = ["report"]
+
+#: (exception type, prefix) — first match wins. Our own errors already say what to do.
+CLI_ERROR_MAPPINGS: tuple[tuple[type[BaseException], str], ...] = (
+    (LaionetBenchError, "error"),
+    (FileNotFoundError, "error: file not found"),
+    (PermissionError, "error: permission denied"),
+    (MemoryError, "error: out of memory; lower --batch-size"),
+)
+
+
+def report(exc: BaseException, *, debug: bool = False) -> int:
+    """Print ``exc`` as one line (traceback only in debug mode) and return the exit status."""
+    if isinstance(exc, KeyboardInterrupt):
+        print("interrupted: completed work is kept; run the same command again to resume", file=sys.stderr)
+        return 130
+    if isinstance(exc, SystemExit):
+        raise exc
+    if debug or constants.DEBUG:
+        traceback.print_exception(exc, file=sys.stderr)
+    for kind, prefix in CLI_ERROR_MAPPINGS:
+        if isinstance(exc, kind):
+            print(f"{prefix}: {exc}", file=sys.stderr)
+            break
+    else:
+        print(
+            f"error: unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback and report it)",
+            file=sys.stderr,
+        )
+    return 1

@@ -1,0 +1,115 @@
+"""``laionet-bench index info|validate|show|import-official``: inspect and convert LAIONet indexes."""
+
+from __future__ import annotations
+
+import argparse
+
+EPILOG = """examples:
+  laionet-bench index info                          default variant from the Hub (cached)
+  laionet-bench index info laionet:clip_top50 --revision v1.0
+  laionet-bench index validate my_index.parquet
+  laionet-bench index show laionet --class n02110185 -n 5
+  laionet-bench index import-official LAIONet.parquet --labels labels.pkl --variant clip_0.82 --out clip_0.82.parquet
+"""
+
+
+def add_hub_options(parser: argparse.ArgumentParser) -> None:
+    """Options every command that loads an index shares."""
+    group = parser.add_argument_group("index source")
+    group.add_argument("--repo", metavar="ID", help="Hub dataset repo (default: [tool.laionet-bench] hub_repo, "
+                       "LAIONET_BENCH_HUB_REPO, or laionet-bench/laionet)")
+    group.add_argument("--revision", metavar="REV", help="branch, tag or commit of the Hub repo (default: main)")
+    group.add_argument("--cache-dir", metavar="DIR", help="Hugging Face cache directory")
+    group.add_argument("--offline", action="store_true", help="use only the local cache (like HF_HUB_OFFLINE=1)")
+
+
+def load_from_args(args: argparse.Namespace, spec: str | None):
+    from ..index import load_index
+
+    return load_index(spec, repo_id=args.repo, revision=args.revision, cache_dir=args.cache_dir,
+                      local_files_only=args.offline)
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("index", help="inspect, validate and convert LAIONet indexes", epilog=EPILOG,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    for name, helptext, handler in (
+        ("info", "sizes, classes and provenance of an index", _info),
+        ("validate", "check an index against the schema", _validate),
+        ("show", "print rows of an index", _show),
+    ):
+        sub = actions.add_parser(name, help=helptext)
+        sub.add_argument("spec", nargs="?", default=None, help="laionet[:variant] or a parquet file/folder")
+        add_hub_options(sub)
+        sub.set_defaults(handler=handler)
+        if name == "show":
+            sub.add_argument("--class", dest="wnid", help="only rows of this wnid")
+            sub.add_argument("-n", type=int, default=10, help="rows to print (default: %(default)s)")
+    imp = actions.add_parser("import-official", help="convert the reference's parquet (+ label pickle)")
+    imp.add_argument("parquet", help="the reference's LAIONet parquet")
+    imp.add_argument("--labels", help="the reference's {wnid: [row]} pickle (read with a restricted unpickler)")
+    imp.add_argument("--variant", required=True, help="variant name to record, e.g. clip_0.82")
+    imp.add_argument("--out", required=True, help="output parquet in our schema")
+    imp.set_defaults(handler=_import_official)
+
+
+def _info(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    index = load_from_args(args, args.spec)
+    table = index.table
+    counts = index.class_counts()
+    rows = [
+        ("source", index.source),
+        ("variant", index.variant),
+        ("revision", index.revision or "-"),
+        ("sha256", index.sha256),
+        ("rows", len(table)),
+        ("classes", len(counts)),
+        ("OCR-flagged rows", int(table["ocr_flag"].sum())),
+        ("rows evaluated (OCR dropped)", len(index.evaluation_rows())),
+        ("rows per class (min / median / max)", f"{counts.min()} / {int(counts.median())} / {counts.max()}"),
+        ("encoder", ", ".join(sorted(table["similarity_encoder"].unique()))),
+        ("similarity (min / max)", f"{table['similarity'].min():.4f} / {table['similarity'].max():.4f}"),
+    ]
+    print(tabulate(rows, tablefmt="plain"))
+    print("\nlargest classes:")
+    from ..catalog import load_catalog
+
+    catalog = load_catalog()
+    top = counts.sort_values(ascending=False).head(10)
+    print(tabulate([(w, catalog.get(w).name, int(n)) for w, n in top.items()], headers=["wnid", "name", "rows"]))
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    index = load_from_args(args, args.spec)
+    print(f"ok: {index.source}: {len(index)} rows, {index.table['wnid'].nunique()} classes, schema valid")
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    index = load_from_args(args, args.spec)
+    table = index.table
+    if args.wnid:
+        from ..catalog import load_catalog
+
+        table = table[table["wnid"] == load_catalog().get(args.wnid).wnid]
+    cols = ["row_id", "wnid", "similarity", "ocr_flag", "caption", "url"]
+    shown = table[cols].head(args.n).copy()
+    shown["caption"] = shown["caption"].str.slice(0, 60)
+    print(tabulate(shown.itertuples(index=False), headers=cols))
+    return 0
+
+
+def _import_official(args: argparse.Namespace) -> int:
+    from ..index import write_index
+    from ..official import convert_official
+
+    frame = convert_official(args.parquet, args.labels, variant=args.variant)
+    digest = write_index(frame, args.out)
+    print(f"wrote {len(frame)} rows over {frame['wnid'].nunique()} classes to {args.out} (sha256 {digest[:12]})")
+    return 0

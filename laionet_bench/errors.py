@@ -1,0 +1,95 @@
+"""Every exception the package raises on purpose.
+
+Each error inherits :class:`LaionetBenchError` and the builtin a caller would naturally catch, carries
+structured fields, and says in its message what to do about it. The CLI maps these to one-line
+messages (see ``laionet_bench.cli._errors``).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CatalogError",
+    "ConfigError",
+    "DatasetError",
+    "HubError",
+    "IndexValidationError",
+    "LaionetBenchError",
+    "MissingDependencyError",
+    "ModelSpecError",
+    "UnsafePickleError",
+    "UnknownNameError",
+]
+
+
+class LaionetBenchError(Exception):
+    """Base class of every error raised on purpose by laionet-bench."""
+
+
+class ConfigError(LaionetBenchError, ValueError):
+    """A setting (CLI flag, environment variable, ``[tool.laionet-bench]``) has a bad value."""
+
+
+class UnknownNameError(LaionetBenchError, KeyError):
+    """A registry lookup failed; the message lists close matches.
+
+    Example message: ``unknown dataset 'laionet:clip_0.8'; did you mean: laionet:clip_0.82?``
+    """
+
+    def __init__(self, kind: str, name: str, suggestions: list[str] | None = None):
+        self.kind = kind
+        self.name = name
+        self.suggestions = list(suggestions or [])
+        super().__init__(name)
+
+    def __str__(self) -> str:  # KeyError would repr() the message otherwise
+        msg = f"unknown {self.kind} {self.name!r}"
+        if self.suggestions:
+            msg += "; did you mean: " + ", ".join(self.suggestions) + "?"
+        return msg
+
+
+class CatalogError(LaionetBenchError, ValueError):
+    """The class catalogue or a class file is inconsistent."""
+
+
+class IndexValidationError(LaionetBenchError, ValueError):
+    """A LAIONet index file breaks the schema.
+
+    Example message: ``index.parquet: column 'wnid': 2 rows with a wnid outside ImageNet-1k
+    (row_id 100000007, 100000042): fix or drop these rows``
+    """
+
+    def __init__(self, path: str, problem: str, *, field: str | None = None, row_ids: list | None = None):
+        self.path = str(path)
+        self.problem = problem
+        self.field = field
+        self.row_ids = list(row_ids or [])
+        where = f"{self.path}: " + (f"column {field!r}: " if field else "")
+        super().__init__(where + problem)
+
+
+class UnsafePickleError(LaionetBenchError, ValueError):
+    """A pickle holds something other than plain dict/list/str/int data."""
+
+
+class HubError(LaionetBenchError, OSError):
+    """A Hugging Face Hub download or upload failed; the message says whether to retry or fix."""
+
+
+class DatasetError(LaionetBenchError, ValueError):
+    """A dataset path or layout cannot be read."""
+
+
+class ModelSpecError(LaionetBenchError, ValueError):
+    """A model spec, weights file or classifier head cannot be used."""
+
+
+class MissingDependencyError(LaionetBenchError, ImportError):
+    """An optional dependency is missing; the message names the extra to install."""
+
+    def __init__(self, package: str, extra: str, purpose: str):
+        self.package = package
+        self.extra = extra
+        super().__init__(
+            f"{purpose} needs {package!r}, which is not installed: pip install 'laionet-bench[{extra}]'"
+        )

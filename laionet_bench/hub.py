@@ -1,0 +1,166 @@
+"""Hugging Face Hub access for LAIONet indexes and published results.
+
+Thin functions over ``huggingface_hub`` that follow its conventions (cache layout, revisions,
+``HF_HUB_OFFLINE``, ``HF_ENDPOINT``, tokens) and translate its exceptions into :class:`HubError`
+messages that say what to do. A download pins and records the resolved commit and verifies the
+file's sha256 against the repo's ``manifest.json`` when the repo has one.
+
+Repo layout this project publishes (see ``docs/index.md``)::
+
+    README.md            dataset card
+    manifest.json        {"files": {"data/clip_0.82.parquet": {"sha256": ..., "rows": ...}, ...}}
+    data/<variant>.parquet
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import __version__, constants
+from ._io import sha256_file
+from .config import resolve_setting
+from .errors import HubError
+
+__all__ = ["HubDownload", "download_index_file", "resolve_repo_id", "snapshot"]
+
+logger = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+_SNAPSHOT_RE = re.compile(r"/snapshots/([0-9a-f]{40})/")
+
+
+@dataclass(frozen=True)
+class HubDownload:
+    """A file fetched from (or found in the cache of) a Hub dataset repo."""
+
+    repo_id: str
+    filename: str
+    path: Path
+    commit: str | None  # resolved commit sha (from the cache layout)
+    sha256: str
+
+
+def resolve_repo_id(repo_id: str | None = None) -> str:
+    """Explicit ``repo_id`` > ``[tool.laionet-bench] hub_repo`` > ``LAIONET_BENCH_HUB_REPO`` > default."""
+    return resolve_setting("hub_repo", repo_id, env=constants.HUB_REPO)
+
+
+def _commit_of(path: str) -> str | None:
+    match = _SNAPSHOT_RE.search(Path(path).as_posix())
+    return match.group(1) if match else None
+
+
+def _translate(exc: Exception, repo_id: str, what: str, revision: str | None) -> HubError:
+    """Map a huggingface_hub / transport exception to one actionable :class:`HubError`."""
+    from huggingface_hub import errors as hf_errors
+
+    rev = revision or "main"
+    if isinstance(exc, hf_errors.RepositoryNotFoundError):
+        msg = (f"dataset repo {repo_id!r} not found on the Hub: check --repo / LAIONET_BENCH_HUB_REPO, "
+               "or log in (hf auth login) if it is private")
+    elif isinstance(exc, hf_errors.RevisionNotFoundError):
+        msg = f"revision {rev!r} not found in dataset repo {repo_id!r}: check --revision"
+    elif isinstance(exc, hf_errors.EntryNotFoundError) and not isinstance(exc, hf_errors.LocalEntryNotFoundError):
+        msg = f"{what} not found in dataset repo {repo_id!r} at revision {rev!r}: check the variant name"
+    elif isinstance(exc, hf_errors.LocalEntryNotFoundError):
+        if constants_offline():
+            msg = (f"{what} of {repo_id!r} is not in the local Hugging Face cache and offline mode is on "
+                   "(HF_HUB_OFFLINE=1): download it once online, or pass a local parquet path")
+        else:
+            cause = exc.__cause__ or exc.__context__
+            detail = f" ({type(cause).__name__}: {cause})" if cause else ""
+            msg = (f"could not reach the Hub for {what} of {repo_id!r} and it is not cached{detail}: "
+                   "retry later, or pass a local parquet path")
+    elif isinstance(exc, hf_errors.HfHubHTTPError):
+        msg = f"the Hub answered an error for {what} of {repo_id!r}: {exc}; retry later"
+    else:
+        msg = f"download of {what} from {repo_id!r} failed ({type(exc).__name__}: {exc}); retry the command"
+    return HubError(msg)
+
+
+def constants_offline() -> bool:
+    from huggingface_hub import constants as hf_constants
+
+    return bool(hf_constants.is_offline_mode())
+
+
+def _hf_kwargs(cache_dir, local_files_only: bool) -> dict:
+    return dict(
+        repo_type="dataset",
+        cache_dir=str(cache_dir) if cache_dir else None,
+        local_files_only=local_files_only,
+        library_name=constants.LIBRARY_NAME,
+        library_version=__version__,
+    )
+
+
+def _expected_sha256(repo_id: str, filename: str, revision: str | None, kwargs: dict) -> str | None:
+    """sha256 of ``filename`` as recorded in the repo's manifest, if the repo publishes one."""
+    from huggingface_hub import errors as hf_errors
+    from huggingface_hub import hf_hub_download
+
+    try:
+        manifest = hf_hub_download(repo_id, MANIFEST, revision=revision, **kwargs)
+    except hf_errors.EntryNotFoundError:
+        logger.debug("%s has no %s; skipping sha256 verification", repo_id, MANIFEST)
+        return None
+    entry = json.loads(Path(manifest).read_text("utf-8")).get("files", {}).get(filename)
+    return entry.get("sha256") if entry else None
+
+
+def download_index_file(
+    filename: str,
+    *,
+    repo_id: str | None = None,
+    revision: str | None = None,
+    cache_dir: str | Path | None = None,
+    local_files_only: bool = False,
+) -> HubDownload:
+    """Fetch ``filename`` from the index dataset repo through the HF cache and verify it.
+
+    The commit is resolved once and both the manifest and the file are read at that commit, so a
+    push between the two requests cannot mix versions.
+    """
+    from huggingface_hub import hf_hub_download
+
+    repo_id = resolve_repo_id(repo_id)
+    revision = resolve_setting("hub_revision", revision, env=constants.HUB_REVISION, default=None)
+    kwargs = _hf_kwargs(cache_dir, local_files_only)
+    try:
+        path = hf_hub_download(repo_id, filename, revision=revision, **kwargs)
+        commit = _commit_of(path)
+        expected = _expected_sha256(repo_id, filename, commit or revision, kwargs)
+    except Exception as exc:  # huggingface_hub raises transport errors unwrapped (httpx2.*)
+        raise _translate(exc, repo_id, filename, revision) from exc
+    actual = sha256_file(path)
+    if expected and expected != actual:
+        raise HubError(
+            f"{filename} from {repo_id!r}@{commit} has sha256 {actual[:12]}…, the manifest says {expected[:12]}…: "
+            f"the cached copy is corrupt; delete {path} and download again"
+        )
+    logger.info("index %s from %s@%s (sha256 %s)", filename, repo_id, commit, actual[:12])
+    return HubDownload(repo_id=repo_id, filename=filename, path=Path(path), commit=commit, sha256=actual)
+
+
+def snapshot(
+    *,
+    repo_id: str | None = None,
+    revision: str | None = None,
+    cache_dir: str | Path | None = None,
+    local_files_only: bool = False,
+    allow_patterns: list[str] | None = None,
+) -> tuple[Path, str | None]:
+    """Fetch a whole repo revision (``snapshot_download``); returns (folder, resolved commit)."""
+    from huggingface_hub import snapshot_download
+
+    repo_id = resolve_repo_id(repo_id)
+    kwargs = _hf_kwargs(cache_dir, local_files_only)
+    try:
+        folder = snapshot_download(repo_id, revision=revision, allow_patterns=allow_patterns, **kwargs)
+    except Exception as exc:
+        raise _translate(exc, repo_id, "the repo snapshot", revision) from exc
+    return Path(folder), _commit_of(folder + "/")

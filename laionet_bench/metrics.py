@@ -1,0 +1,208 @@
+"""The paper's accuracy metrics (SPEC §4), as pure functions over per-row correctness.
+
+* per-class recall (top-1 / top-5) with the reference's Wilson standard error
+  (95% Wilson interval half-width / 1.96);
+* equi-weighted accuracy: unweighted mean of per-class recalls over a class set,
+  SE = sqrt(Σ se²) / K;
+* LAION-weighted accuracy: Σ w·recall / Σ w over the classes that have a recall (renormalised),
+  SE = sqrt(Σ (w·se)²) / Σ w, with w = the class's share of LAIONet rows (before the OCR drop);
+* the gap (ImageNet − LAIONet) with SE = sqrt(se_a² + se_b²);
+* effective robustness: a linear fit of logit(LAIONet acc) on logit(ImageNet acc) over a reference
+  model set; each model's residual, back in accuracy units.
+
+Metrics are registered with their direction so tables and the leaderboard can sort them.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+
+from .errors import DatasetError, UnknownNameError
+
+__all__ = [
+    "METRICS",
+    "Estimate",
+    "MetricInfo",
+    "RobustnessFit",
+    "equi_weighted",
+    "fit_effective_robustness",
+    "gap",
+    "get_metric",
+    "laion_weighted",
+    "micro_accuracy",
+    "per_class_recall",
+    "register_metric",
+    "wilson_se",
+]
+
+Z95 = 1.959963984540054
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A point estimate and its standard error (both plain floats; NaN when undefined)."""
+
+    value: float
+    se: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> Estimate:
+        return cls(float(data["value"]), float(data["se"]))
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """A registered metric: its name, direction and meaning."""
+
+    name: str
+    higher_is_better: bool
+    doc: str
+
+
+METRICS: dict[str, MetricInfo] = {}
+
+
+def register_metric(name: str, *, higher_is_better: bool, doc: str) -> MetricInfo:
+    """Declare a metric column (used by tables, ranks and ``compare``)."""
+    info = MetricInfo(name, higher_is_better, doc)
+    METRICS[name] = info
+    return info
+
+
+def get_metric(name: str) -> MetricInfo:
+    """The registered metric ``name``; unknown names get suggestions."""
+    if name not in METRICS:
+        raise UnknownNameError("metric", name, difflib.get_close_matches(name, METRICS))
+    return METRICS[name]
+
+
+for _k in ("top1", "top5"):
+    register_metric(f"imagenet_{_k}", higher_is_better=True, doc=f"ImageNet-val {_k}, equi-weighted over LAIONet classes")
+    register_metric(f"laionet_{_k}", higher_is_better=True, doc=f"LAIONet {_k}, equi-weighted")
+    register_metric(f"laionet_lw_{_k}", higher_is_better=True, doc=f"LAIONet {_k}, LAION-weighted")
+    register_metric(f"imagenet_lw_{_k}", higher_is_better=True, doc=f"ImageNet-val {_k}, LAION-weighted (control)")
+    register_metric(f"gap_{_k}", higher_is_better=False, doc=f"ImageNet-val minus LAIONet {_k}, equi-weighted")
+    register_metric(f"gap_lw_{_k}", higher_is_better=False, doc=f"ImageNet-val minus LAIONet {_k}, LAION-weighted")
+register_metric("effective_robustness", higher_is_better=True, doc="LAIONet top-1 above the logit-linear fit")
+
+
+def wilson_se(successes, n) -> np.ndarray:
+    """Reference per-class SE: half-width of the 95% Wilson score interval divided by 1.96.
+
+    Vectorised; NaN where ``n == 0``.
+    """
+    k = np.asarray(successes, dtype=float)
+    n = np.asarray(n, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = k / n
+        denom = 1 + Z95**2 / n
+        half = Z95 * np.sqrt(p * (1 - p) / n + Z95**2 / (4 * n**2)) / denom
+    return np.where(n > 0, half / Z95, np.nan)
+
+
+def per_class_recall(wnids: Iterable[str], top1: Iterable[bool], top5: Iterable[bool]) -> pd.DataFrame:
+    """Per-class recall table from per-row true labels and top-k correctness.
+
+    Returns a frame indexed by wnid (sorted) with columns ``n``, ``top1_correct``, ``top5_correct``,
+    ``top1``, ``top5``, ``se_top1``, ``se_top5``.
+    """
+    frame = pd.DataFrame({"wnid": list(wnids), "c1": np.asarray(list(top1), bool), "c5": np.asarray(list(top5), bool)})
+    if frame.empty:
+        raise DatasetError("no evaluated rows: nothing to compute recall over")
+    if (frame["c1"] & ~frame["c5"]).any():
+        raise DatasetError("a row is top-1 correct but not top-5 correct: predictions are inconsistent")
+    grouped = frame.groupby("wnid", sort=True).agg(n=("c1", "size"), top1_correct=("c1", "sum"), top5_correct=("c5", "sum"))
+    grouped["top1"] = grouped["top1_correct"] / grouped["n"]
+    grouped["top5"] = grouped["top5_correct"] / grouped["n"]
+    grouped["se_top1"] = wilson_se(grouped["top1_correct"], grouped["n"])
+    grouped["se_top5"] = wilson_se(grouped["top5_correct"], grouped["n"])
+    return grouped.astype({"n": "int64", "top1_correct": "int64", "top5_correct": "int64"})
+
+
+def _restrict(per_class: pd.DataFrame, classes: Iterable[str] | None) -> pd.DataFrame:
+    if classes is None:
+        return per_class
+    wanted = list(dict.fromkeys(classes))
+    present = per_class.index.intersection(wanted)
+    return per_class.loc[present]
+
+
+def equi_weighted(per_class: pd.DataFrame, metric: str = "top1", classes: Iterable[str] | None = None) -> Estimate:
+    """Unweighted mean of per-class recalls over ``classes`` (default: every class in the table).
+
+    Classes of ``classes`` absent from ``per_class`` are skipped, as the reference skips classes
+    with no evaluated image.
+    """
+    table = _restrict(per_class, classes)
+    if table.empty:
+        return Estimate(math.nan, math.nan)
+    k = len(table)
+    return Estimate(float(table[metric].mean()), float(np.sqrt(np.sum(table[f"se_{metric}"] ** 2)) / k))
+
+
+def laion_weighted(per_class: pd.DataFrame, weights: Mapping[str, float] | pd.Series, metric: str = "top1") -> Estimate:
+    """Σ w·recall / Σ w over classes with both a weight and a recall (weights renormalised)."""
+    w = pd.Series(weights, dtype=float)
+    common = per_class.index.intersection(w.index[w > 0])
+    if common.empty:
+        return Estimate(math.nan, math.nan)
+    w = w.loc[common]
+    recall = per_class.loc[common, metric]
+    se = per_class.loc[common, f"se_{metric}"]
+    total = w.sum()
+    return Estimate(float((w * recall).sum() / total), float(np.sqrt(((w * se) ** 2).sum()) / total))
+
+
+def micro_accuracy(per_class: pd.DataFrame, metric: str = "top1", classes: Iterable[str] | None = None) -> float:
+    """Plain accuracy over all evaluated rows of ``classes``."""
+    table = _restrict(per_class, classes)
+    return float(table[f"{metric}_correct"].sum() / table["n"].sum()) if len(table) else math.nan
+
+
+def gap(imagenet: Estimate, laionet: Estimate) -> Estimate:
+    """ImageNet minus LAIONet, independent standard errors combined."""
+    return Estimate(imagenet.value - laionet.value, math.hypot(imagenet.se, laionet.se))
+
+
+def _logit(p) -> np.ndarray:
+    p = np.clip(np.asarray(p, dtype=float), 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
+@dataclass(frozen=True)
+class RobustnessFit:
+    """logit(LAIONet) = slope · logit(ImageNet) + intercept, fitted on ``n_models`` models."""
+
+    slope: float
+    intercept: float
+    n_models: int
+
+    def predict(self, imagenet_acc) -> np.ndarray:
+        z = self.slope * _logit(imagenet_acc) + self.intercept
+        return 1 / (1 + np.exp(-z))
+
+    def residual(self, imagenet_acc, laionet_acc) -> np.ndarray:
+        """Effective robustness: measured LAIONet accuracy minus the fit's prediction."""
+        return np.asarray(laionet_acc, dtype=float) - self.predict(imagenet_acc)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def fit_effective_robustness(imagenet_acc, laionet_acc) -> RobustnessFit:
+    """Least-squares line in logit space over a reference model set (needs ≥ 2 distinct models)."""
+    x = _logit(imagenet_acc)
+    y = _logit(laionet_acc)
+    if len(x) < 2 or np.ptp(x) == 0:
+        raise DatasetError("effective robustness needs at least two models with different ImageNet accuracy")
+    slope, intercept = np.polyfit(x, y, 1)
+    return RobustnessFit(float(slope), float(intercept), len(x))

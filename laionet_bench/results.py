@@ -1,0 +1,309 @@
+"""Typed result records with provenance, how they are built from per-class tables, and their files.
+
+One model's evaluation is a :class:`ModelResult`: a summary per dataset (equi- and LAION-weighted
+accuracy with standard errors, counts), the gap, effective robustness when known, model facts and
+provenance. Its per-class table travels beside it. On disk (``<results>/<model slug>/``)::
+
+    result.json       ModelResult.to_dict() — plain keys, numbers as numbers
+    per_class.parquet one row per class: recall, SE and n on each dataset, LAIONet weight, drop
+    per_class.csv     the same, for spreadsheets
+
+The leaderboard, ``compare`` and the pytest plugin read these files through :func:`read_results`.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import platform
+import re
+import subprocess
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from . import __version__
+from ._io import atomic_write, write_text_atomic
+from .catalog import load_catalog
+from .errors import DatasetError
+from .metrics import Estimate, equi_weighted, gap, laion_weighted, micro_accuracy
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "DatasetSummary",
+    "ModelResult",
+    "Provenance",
+    "build_model_result",
+    "model_slug",
+    "read_result",
+    "read_results",
+    "summarize_dataset",
+    "write_result",
+]
+
+SCHEMA_VERSION = 1
+RESULT_FILE = "result.json"
+PER_CLASS_FILE = "per_class.parquet"
+
+
+def _version(module: str) -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version(module)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _git_hash() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False,
+            cwd=Path(__file__).resolve().parent,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    return out.stdout.strip() or None
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where and with what a result was computed."""
+
+    harness_version: str
+    timm_version: str | None
+    torch_version: str | None
+    open_clip_version: str | None
+    python_version: str
+    platform: str
+    device: str
+    dtype: str
+    date: str  # ISO 8601, UTC
+    git_hash: str | None
+
+    @classmethod
+    def collect(cls, *, device: str, dtype: str) -> Provenance:
+        return cls(
+            harness_version=__version__,
+            timm_version=_version("timm"),
+            torch_version=_version("torch"),
+            open_clip_version=_version("open_clip_torch"),
+            python_version=platform.python_version(),
+            platform=platform.platform(),
+            device=device,
+            dtype=dtype,
+            date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            git_hash=_git_hash(),
+        )
+
+
+@dataclass(frozen=True)
+class DatasetSummary:
+    """One model on one dataset. Accuracies are equi-weighted over the result's class set."""
+
+    dataset: str  # dataset spec, e.g. "laionet:clip_0.82", "imagenet-val"
+    identity: dict[str, Any]  # index/manifest provenance that identifies the evaluated set
+    n_listed: int  # rows the dataset lists for the class set
+    n_evaluated: int  # rows with a prediction
+    n_failed: int  # rows whose image was missing or undecodable
+    n_excluded: int  # rows dropped on purpose (OCR flag)
+    n_classes: int  # classes with at least one evaluated row
+    top1: Estimate
+    top5: Estimate
+    lw_top1: Estimate  # LAION-weighted (NaN without weights)
+    lw_top5: Estimate
+    micro_top1: float
+    micro_top5: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> DatasetSummary:
+        data = dict(data)
+        for key in ("top1", "top5", "lw_top1", "lw_top5"):
+            data[key] = Estimate.from_dict(data[key])
+        return cls(**data)
+
+
+@dataclass
+class ModelResult:
+    """A model's evaluation: per-dataset summaries, gaps, and the per-class table."""
+
+    model: str  # canonical spec, e.g. "tf_efficientnet_lite0.in1k"
+    run_key: str
+    model_info: dict[str, Any]  # params, pretrain group, data config (input size, crop pct, interpolation ...)
+    classes: list[str]  # wnids the equi-weighted numbers average over
+    datasets: dict[str, DatasetSummary]  # "laionet", "imagenet", "imagenet-v2"
+    provenance: Provenance
+    effective_robustness: float | None = None
+    per_class: pd.DataFrame | None = field(default=None, repr=False)
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def gaps(self) -> dict[str, Estimate]:
+        """ImageNet − LAIONet for top1/top5 (equi) and lw_top1/lw_top5 (LAION-weighted)."""
+        if "imagenet" not in self.datasets or "laionet" not in self.datasets:
+            return {}
+        a, b = self.datasets["imagenet"], self.datasets["laionet"]
+        return {k: gap(getattr(a, k), getattr(b, k)) for k in ("top1", "top5", "lw_top1", "lw_top5")}
+
+    def to_dict(self) -> dict:
+        return {
+            "schema_version": self.schema_version,
+            "model": self.model,
+            "run_key": self.run_key,
+            "model_info": self.model_info,
+            "classes": self.classes,
+            "datasets": {k: v.to_dict() for k, v in self.datasets.items()},
+            "gaps": {k: v.to_dict() for k, v in self.gaps.items()},
+            "effective_robustness": self.effective_robustness,
+            "provenance": asdict(self.provenance),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict, per_class: pd.DataFrame | None = None) -> ModelResult:
+        if data.get("schema_version") != SCHEMA_VERSION:
+            raise DatasetError(
+                f"result schema version {data.get('schema_version')!r} is not {SCHEMA_VERSION}: re-run the evaluation"
+            )
+        return cls(
+            model=data["model"],
+            run_key=data["run_key"],
+            model_info=data["model_info"],
+            classes=list(data["classes"]),
+            datasets={k: DatasetSummary.from_dict(v) for k, v in data["datasets"].items()},
+            provenance=Provenance(**data["provenance"]),
+            effective_robustness=data.get("effective_robustness"),
+            per_class=per_class,
+        )
+
+
+def summarize_dataset(
+    per_class: pd.DataFrame,
+    *,
+    dataset: str,
+    identity: dict,
+    classes: list[str],
+    weights: pd.Series | None,
+    n_listed: int,
+    n_failed: int,
+    n_excluded: int = 0,
+) -> DatasetSummary:
+    """Reduce a per-class recall table (:func:`metrics.per_class_recall`) to a summary."""
+    table = per_class.loc[per_class.index.intersection(classes)]
+    nan = Estimate(math.nan, math.nan)
+    return DatasetSummary(
+        dataset=dataset,
+        identity=identity,
+        n_listed=int(n_listed),
+        n_evaluated=int(table["n"].sum()),
+        n_failed=int(n_failed),
+        n_excluded=int(n_excluded),
+        n_classes=len(table),
+        top1=equi_weighted(table, "top1"),
+        top5=equi_weighted(table, "top5"),
+        lw_top1=laion_weighted(table, weights, "top1") if weights is not None else nan,
+        lw_top5=laion_weighted(table, weights, "top5") if weights is not None else nan,
+        micro_top1=micro_accuracy(table, "top1"),
+        micro_top5=micro_accuracy(table, "top5"),
+    )
+
+
+def build_model_result(
+    *,
+    model: str,
+    run_key: str,
+    model_info: dict,
+    provenance: Provenance,
+    laionet: tuple[pd.DataFrame, dict],
+    imagenet: tuple[pd.DataFrame, dict] | None = None,
+    weights: pd.Series | None = None,
+) -> ModelResult:
+    """Assemble a :class:`ModelResult` from per-class tables.
+
+    ``laionet`` / ``imagenet`` are ``(per_class_recall table, summarize_dataset kwargs)`` where the
+    kwargs hold ``dataset``, ``identity``, ``n_listed``, ``n_failed`` (and ``n_excluded``). The
+    class set is the classes present in LAIONet (SPEC §4); ImageNet-val is restricted to it.
+    """
+    laion_table, laion_kw = laionet
+    classes = [w for w in load_catalog().wnids if w in set(laion_table.index)]
+    if imagenet is not None and not set(classes) & set(imagenet[0].index):
+        raise DatasetError("ImageNet-val and LAIONet share no class: check the datasets' wnids")
+    datasets = {"laionet": summarize_dataset(laion_table, classes=classes, weights=weights, **laion_kw)}
+    frames = {"laionet": laion_table}
+    if imagenet is not None:
+        datasets["imagenet"] = summarize_dataset(imagenet[0], classes=classes, weights=weights, **imagenet[1])
+        frames["imagenet"] = imagenet[0]
+    return ModelResult(
+        model=model,
+        run_key=run_key,
+        model_info=model_info,
+        classes=classes,
+        datasets=datasets,
+        provenance=provenance,
+        per_class=per_class_frame(frames, classes, weights),
+    )
+
+
+def per_class_frame(frames: dict[str, pd.DataFrame], classes: list[str], weights: pd.Series | None) -> pd.DataFrame:
+    """Join per-dataset recall tables into one row per class (prefix = dataset key)."""
+    catalog = load_catalog()
+    out = pd.DataFrame({"wnid": classes})
+    out["class_index"] = [catalog.get(w).index for w in classes]
+    out["name"] = [catalog.get(w).name for w in classes]
+    for key, table in frames.items():
+        part = table.reindex(classes)[["n", "top1", "top5", "se_top1", "se_top5"]]
+        part = part.fillna({"n": 0}).astype({"n": "int64"})
+        for col in part.columns:
+            out[f"{key}_{col}"] = part[col].to_numpy()
+    out["laionet_weight"] = weights.reindex(classes).to_numpy(dtype=float) if weights is not None else math.nan
+    if "imagenet" in frames:
+        out["drop_top1"] = out["imagenet_top1"] - out["laionet_top1"]
+        out["drop_top5"] = out["imagenet_top5"] - out["laionet_top5"]
+    return out
+
+
+def model_slug(model: str) -> str:
+    """A file-system-safe folder name for a model spec."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", model).strip("_")
+
+
+def write_result(result: ModelResult, results_dir: str | Path) -> Path:
+    """Write ``result.json`` + per-class parquet/CSV atomically; returns the model's folder."""
+    folder = Path(results_dir) / model_slug(result.model)
+    if result.per_class is not None:
+        with atomic_write(folder / PER_CLASS_FILE) as handle:
+            result.per_class.to_parquet(handle, index=False)
+        with atomic_write(folder / "per_class.csv", "w") as handle:
+            result.per_class.to_csv(handle, index=False)
+    write_text_atomic(folder / RESULT_FILE, json.dumps(result.to_dict(), indent=2, allow_nan=True) + "\n")
+    return folder
+
+
+def read_result(folder: str | Path) -> ModelResult:
+    """Read one model folder written by :func:`write_result`."""
+    folder = Path(folder)
+    path = folder / RESULT_FILE
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: no result here; run 'laionet-bench run' first") from None
+    except json.JSONDecodeError as exc:
+        raise DatasetError(f"{path}: not valid JSON ({exc}); delete it and re-run the evaluation") from None
+    per_class_path = folder / PER_CLASS_FILE
+    per_class = pd.read_parquet(per_class_path) if per_class_path.exists() else None
+    return ModelResult.from_dict(data, per_class)
+
+
+def read_results(results_dir: str | Path) -> list[ModelResult]:
+    """Every model result under ``results_dir`` (one folder per model), sorted by model name."""
+    root = Path(results_dir)
+    if not root.is_dir():
+        raise DatasetError(f"{root}: no such results folder; run 'laionet-bench run --out {root}' first")
+    return [read_result(p.parent) for p in sorted(root.glob(f"*/{RESULT_FILE}"))]
