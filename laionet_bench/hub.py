@@ -30,7 +30,7 @@ __all__ = ["HubDownload", "download_index_file", "resolve_repo_id", "snapshot"]
 logger = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
-_SNAPSHOT_RE = re.compile(r"/snapshots/([0-9a-f]{40})/")
+_SNAPSHOT_RE = re.compile(r"/snapshots/([0-9a-f]{40})(?:/|$)")
 
 
 @dataclass(frozen=True)
@@ -163,4 +163,4 @@ def snapshot(
         folder = snapshot_download(repo_id, revision=revision, allow_patterns=allow_patterns, **kwargs)
     except Exception as exc:
         raise _translate(exc, repo_id, "the repo snapshot", revision) from exc
-    return Path(folder), _commit_of(folder + "/")
+    return Path(folder), _commit_of(folder)

@@ -209,10 +209,16 @@ def validate_index_table(table: pa.Table, path: str = "<table>") -> pd.DataFrame
     if table.num_rows == 0:
         raise IndexValidationError(path, "the index has no rows")
     table = table.select(expected + [n for n in table.column_names if n.startswith(EXTENSION_PREFIX)])
+    # cast with every field nullable: null checks below report them with row ids
     frame = table.cast(
-        pa.schema([INDEX_SCHEMA.field(n) if n in expected else table.schema.field(n) for n in table.column_names])
+        pa.schema([
+            INDEX_SCHEMA.field(n).with_nullable(True) if n in expected else table.schema.field(n)
+            for n in table.column_names
+        ])
     ).to_pandas()
     for col in INDEX_COLUMNS:
+        if col.nullable and pa.types.is_integer(col.dtype):  # keep ints ints when some are missing
+            frame[col.name] = frame[col.name].astype("Int32")
         if not col.nullable:
             nulls = frame[col.name].isna().to_numpy()
             if nulls.any():

@@ -1,0 +1,132 @@
+"""Index downloads through the real huggingface_hub client against a loopback Hub."""
+
+import json
+
+import huggingface_hub.constants as hf_constants
+import pytest
+
+from laionet_bench._io import sha256_file
+from laionet_bench.errors import HubError
+from laionet_bench.hub import snapshot
+from laionet_bench.index import load_index, write_index
+
+from .conftest import make_index_frame
+
+REPO = "laionet-bench/laionet"
+
+
+def _publish(hub, tmp_path, frame, *, variant="clip_0.82", manifest=True) -> tuple[str, bytes]:
+    path = tmp_path / f"{variant}.parquet"
+    digest = write_index(frame.assign(variant=variant), path)
+    data = path.read_bytes()
+    files = {f"data/{variant}.parquet": data, "README.md": b"# LAIONet\n"}
+    if manifest:
+        files["manifest.json"] = json.dumps({"files": {f"data/{variant}.parquet": {"sha256": digest}}}).encode()
+    return hub.commit(REPO, files), data
+
+
+def test_download_records_commit_and_sha_then_reuses_cache_offline(fake_hub, tmp_path, index_frame, monkeypatch):
+    sha, data = _publish(fake_hub, tmp_path, index_frame)
+    index = load_index("laionet")
+    assert index.revision == sha
+    assert index.source == f"hf://datasets/{REPO}"
+    assert index.sha256 == sha256_file(tmp_path / "clip_0.82.parquet")
+    assert len(index) == 30
+    methods = [(m, p.split("?")[0]) for m, p, _ in fake_hub.requests]
+    assert ("GET", f"/datasets/{REPO}/resolve/main/data/clip_0.82.parquet") in methods
+    # every request identifies the library
+    assert all("laionet-bench" in h.get("user-agent", h.get("User-Agent", "")) for _, _, h in fake_hub.requests)
+
+    # offline: no request reaches the server, the cached copy and its commit are used
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
+    before = len(fake_hub.requests)
+    offline = load_index("laionet")
+    assert len(fake_hub.requests) == before
+    assert offline.revision == sha and offline.sha256 == index.sha256
+
+
+def test_pinned_revision_survives_later_pushes(fake_hub, tmp_path):
+    first, _ = _publish(fake_hub, tmp_path, make_index_frame(["n01440764"] * 4))
+    second, _ = _publish(fake_hub, tmp_path, make_index_frame(["n01443537"] * 6))
+    assert first != second
+    assert len(load_index("laionet")) == 6
+    pinned = load_index("laionet", revision=first)
+    assert pinned.revision == first and len(pinned) == 4
+    fake_hub.tag(REPO, "v1.0", first)
+    assert load_index("laionet", revision="v1.0").revision == first
+
+
+def test_variant_and_repo_override(fake_hub, tmp_path, monkeypatch):
+    fake_hub.commit("my-org/mine", {})
+    path = tmp_path / "t.parquet"
+    write_index(make_index_frame(["n01440764"] * 2, variant="clip_top50"), path)
+    fake_hub.commit("my-org/mine", {"data/clip_top50.parquet": path.read_bytes()})
+    (tmp_path / "pyproject.toml").write_text('[tool.laionet-bench]\nhub_repo = "my-org/mine"\n')
+    index = load_index("laionet:clip_top50")
+    assert index.source == "hf://datasets/my-org/mine" and index.variant == "clip_top50"
+
+
+def test_snapshot_download(fake_hub, tmp_path):
+    sha, data = _publish(fake_hub, tmp_path, make_index_frame(["n01440764"] * 3))
+    folder, commit = snapshot()
+    assert commit == sha
+    assert (folder / "data" / "clip_0.82.parquet").read_bytes() == data
+    assert json.loads((folder / "manifest.json").read_text())["files"]
+
+
+def test_missing_repo(fake_hub):
+    with pytest.raises(HubError, match="dataset repo 'nobody/nothing' not found"):
+        load_index("laionet", repo_id="nobody/nothing")
+
+
+def test_missing_file_names_the_variant(fake_hub, tmp_path, index_frame):
+    _publish(fake_hub, tmp_path, index_frame)
+    with pytest.raises(HubError, match="data/mpnet_0.58.parquet not found .* check the variant"):
+        load_index("laionet:mpnet_0.58")
+
+
+def test_missing_revision(fake_hub, tmp_path, index_frame):
+    _publish(fake_hub, tmp_path, index_frame)
+    with pytest.raises(HubError, match="revision 'v9' not found"):
+        load_index("laionet", revision="v9")
+
+
+def test_corrupt_parquet_on_the_hub(fake_hub):
+    fake_hub.commit(REPO, {"data/clip_0.82.parquet": b"PAR1 this is not a parquet file"})
+    with pytest.raises(Exception, match="cannot be read as parquet"):
+        load_index("laionet")
+
+
+def test_manifest_mismatch_is_detected(fake_hub, tmp_path, index_frame):
+    path = tmp_path / "i.parquet"
+    write_index(index_frame, path)
+    manifest = json.dumps({"files": {"data/clip_0.82.parquet": {"sha256": "0" * 64}}}).encode()
+    fake_hub.commit(REPO, {"data/clip_0.82.parquet": path.read_bytes(), "manifest.json": manifest})
+    with pytest.raises(HubError, match="cached copy is corrupt; delete"):
+        load_index("laionet")
+
+
+def test_offline_with_empty_cache(monkeypatch):
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(HubError, match=r"not in the local Hugging Face cache and offline mode is on \(HF_HUB_OFFLINE=1\)"):
+        load_index("laionet")
+
+
+def test_server_error_mid_download(fake_hub, tmp_path, index_frame):
+    _publish(fake_hub, tmp_path, index_frame)
+    fake_hub.faults["clip_0.82.parquet"] = ["501"]
+    with pytest.raises(HubError, match="could not reach the Hub .* not cached"):
+        load_index("laionet")
+    # nothing half-written was left: the next attempt succeeds from a clean cache
+    assert len(load_index("laionet")) == 30
+
+
+def test_connection_reset_mid_body_leaves_no_partial_file(fake_hub, tmp_path, index_frame):
+    _publish(fake_hub, tmp_path, index_frame)
+    # the HEAD consumes the first action, the GET the second
+    fake_hub.faults["clip_0.82.parquet"] = ["ok", "rst"]
+    with pytest.raises(HubError, match="retry the command"):
+        load_index("laionet")
+    blobs = list((tmp_path / "hf" / "hub").rglob("blobs/*"))
+    assert all(not b.name.endswith(".incomplete") for b in blobs)
+    assert len(load_index("laionet")) == 30

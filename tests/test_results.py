@@ -1,0 +1,85 @@
+"""Result records: building from per-class tables, gaps, files, provenance."""
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from laionet_bench.errors import DatasetError
+from laionet_bench.metrics import per_class_recall
+from laionet_bench.results import Provenance, build_model_result, read_results, write_result
+
+
+def _table(spec: dict[str, tuple[int, int, int]]) -> pd.DataFrame:
+    """wnid -> (n, top1 correct, top5 correct) as a per-class recall table."""
+    wnids, c1, c5 = [], [], []
+    for wnid, (n, k1, k5) in spec.items():
+        wnids += [wnid] * n
+        c1 += [True] * k1 + [False] * (n - k1)
+        c5 += [True] * k5 + [False] * (n - k5)
+    return per_class_recall(wnids, c1, c5)
+
+
+def _result(model="m.tag"):
+    laion = _table({"n01440764": (10, 5, 8), "n01443537": (20, 10, 15)})
+    imagenet = _table({"n01440764": (50, 40, 48), "n01443537": (50, 45, 50), "n01484850": (50, 50, 50)})
+    weights = pd.Series({"n01440764": 0.25, "n01443537": 0.75})
+    return build_model_result(
+        model=model,
+        run_key="k" * 16,
+        model_info={"architecture": "m", "params": 10},
+        provenance=Provenance.collect(device="cpu", dtype="float32"),
+        laionet=(laion, {"dataset": "laionet:clip_0.82", "identity": {"sha256": "x"}, "n_listed": 32, "n_failed": 2}),
+        imagenet=(imagenet, {"dataset": "imagenet-val", "identity": {}, "n_listed": 150, "n_failed": 0}),
+        weights=weights,
+    )
+
+
+def test_imagenet_is_restricted_to_laionet_classes_and_gap_is_the_difference():
+    result = _result()
+    assert result.classes == ["n01440764", "n01443537"]
+    imagenet = result.datasets["imagenet"]
+    assert imagenet.n_classes == 2 and imagenet.n_evaluated == 100  # n01484850 is not in LAIONet
+    assert imagenet.top1.value == pytest.approx((0.8 + 0.9) / 2)
+    laion = result.datasets["laionet"]
+    assert laion.top1.value == pytest.approx(0.5)
+    assert laion.lw_top1.value == pytest.approx(0.25 * 0.5 + 0.75 * 0.5)
+    assert laion.micro_top1 == pytest.approx(15 / 30)
+    gap = result.gaps["top1"]
+    assert gap.value == pytest.approx(0.85 - 0.5)
+    assert gap.se == pytest.approx(math.hypot(imagenet.top1.se, laion.top1.se))
+    per_class = result.per_class.set_index("wnid")
+    assert per_class.loc["n01440764", "drop_top1"] == pytest.approx(0.8 - 0.5)
+    assert per_class.loc["n01443537", "laionet_weight"] == pytest.approx(0.75)
+
+
+def test_write_read_roundtrip_keeps_numbers_numbers(tmp_path):
+    result = _result("resnet50.a1_in1k")
+    folder = write_result(result, tmp_path / "results")
+    data = json.loads((folder / "result.json").read_text())
+    assert isinstance(data["datasets"]["laionet"]["top1"]["value"], float)
+    assert isinstance(data["gaps"]["top1"]["se"], float)
+    assert data["provenance"]["harness_version"] and data["provenance"]["device"] == "cpu"
+    back = read_results(tmp_path / "results")
+    assert [r.model for r in back] == ["resnet50.a1_in1k"]
+    assert back[0].datasets == result.datasets
+    pd.testing.assert_frame_equal(back[0].per_class, result.per_class)
+    csv = pd.read_csv(folder / "per_class.csv")
+    assert np.issubdtype(csv["laionet_top1"].dtype, np.floating)
+
+
+def test_disjoint_classes_and_missing_results_are_clear(tmp_path):
+    with pytest.raises(DatasetError, match="share no class"):
+        build_model_result(
+            model="m", run_key="k", model_info={}, provenance=Provenance.collect(device="cpu", dtype="float32"),
+            laionet=(_table({"n01440764": (3, 1, 2)}), {"dataset": "l", "identity": {}, "n_listed": 3, "n_failed": 0}),
+            imagenet=(_table({"n01443537": (3, 1, 2)}), {"dataset": "i", "identity": {}, "n_listed": 3, "n_failed": 0}),
+        )
+    with pytest.raises(DatasetError, match="run 'laionet-bench run --out"):
+        read_results(tmp_path / "nothing")
+    (tmp_path / "r" / "m").mkdir(parents=True)
+    (tmp_path / "r" / "m" / "result.json").write_text("{not json")
+    with pytest.raises(DatasetError, match="not valid JSON"):
+        read_results(tmp_path / "r")
