@@ -214,7 +214,7 @@ def plot_per_class_frequency(board: Leaderboard, path: str | Path) -> Path | Non
     ax.set_ylim(-3, 103)
     ax.set_title("Per-class recall vs LAIONet class frequency")
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    fig.legend(loc="outside lower center", ncol=2, fontsize=8)  # below the axes: the points fill the plot
     return _save(fig, Path(path))
 
 

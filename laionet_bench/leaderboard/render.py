@@ -92,7 +92,7 @@ def to_markdown(board: Leaderboard, *, title: str = "LAIONet leaderboard") -> st
     from tabulate import tabulate
 
     table = tabulate(_display_rows(board.table), headers=[h for _, h, _ in DISPLAY_COLUMNS], tablefmt="github",
-                     disable_numparse=True)
+                     disable_numparse=True, colalign=[("left" if f == "text" else "right") for _, _, f in DISPLAY_COLUMNS])
     lines = [f"# {title}", "", "Accuracies in %, equi-weighted over the LAIONet classes unless LAION-weighted; "
              "gap = ImageNet-val − LAIONet (points).", "", table]
     groups = [g for g in GROUPS if g in set(board.table["group"])]
