@@ -253,7 +253,7 @@ def build_leaderboard(results: list[ModelResult], *, results_dir: str | Path | N
         fit=fit,
         fit_models=fit_models,
         per_class={r.model: r.per_class for r in results if r.per_class is not None},
-        generated=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        generated=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     )
 
 
