@@ -19,12 +19,15 @@ from ._errors import report
 __all__ = ["SUBCOMMANDS", "build_parser", "main"]
 
 #: Subcommand modules, in the order ``--help`` lists them.
-SUBCOMMANDS = ("classes", "index")
+SUBCOMMANDS = ("classes", "index", "leaderboard", "compare", "publish")
 
 EPILOG = """examples:
   laionet-bench classes husky                 search the ImageNet-1k catalogue
   laionet-bench index info laionet:clip_0.82  download (or reuse) the Hub index and describe it
   laionet-bench index validate my_index.parquet
+  laionet-bench leaderboard --results results/ --out leaderboard/
+  laionet-bench compare results-main/ results-pr/ --fail gap_top1:+1.0
+  laionet-bench publish --repo me/laionet-leaderboard
 """
 
 

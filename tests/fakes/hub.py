@@ -1,8 +1,8 @@
 """A loopback Hugging Face Hub that speaks what the real ``huggingface_hub`` client uses.
 
 Downloads (resolve HEAD/GET with ETag, X-Repo-Commit, Content-Length, Range; revision and tree
-listing for ``snapshot_download``), uploads (create repo, validate-yaml, preupload answering
-"regular", NDJSON commit) and Hub-style errors (``X-Error-Code``), following
+listing for ``snapshot_download``), uploads (create repo, create branch, validate-yaml, preupload
+answering "regular", NDJSON commit) and Hub-style errors (``X-Error-Code``), following
 ``shared/notes/hub_protocol.md``. Repos are in memory: ``{repo_id: {"commits": {sha: files},
 "refs": {branch_or_tag: sha}}}``; every commit gets a fresh sha and old commits stay readable.
 
@@ -233,6 +233,8 @@ class FakeHub:
                     return self._json(200, url)
                 if seg == ["api", "validate-yaml"]:
                     return self._json(200, {"errors": [], "warnings": []})
+                if len(seg) >= 6 and seg[:2] == ["api", "datasets"] and seg[4] == "branch":
+                    return self._branch(f"{seg[2]}/{seg[3]}", "/".join(seg[5:]), body)
                 if len(seg) >= 6 and seg[:2] == ["api", "datasets"] and seg[4] in ("preupload", "commit"):
                     repo_id, rev = f"{seg[2]}/{seg[3]}", seg[5]
                     if repo_id not in hub.repos:
@@ -244,7 +246,23 @@ class FakeHub:
                     return self._commit(repo_id, rev, body)
                 return self._error(404, None, "not found")
 
+            def _branch(self, repo_id: str, branch: str, body: bytes):
+                """create_branch: the new branch points at ``startingPoint`` (default: main's head)."""
+                repo = hub.repos.get(repo_id)
+                if repo is None:
+                    return self._error(404, "RepoNotFound", f"Repository not found: {repo_id}")
+                if branch in repo.refs:
+                    return self._error(409, None, f"Reference already exists: refs/heads/{branch}")
+                start = (json.loads(body) if body else {}).get("startingPoint") or "main"
+                sha = repo.refs.get(start, start if start in repo.commits else None)
+                if sha is None:
+                    return self._error(400, None, f"Invalid rev id: {start}")
+                repo.refs[branch] = sha
+                return self._json(200, {})
+
             def _commit(self, repo_id: str, rev: str, body: bytes):
+                if rev not in hub.repos[repo_id].refs:  # as the Hub: commits go to existing branches only
+                    return self._error(404, "RevisionNotFound", f"Invalid rev id: {rev}")
                 added: dict[str, bytes] = {}
                 deleted: list[str] = []
                 for line in body.decode().splitlines():

@@ -1,0 +1,149 @@
+"""Diff two result sets metric by metric, and fail CI when a metric worsens by more than allowed.
+
+Either side is a results folder (``laionet-bench run --out``), a ``leaderboard.json`` or a
+``leaderboard.csv``. Models are matched by name; every registered metric on the board is compared,
+with its direction from the metric registry (a falling gap is an improvement). Deltas are B − A in
+percent points.
+
+A rule ``METRIC:+DELTA`` (e.g. ``gap_top1:+1.0``) is violated when METRIC worsens by more than DELTA
+points for any model present on both sides.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ConfigError, DatasetError
+from ..metrics import METRICS, Z95, get_metric
+from ..results import read_results
+from .table import COLUMNS, DTYPES, build_table
+
+__all__ = ["COMPARED_METRICS", "Comparison", "FailRule", "compare_tables", "load_table", "resolve_metric"]
+
+#: Registered metrics that are leaderboard columns, in registry order.
+COMPARED_METRICS = tuple(m for m in METRICS if m in COLUMNS)
+#: Short names accepted in rules.
+ALIASES = {"gap": "gap_top1", "gap_lw": "gap_lw_top1", "er": "effective_robustness",
+           "laionet": "laionet_top1", "imagenet": "imagenet_top1"}
+_RULE = re.compile(r"^\s*([A-Za-z0-9_]+)\s*:\s*\+?\s*([0-9]*\.?[0-9]+)\s*$")
+
+
+def resolve_metric(name: str) -> str:
+    """A comparable metric name from a name or alias (``gap`` → ``gap_top1``); unknown names get suggestions."""
+    name = ALIASES.get(name.strip(), name.strip())
+    get_metric(name)
+    if name not in COMPARED_METRICS:
+        raise ConfigError(f"metric {name!r} is not a leaderboard column; use one of {', '.join(COMPARED_METRICS)}")
+    return name
+
+
+@dataclass(frozen=True)
+class FailRule:
+    """Fail when ``metric`` worsens by more than ``max_worsening`` points."""
+
+    metric: str
+    max_worsening: float
+
+    @classmethod
+    def parse(cls, text: str) -> FailRule:
+        """``"gap_top1:+1.0"`` → FailRule("gap_top1", 1.0); metric names are checked against the registry."""
+        match = _RULE.match(text)
+        if not match:
+            raise ConfigError(f"--fail {text!r}: expected METRIC:+DELTA in points, e.g. gap_top1:+1.0")
+        return cls(resolve_metric(match.group(1)), float(match.group(2)))
+
+    def __str__(self) -> str:
+        return f"{self.metric}:+{self.max_worsening:g}"
+
+
+@dataclass
+class Comparison:
+    """The per-model, per-metric diff and the rule violations it holds."""
+
+    diff: pd.DataFrame  # model, metric, a, b, delta, delta_se, worsening, significant, status
+    violations: pd.DataFrame  # the diff rows breaking a rule, with the rule
+    models_added: list[str]
+    models_removed: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return self.violations.empty
+
+    def changes(self) -> pd.DataFrame:
+        """Only regressions and improvements."""
+        return self.diff[self.diff["status"].isin(["regressed", "improved"])]
+
+
+def _from_json(path: Path) -> pd.DataFrame:
+    try:
+        data = json.loads(path.read_text("utf-8"))
+        return pd.DataFrame(data["models"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DatasetError(f"{path}: not a leaderboard.json ({exc}); pass a results folder instead") from None
+
+
+def load_table(path: str | Path) -> pd.DataFrame:
+    """The leaderboard frame of a results folder, a ``leaderboard.json`` or a ``leaderboard.csv``."""
+    path = Path(path)
+    if path.is_dir():
+        return build_table(read_results(path))[0]
+    if not path.is_file():
+        raise DatasetError(f"{path}: no such results folder or leaderboard file")
+    frame = _from_json(path) if path.suffix == ".json" else pd.read_csv(path)
+    missing = {"model", *COMPARED_METRICS} - set(frame.columns)
+    if "model" in missing:
+        raise DatasetError(f"{path}: no 'model' column; is this a leaderboard file?")
+    for column in missing:
+        frame[column] = math.nan
+    return frame.astype({c: t for c, t in DTYPES.items() if c in frame.columns})
+
+
+def _metric_diff(a: pd.DataFrame, b: pd.DataFrame, metric: str, tolerance: float) -> pd.DataFrame:
+    higher = get_metric(metric).higher_is_better
+    va, vb = a[metric].astype(float), b[metric].astype(float)
+    se_col = f"{metric}_se"
+    se_a = a[se_col].astype(float) if se_col in a else pd.Series(np.nan, index=a.index)
+    se_b = b[se_col].astype(float) if se_col in b else pd.Series(np.nan, index=b.index)
+    delta = vb - va
+    delta_se = np.hypot(se_a, se_b)
+    worsening = -delta if higher else delta
+    status = np.select([delta.isna(), worsening > tolerance, worsening < -tolerance],
+                       ["missing", "regressed", "improved"], "unchanged")
+    return pd.DataFrame({
+        "model": a.index, "metric": metric, "a": va.to_numpy(), "b": vb.to_numpy(), "delta": delta.to_numpy(),
+        "delta_se": delta_se.to_numpy(), "worsening": worsening.to_numpy(),
+        "significant": (delta.abs() > Z95 * delta_se).to_numpy(), "status": status,
+    })
+
+
+def compare_tables(
+    a: pd.DataFrame,
+    b: pd.DataFrame,
+    *,
+    rules: Iterable[FailRule] = (),
+    metrics: Sequence[str] = COMPARED_METRICS,
+    tolerance: float = 1e-9,
+) -> Comparison:
+    """Compare leaderboard frames ``a`` (baseline) and ``b`` (candidate) over the models in both."""
+    a_models, b_models = set(a["model"]), set(b["model"])
+    common = sorted(a_models & b_models)
+    a_idx = a.set_index("model").loc[common]
+    b_idx = b.set_index("model").loc[common]
+    parts = [_metric_diff(a_idx, b_idx, m, tolerance) for m in metrics if m in a_idx and m in b_idx]
+    diff = pd.concat(parts, ignore_index=True) if parts and common else pd.DataFrame(
+        columns=["model", "metric", "a", "b", "delta", "delta_se", "worsening", "significant", "status"])
+    broken = []
+    for rule in rules:
+        rows = diff[(diff["metric"] == rule.metric) & (diff["worsening"] > rule.max_worsening + tolerance)]
+        broken.append(rows.assign(rule=str(rule)))
+    violations = pd.concat(broken, ignore_index=True) if broken else diff.iloc[0:0].assign(rule="")
+    return Comparison(diff=diff, violations=violations, models_added=sorted(b_models - a_models),
+                      models_removed=sorted(a_models - b_models))

@@ -1,0 +1,217 @@
+"""Leaderboard renderers: Markdown (tabulate, GitHub-friendly), CSV, JSON and a static sortable HTML page.
+
+CSV and JSON are for machines: every number is a number (no signs, units, thousands separators or
+rounding; missing values are empty in CSV and ``null`` in JSON). Markdown and HTML are for people and
+round for display; the HTML page keeps the exact value in each cell's ``data-value`` so sorting is
+numeric, and every text it shows is escaped.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+
+from .groups import GROUPS
+from .table import COLUMNS, Leaderboard
+
+__all__ = ["DISPLAY_COLUMNS", "to_csv", "to_html", "to_json", "to_markdown"]
+
+#: (column, header, format) shown in Markdown and HTML; format "pct"/"pm"/"signed"/"int"/"millions"/"text".
+DISPLAY_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("rank_laionet_top1", "#", "int"),
+    ("model", "model", "text"),
+    ("group", "group", "text"),
+    ("params", "params (M)", "millions"),
+    ("img_size", "img", "int"),
+    ("crop_pct", "crop", "crop"),
+    ("interpolation", "interp.", "text"),
+    ("imagenet_top1", "ImageNet top-1", "pct"),
+    ("imagenet_top5", "ImageNet top-5", "pct"),
+    ("laionet_top1", "LAIONet top-1", "pct"),
+    ("laionet_top5", "LAIONet top-5", "pct"),
+    ("laionet_lw_top1", "LAION-weighted top-1", "pct"),
+    ("gap_top1", "gap top-1", "pct"),
+    ("gap_top1_se", "gap SE", "pct"),
+    ("effective_robustness", "eff. robustness", "signed"),
+    ("rank_change", "rank Δ", "signed_int"),
+    ("n_laionet", "LAIONet images", "int"),
+    ("n_imagenet", "ImageNet images", "int"),
+)
+
+
+def _missing(value: Any) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+
+
+def _display(value: Any, fmt: str) -> str:
+    """A cell for people; ``–`` when missing."""
+    if _missing(value):
+        return "–"
+    formats = {
+        "pct": lambda v: f"{v:.1f}",
+        "signed": lambda v: f"{v:+.1f}",
+        "signed_int": lambda v: f"{int(v):+d}" if v else "0",
+        "int": lambda v: f"{int(v)}",
+        "millions": lambda v: f"{v / 1e6:.1f}",
+        "crop": lambda v: f"{v:.3g}",
+    }
+    return formats[fmt](value) if fmt in formats else str(value)
+
+
+def _display_rows(table: pd.DataFrame) -> list[list[str]]:
+    return [[_display(row[col], fmt) for col, _, fmt in DISPLAY_COLUMNS] for _, row in table.iterrows()]
+
+
+def _similarity_markdown(board: Leaderboard, tabulate) -> list[str]:
+    if board.similarity.empty:
+        return []
+    lines = ["", "## Intra-class similarity", ""]
+    lines.append(tabulate(board.similarity, headers="keys", tablefmt="github", showindex=False, floatfmt=".4g"))
+    if not board.similarity_tests.empty:
+        lines += ["", tabulate(board.similarity_tests, headers="keys", tablefmt="github", showindex=False,
+                               floatfmt=".4g")]
+    return lines
+
+
+def _footer_lines(board: Leaderboard) -> list[str]:
+    lines = ["", "## Provenance", "", f"- generated: {board.generated}"]
+    if board.fit is not None:
+        lines.append(f"- effective robustness: logit(LAIONet) = {board.fit.slope:.3f} · logit(ImageNet) "
+                     f"{board.fit.intercept:+.3f}, fitted on {board.fit.n_models} models")
+    lines += [f"- {key}: {', '.join(values)}" for key, values in board.provenance.items()]
+    return lines
+
+
+def to_markdown(board: Leaderboard, *, title: str = "LAIONet leaderboard") -> str:
+    """The board as GitHub-flavoured Markdown: model table, similarity summary, provenance footer."""
+    from tabulate import tabulate
+
+    table = tabulate(_display_rows(board.table), headers=[h for _, h, _ in DISPLAY_COLUMNS], tablefmt="github",
+                     disable_numparse=True, colalign=[("left" if f == "text" else "right") for _, _, f in DISPLAY_COLUMNS])
+    lines = [f"# {title}", "", "Accuracies in %, equi-weighted over the LAIONet classes unless LAION-weighted; "
+             "gap = ImageNet-val − LAIONet (points).", "", table]
+    groups = [g for g in GROUPS if g in set(board.table["group"])]
+    lines += ["", "Groups: " + "; ".join(f"`{g}` {GROUPS[g].doc}" for g in groups)]
+    lines += _similarity_markdown(board, tabulate)
+    lines += _footer_lines(board)
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(board: Leaderboard) -> str:
+    """Every column of the table, full precision, missing values empty."""
+    return board.table.to_csv(index=False)
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    return json.loads(frame.to_json(orient="records", double_precision=15)) if not frame.empty else []
+
+
+def to_json(board: Leaderboard) -> str:
+    """``{"meta", "columns", "models", "similarity", "similarity_tests"}``; numbers as JSON numbers, NaN → null."""
+    payload = {
+        "meta": board.meta(),
+        "columns": COLUMNS,
+        "models": _records(board.table),
+        "similarity": _records(board.similarity),
+        "similarity_tests": _records(board.similarity_tests),
+    }
+    return json.dumps(payload, indent=1, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+_SORTER_JS = """
+document.querySelectorAll("table.sortable th").forEach(function (th, col) {
+  th.addEventListener("click", function () {
+    var body = th.closest("table").tBodies[0];
+    var rows = Array.prototype.slice.call(body.rows);
+    var asc = th.getAttribute("aria-sort") !== "ascending";
+    th.closest("tr").querySelectorAll("th").forEach(function (o) { o.removeAttribute("aria-sort"); });
+    th.setAttribute("aria-sort", asc ? "ascending" : "descending");
+    var numeric = th.dataset.type === "num";
+    function key(row) {
+      var v = row.cells[col].dataset.value;
+      if (!numeric) { return v; }
+      return v === "" ? NaN : parseFloat(v);
+    }
+    rows.sort(function (a, b) {
+      var x = key(a), y = key(b);
+      if (numeric) {
+        if (isNaN(x)) { return isNaN(y) ? 0 : 1; }
+        if (isNaN(y)) { return -1; }
+        return asc ? x - y : y - x;
+      }
+      return asc ? x.localeCompare(y) : y.localeCompare(x);
+    });
+    rows.forEach(function (r) { body.appendChild(r); });
+  });
+});
+"""
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
+table { border-collapse: collapse; font-size: 0.9em; margin-bottom: 1.5em; }
+th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+table.sortable th { cursor: pointer; background: #f2f2f2; }
+th[aria-sort="ascending"]::after { content: " ▲"; }
+th[aria-sort="descending"]::after { content: " ▼"; }
+img { max-width: 48%; margin: 0.5em; border: 1px solid #ddd; }
+"""
+
+
+def _html_table(board: Leaderboard) -> str:
+    esc = html.escape
+    head = "".join(
+        f'<th data-type="{"str" if fmt == "text" else "num"}" title="{esc(COLUMNS[col])}">{esc(header)}</th>'
+        for col, header, fmt in DISPLAY_COLUMNS
+    )
+    rows = []
+    for _, row in board.table.iterrows():
+        cells = []
+        for col, _, fmt in DISPLAY_COLUMNS:
+            value = row[col]
+            raw = "" if _missing(value) else str(value if fmt == "text" else float(value))
+            cls = "" if fmt == "text" else ' class="num"'
+            cells.append(f'<td{cls} data-value="{esc(raw)}">{esc(_display(value, fmt))}</td>')
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return (f'<table class="sortable" id="leaderboard"><thead><tr>{head}</tr></thead>'
+            f"<tbody>\n" + "\n".join(rows) + "\n</tbody></table>")
+
+
+def _html_frame(frame: pd.DataFrame) -> str:
+    if frame.empty:
+        return ""
+    esc = html.escape
+    head = "".join(f"<th>{esc(str(c))}</th>" for c in frame.columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{esc('' if _missing(v) else format(v, '.4g') if isinstance(v, float) else str(v))}</td>"
+                         for v in row) + "</tr>"
+        for row in frame.itertuples(index=False)
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def to_html(board: Leaderboard, *, title: str = "LAIONet leaderboard", figures: Sequence[str] = ()) -> str:
+    """A self-contained page: sortable table (click a header), figures, similarity, provenance."""
+    esc = html.escape
+    parts = [
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">', f"<title>{esc(title)}</title>",
+        f"<style>{_STYLE}</style></head><body>", f"<h1>{esc(title)}</h1>",
+        "<p>Accuracies in %, equi-weighted over the LAIONet classes unless LAION-weighted; gap = ImageNet-val − "
+        "LAIONet (points). Click a column header to sort.</p>",
+        _html_table(board),
+        "<dl>" + "".join(f"<dt>{esc(g.name)}</dt><dd>{esc(g.doc)}</dd>" for g in GROUPS.values()
+                         if g.name in set(board.table["group"])) + "</dl>",
+    ]
+    parts += [f'<img src="{esc(name)}" alt="{esc(name)}">' for name in figures]
+    if not board.similarity.empty:
+        parts += ["<h2>Intra-class similarity</h2>", _html_frame(board.similarity), _html_frame(board.similarity_tests)]
+    footer = [f"<li>generated: {esc(board.generated)}</li>"]
+    footer += [f"<li>{esc(k)}: {esc(', '.join(v))}</li>" for k, v in board.provenance.items()]
+    parts += ["<h2>Provenance</h2>", "<ul>" + "".join(footer) + "</ul>", f"<script>{_SORTER_JS}</script>",
+              "</body></html>"]
+    return "\n".join(parts) + "\n"

@@ -1,0 +1,103 @@
+"""Result-set diffs and --fail rules (library and CLI exit codes)."""
+
+from __future__ import annotations
+
+import pytest
+
+from laionet_bench.cli import main
+from laionet_bench.errors import ConfigError, DatasetError, UnknownNameError
+from laionet_bench.leaderboard import build_leaderboard, write_leaderboard
+from laionet_bench.leaderboard.compare import FailRule, compare_tables, load_table
+from laionet_bench.leaderboard.table import build_table
+from laionet_bench.results import write_result
+
+from .fakes.results import make_result
+
+
+def _write(folder, laionet_resnet50: float, extra: str | None = None):
+    results = [
+        make_result("resnet18.tv_in1k", imagenet=0.7, laionet=0.6),
+        make_result("resnet50.a1_in1k", imagenet=0.8, laionet=laionet_resnet50),
+        make_result("vit_base_patch16_224.augreg_in21k_ft_in1k", imagenet=0.9, laionet=0.775),
+    ]
+    if extra:
+        results.append(make_result(extra, imagenet=0.75, laionet=0.6))
+    for result in results:
+        write_result(result, folder)
+    return results
+
+
+def test_rule_parsing():
+    assert FailRule.parse("gap_top1:+1.0") == FailRule("gap_top1", 1.0)
+    assert FailRule.parse("gap:2") == FailRule("gap_top1", 2.0)
+    assert FailRule.parse(" laionet_lw_top1 : +0.25 ") == FailRule("laionet_lw_top1", 0.25)
+    assert str(FailRule.parse("gap:+1.5")) == "gap_top1:+1.5"
+    with pytest.raises(ConfigError, match="METRIC:\\+DELTA"):
+        FailRule.parse("gap_top1>1")
+    with pytest.raises(UnknownNameError, match="gap_top1"):
+        FailRule.parse("gap_topp1:+1")
+
+
+def test_directions_regressions_and_improvements(tmp_path):
+    _write(tmp_path / "a", 0.65)
+    _write(tmp_path / "b", 0.625)  # resnet50 loses 2.5 points on LAIONet: its gap grows by 2.5
+    result = compare_tables(load_table(tmp_path / "a"), load_table(tmp_path / "b"),
+                            rules=[FailRule("gap_top1", 1.0), FailRule("laionet_top1", 3.0)])
+    diff = result.diff.set_index(["model", "metric"])
+    gap = diff.loc[("resnet50.a1_in1k", "gap_top1")]
+    assert gap["delta"] == pytest.approx(2.5) and gap["status"] == "regressed"
+    laion = diff.loc[("resnet50.a1_in1k", "laionet_top1")]
+    assert laion["delta"] == pytest.approx(-2.5) and laion["status"] == "regressed"
+    assert diff.loc[("resnet50.a1_in1k", "imagenet_top1"), "status"] == "unchanged"
+    assert not result.ok
+    assert result.violations[["model", "metric", "rule"]].values.tolist() == [
+        ["resnet50.a1_in1k", "gap_top1", "gap_top1:+1"]]
+    better = compare_tables(load_table(tmp_path / "b"), load_table(tmp_path / "a"), rules=[FailRule("gap_top1", 0)])
+    assert better.ok
+    changes = better.changes()
+    accuracy_changes = changes[changes["metric"] != "effective_robustness"]  # the fit moves every model's ER
+    assert set(accuracy_changes["model"]) == {"resnet50.a1_in1k"}
+    assert set(accuracy_changes["status"]) == {"improved"}
+
+
+def test_added_and_removed_models_are_listed_not_failed(tmp_path):
+    _write(tmp_path / "a", 0.65, extra="old.model")
+    _write(tmp_path / "b", 0.65, extra="new.model")
+    result = compare_tables(load_table(tmp_path / "a"), load_table(tmp_path / "b"), rules=[FailRule("gap_top1", 0)])
+    assert result.ok
+    assert result.models_added == ["new.model"] and result.models_removed == ["old.model"]
+    assert "old.model" not in set(result.diff["model"])
+
+
+def test_leaderboard_json_and_csv_load_like_the_results_folder(tmp_path):
+    results = _write(tmp_path / "res", 0.65)
+    write_leaderboard(build_leaderboard(results), tmp_path / "lb", formats=["json", "csv"], plots=False)
+    from_dir = build_table(results)[0]
+    for path in (tmp_path / "lb" / "leaderboard.json", tmp_path / "lb" / "leaderboard.csv"):
+        result = compare_tables(from_dir, load_table(path))
+        assert result.changes().empty, path
+        assert len(result.diff) > 0
+    (tmp_path / "bad.json").write_text("[]")
+    with pytest.raises(DatasetError, match="not a leaderboard.json"):
+        load_table(tmp_path / "bad.json")
+    with pytest.raises(DatasetError, match="no such"):
+        load_table(tmp_path / "missing")
+
+
+def test_cli_exit_codes(tmp_path, capsys):
+    _write(tmp_path / "a", 0.65)
+    _write(tmp_path / "b", 0.625)
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    assert main(["compare", a, a, "--fail", "gap_top1:+0"]) == 0
+    assert "no metric changed" in capsys.readouterr().out
+    assert main(["compare", a, b, "--fail", "gap_top1:+1.0"]) == 1
+    captured = capsys.readouterr()
+    assert "resnet50.a1_in1k" in captured.out and "regressed" in captured.out
+    assert "FAIL gap_top1:+1" in captured.err
+    assert main(["compare", a, b, "--fail", "gap:+3"]) == 0  # within the allowance
+    assert main(["compare", a, b, "--metrics", "imagenet_top1", "--fail", "gap:+0"]) == 0  # gap not compared
+    capsys.readouterr()
+    assert main(["compare", a, b, "--fail", "nonsense"]) == 1
+    assert "METRIC:+DELTA" in capsys.readouterr().err
+    assert main(["compare", a, b, "--format", "csv", "--all"]) == 0
+    assert capsys.readouterr().out.startswith("model,metric,a,b,delta")
