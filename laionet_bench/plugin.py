@@ -64,8 +64,10 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
     try:
         item.stash[CHECKS_KEY] = marker_checks(item)
+        return
     except ConfigError as exc:
-        pytest.fail(f"{item.nodeid}: {exc}", pytrace=False)
+        message = f"{item.nodeid}: {exc}"
+    pytest.fail(message, pytrace=False)  # outside the except block: no chained traceback
 
 
 @pytest.hookimpl(wrapper=True)

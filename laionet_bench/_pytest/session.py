@@ -32,6 +32,14 @@ MARKER_KEYWORDS = ("model", "max_gap", "min_accuracy", "metric", "weighting", "t
 ENGINE_MODULE = "laionet_bench.evaluate"
 
 
+def _shown(path: Path) -> str:
+    """``path`` relative to the working directory when it lies below it (shorter CI logs and commands)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def _matches(stored: str, wanted: str) -> bool:
     """``resnet50`` matches a stored ``resnet50.a1_in1k``; a tagged spec must match exactly."""
     return stored == wanted or model_slug(stored) == model_slug(wanted) or stored.split(".", 1)[0] == wanted
@@ -89,7 +97,7 @@ class LaionetSession:
     def run_command(self, model: str) -> str:
         """The ``laionet-bench run`` command that produces ``model``'s result with these settings."""
         s = self.settings
-        args = ["laionet-bench", "run", "--models", model, "--out", str(self.results_dir)]
+        args = ["laionet-bench", "run", "--models", model, "--out", _shown(self.results_dir)]
         args += ["--dataset", s.dataset] if s.dataset else []
         args += ["--imagenet", s.imagenet or "IMAGENET_VAL_DIR"]
         for flag, value in (("--images", s.images), ("--index", s.index), ("--device", s.device)):
@@ -157,7 +165,7 @@ class LaionetSession:
             return found
         if self.settings.run:
             return self.evaluate(model)
-        raise MissingResultError(model, searched=[str(s) for s in self.settings.results],
+        raise MissingResultError(model, searched=[_shown(s) for s in self.settings.results],
                                  command=self.run_command(model))
 
     def evaluate(self, model: str) -> ModelResult:
@@ -231,9 +239,11 @@ class LaionetHandle:
         try:
             return self._session.result(model)
         except MissingResultError as exc:
-            if self.settings.missing == "skip":
-                pytest.skip(str(exc))
-            pytest.fail(f"{exc}\nor let pytest compute it: pytest --laionet-run", pytrace=False)
+            message = str(exc)
+        # outside the except block: the CI log shows the message, not a chained traceback
+        if self.settings.missing == "skip":
+            pytest.skip(message)
+        pytest.fail(f"{message}\nor let pytest compute it: pytest --laionet-run", pytrace=False)
 
     def evaluate(self, model: str) -> ModelResult:
         """Run the evaluation engine on ``model`` now (stored work is reused by the engine)."""
