@@ -428,3 +428,18 @@ def test_laionet_models_expands_through_the_registry():
     models = laionet_models("tf_efficientnet_lite*", exclude=["*lite1*"])
     assert "tf_efficientnet_lite0.in1k" in models
     assert not any("lite1" in m for m in models)
+
+
+def test_option_builders_are_shared_with_the_cli():
+    """With ``prefix=""`` the same builders make plain argparse options (``--results``, ``--tolerance``)."""
+    import argparse
+
+    from laionet_bench._pytest.options import add_check_options, add_live_options, add_results_options
+
+    parser = argparse.ArgumentParser(exit_on_error=False)
+    for add in (add_results_options, add_live_options, add_check_options):
+        add(parser.add_argument, prefix="")
+    args = parser.parse_args(["--results", "r", "--tolerance", "se", "--baseline-tolerance", "3", "--device", "cpu"])
+    assert (args.results, args.tolerance, args.baseline_tolerance, args.device) == ([Path("r")], 1.0, 3.0, "cpu")
+    with pytest.raises(argparse.ArgumentError, match="neither 'se' nor a number"):
+        parser.parse_args(["--tolerance", "x"])

@@ -26,8 +26,9 @@ __all__ = [
     "MISSING_CHOICES",
     "PluginSettings",
     "add_check_options",
+    "add_live_options",
     "add_plugin_options",
-    "add_source_options",
+    "add_results_options",
     "resolve_settings",
     "tolerance_arg",
 ]
@@ -72,14 +73,18 @@ def _dest(prefix: str, name: str) -> str:
     return (prefix + name).replace("-", "_")
 
 
-def add_source_options(addoption: Callable[..., Any], *, prefix: str = "laionet-") -> None:
-    """Where stored results are read from and what a live run evaluates on."""
+def add_results_options(addoption: Callable[..., Any], *, prefix: str = "laionet-") -> None:
+    """Where stored results are read from."""
     addoption(f"--{prefix}results", dest=_dest(prefix, "results"), action="append", type=Path, metavar="PATH",
               default=None, help="results folder, model folder or result.json to read; repeatable "
               "(default: %(default)r → ini laionet_results → [tool.laionet-bench] results_dir → "
               "$LAIONET_BENCH_RESULTS → 'results')")
     addoption(f"--{prefix}dataset", dest=_dest(prefix, "dataset"), type=str, metavar="DATASET", default=None,
               help="LAIONet dataset spec; stored results on another dataset are ignored (default: %(default)r = any)")
+
+
+def add_live_options(addoption: Callable[..., Any], *, prefix: str = "laionet-") -> None:
+    """What a live evaluation runs on (the same inputs as ``laionet-bench run``)."""
     addoption(f"--{prefix}images", dest=_dest(prefix, "images"), type=str, metavar="PATH", default=None,
               help="LAIONet images for live runs (default: %(default)r = the engine's default)")
     addoption(f"--{prefix}imagenet", dest=_dest(prefix, "imagenet"), type=str, metavar="PATH", default=None,
@@ -104,7 +109,8 @@ def add_check_options(addoption: Callable[..., Any], *, prefix: str = "laionet-"
 
 def add_plugin_options(addoption: Callable[..., Any]) -> None:
     """Options only the pytest plugin has."""
-    add_source_options(addoption, prefix="laionet-")
+    add_results_options(addoption, prefix="laionet-")
+    add_live_options(addoption, prefix="laionet-")
     add_check_options(addoption, prefix="laionet-")
     addoption("--laionet-run", dest="laionet_run", action="store_true", default=None,
               help="compute missing results live with the evaluation engine (default: off, or ini laionet_run)")

@@ -150,7 +150,7 @@ class LaionetSession:
                 raise ModelSpecError(f"{model!r} matches several results in {source}: "
                                      f"{sorted(r.model for r in matches)}; name the model with its tag")
             if matches:
-                return self._remember(model, matches[0], f"stored: {source}")
+                return self._remember(model, matches[0], f"stored: {_shown(source)}")
         return None
 
     def _remember(self, model: str, result: ModelResult, origin: str) -> ModelResult:
@@ -193,12 +193,12 @@ class LaionetSession:
         path = baseline_path(s.baseline_dir, result.model)
         if s.update_baseline:
             write_baseline(result, s.baseline_dir, tolerance=s.baseline_tolerance)
-            return BaselineComparison(model=result.model, metric=metric, path=str(path),
+            return BaselineComparison(model=result.model, metric=metric, path=_shown(path),
                                       tolerance=read_baseline(path).tolerance, n_compared=0, written=True)
         if not path.exists():
             return None
         return compare_to_baseline(result, read_baseline(path), metric=metric, tolerance=s.baseline_tolerance,
-                                   path=str(path))
+                                   path=_shown(path))
 
     def check_marker(self, kwargs: dict[str, Any], result: ModelResult, nodeid: str) -> list[str]:
         """Run one marker's checks on ``result``; returns failure messages (empty when it passed)."""
