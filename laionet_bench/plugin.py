@@ -14,7 +14,7 @@ import pytest
 
 from ._pytest.options import INI_OPTIONS, PluginSettings, add_plugin_options, resolve_settings
 from ._recorder import recording
-from .errors import ConfigError
+from .errors import ConfigError, LaionetBenchError
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._pytest.session import LaionetHandle, LaionetSession
@@ -88,7 +88,10 @@ def _run_marker_checks(item: pytest.Item, checks: list[dict]) -> None:
     handle = LaionetHandle(session)
     failures: list[str] = []
     for kwargs in checks:
-        failures += session.check_marker(kwargs, handle.result(kwargs["model"]), item.nodeid)
+        try:
+            failures += session.check_marker(kwargs, handle.result(kwargs["model"]), item.nodeid)
+        except LaionetBenchError as exc:  # e.g. a broken baseline file: its message says what to do
+            failures.append(f"{kwargs['model']}: {exc}")
     if failures:
         pytest.fail("\n\n".join(failures), pytrace=False)
 

@@ -276,6 +276,15 @@ def test_baseline_write_then_regression(project):
     project.runpytest("--laionet-baseline-tolerance", "10").assert_outcomes(passed=1)
 
 
+def test_broken_baseline_fails_with_its_path(project):
+    project.makepyfile(marker_test(max_gap=0.5))
+    (project.path / "tests" / "laionet_baselines").mkdir(parents=True)
+    (project.path / "tests" / "laionet_baselines" / f"{MODEL}.json").write_text("{oops")
+    result = project.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([f"{MODEL}: */tests/laionet_baselines/{MODEL}.json: not valid JSON*--laionet-update-baseline"])
+
+
 def test_baseline_dir_from_ini_and_opt_out(project):
     project.makefile(".toml", pyproject=PYPROJECT + 'laionet_baseline_dir = "ci/baselines"\n')
     project.makepyfile(marker_test(max_gap=0.5))
