@@ -2,27 +2,55 @@
 
 The public API is re-exported here; everything else lives in modules named by concern
 (``catalog``, ``index``, ``hub``, ``metrics``, ``results`` ...).
+
+Names are resolved lazily (PEP 562): the pytest plugin imports this package in every pytest run of an
+environment where laionet-bench is installed, so ``import laionet_bench`` must not pull in pandas.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-from .catalog import Catalog as Catalog  # noqa: E402
-from .catalog import lemma_map as lemma_map  # noqa: E402
-from .catalog import load_catalog as load_catalog  # noqa: E402
-from .errors import LaionetBenchError as LaionetBenchError  # noqa: E402
-from .index import LaionetIndex as LaionetIndex  # noqa: E402
-from .index import load_index as load_index  # noqa: E402
-from .results import ModelResult as ModelResult  # noqa: E402
-from .results import read_results as read_results  # noqa: E402
+#: public name -> module (relative to this package) that defines it
+_EXPORTS = {
+    "Catalog": "catalog",
+    "LaionetBenchError": "errors",
+    "LaionetIndex": "index",
+    "ModelResult": "results",
+    "assert_robustness_gap": "assertions",
+    "laionet_models": "_pytest.params",
+    "lemma_map": "catalog",
+    "load_catalog": "catalog",
+    "load_index": "index",
+    "read_results": "results",
+}
 
-__all__ = [
-    "Catalog",
-    "LaionetBenchError",
-    "LaionetIndex",
-    "ModelResult",
-    "__version__",
-    "lemma_map",
-    "load_catalog",
-    "load_index",
-    "read_results",
-]
+__all__ = ["__version__", *sorted(_EXPORTS)]
+
+if TYPE_CHECKING:  # pragma: no cover - static analysers see the eager imports
+    from ._pytest.params import laionet_models as laionet_models
+    from .assertions import assert_robustness_gap as assert_robustness_gap
+    from .catalog import Catalog as Catalog
+    from .catalog import lemma_map as lemma_map
+    from .catalog import load_catalog as load_catalog
+    from .errors import LaionetBenchError as LaionetBenchError
+    from .index import LaionetIndex as LaionetIndex
+    from .index import load_index as load_index
+    from .results import ModelResult as ModelResult
+    from .results import read_results as read_results
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

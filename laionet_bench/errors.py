@@ -15,7 +15,9 @@ __all__ = [
     "IndexValidationError",
     "LaionetBenchError",
     "MissingDependencyError",
+    "MissingResultError",
     "ModelSpecError",
+    "RobustnessError",
     "UnsafePickleError",
     "UnknownNameError",
 ]
@@ -93,3 +95,24 @@ class MissingDependencyError(LaionetBenchError, ImportError):
         super().__init__(
             f"{purpose} needs {package!r}, which is not installed: pip install 'laionet-bench[{extra}]'"
         )
+
+
+class MissingResultError(LaionetBenchError, LookupError):
+    """No stored result for a model; the message names the command that produces it."""
+
+    def __init__(self, model: str, *, searched: list[str], command: str):
+        self.model = model
+        self.searched = list(searched)
+        self.command = command
+        super().__init__(
+            f"no LAIONet result for {model!r} (searched: {', '.join(searched) or 'nothing'}); "
+            f"produce it with:\n    {command}"
+        )
+
+
+class RobustnessError(LaionetBenchError, AssertionError):
+    """A robustness check failed: the gap, the accuracy or a per-class baseline is out of bounds.
+
+    Example message: ``resnet50.a1_in1k: gap top1 (equi-weighted) = 0.1234 (SE 0.0051) > max_gap 0.1000
+    + 1 SE = 0.1051`` followed by a table of the classes with the largest recall drops.
+    """

@@ -1,0 +1,252 @@
+"""Per-class LAIONet recall baselines kept in the user's repo, and regression detection against them.
+
+A baseline is one JSON file per model (``<dir>/<model slug>.json``, by default
+``tests/laionet_baselines/``) holding every class's LAIONet recall, its standard error and its count,
+plus a tolerance in standard errors. A class *regresses* when its recall fell by more than
+``tolerance × sqrt(se_baseline² + se_now²)``. The file's ``tolerance`` applies to every class; a
+class entry may carry its own ``"tolerance"`` to loosen or tighten just that class (kept when the
+baseline is rewritten). Baselines are written by ``pytest --laionet-update-baseline`` or
+:func:`write_baseline`.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import __version__
+from ._io import write_text_atomic
+from ._recorder import record
+from ._tolerance import METRIC_CHOICES, parse_tolerance
+from .errors import ConfigError, DatasetError, RobustnessError
+from .results import ModelResult, model_slug
+
+__all__ = [
+    "BASELINE_SCHEMA",
+    "DEFAULT_TOLERANCE",
+    "Baseline",
+    "BaselineComparison",
+    "Regression",
+    "assert_no_regression",
+    "baseline_path",
+    "compare_to_baseline",
+    "read_baseline",
+    "write_baseline",
+]
+
+BASELINE_SCHEMA = 1
+#: Default regression tolerance, in standard errors of the per-class recall difference.
+DEFAULT_TOLERANCE = 2.0
+#: Most regressed classes listed in a failure message.
+MAX_LISTED = 20
+
+
+def baseline_path(directory: str | Path, model: str) -> Path:
+    """Where the baseline of ``model`` lives inside ``directory``."""
+    return Path(directory) / f"{model_slug(model)}.json"
+
+
+@dataclass
+class Baseline:
+    """Per-class LAIONet recalls of one model at the time the baseline was written."""
+
+    model: str
+    dataset: str  # the LAIONet dataset spec the recalls were measured on
+    tolerance: float  # standard errors
+    classes: dict[str, dict]  # wnid -> {name, n, top1, se_top1, top5, se_top5[, tolerance]}
+    created: str = ""
+    harness_version: str = __version__
+    schema_version: int = BASELINE_SCHEMA
+
+    def to_dict(self) -> dict:
+        return {
+            "schema_version": self.schema_version,
+            "model": self.model,
+            "dataset": self.dataset,
+            "tolerance": self.tolerance,
+            "created": self.created,
+            "harness_version": self.harness_version,
+            "classes": self.classes,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict, *, path: str = "<baseline>") -> Baseline:
+        if data.get("schema_version") != BASELINE_SCHEMA:
+            raise DatasetError(f"{path}: baseline schema {data.get('schema_version')!r} is not {BASELINE_SCHEMA}; "
+                               "rewrite it with pytest --laionet-update-baseline")
+        try:
+            return cls(model=data["model"], dataset=data["dataset"], tolerance=parse_tolerance(data["tolerance"]),
+                       classes=dict(data["classes"]), created=data.get("created", ""),
+                       harness_version=data.get("harness_version", ""))
+        except (KeyError, ConfigError) as exc:
+            raise DatasetError(f"{path}: not a laionet-bench baseline ({exc}); rewrite it with "
+                               "pytest --laionet-update-baseline") from None
+
+
+def read_baseline(path: str | Path) -> Baseline:
+    """Read a baseline file (``DatasetError`` naming the file when it is broken)."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DatasetError(f"{path}: not valid JSON ({exc}); fix it or rewrite it with "
+                           "pytest --laionet-update-baseline") from None
+    return Baseline.from_dict(data, path=str(path))
+
+
+def _class_entries(result: ModelResult) -> dict[str, dict]:
+    table = result.per_class
+    if table is None:
+        raise DatasetError(f"result for {result.model!r} has no per-class table (per_class.parquet): "
+                           "a baseline needs per-class recalls; re-run the evaluation")
+    entries: dict[str, dict] = {}
+    for row in table.to_dict("records"):
+        if not row.get("laionet_n"):
+            continue
+        entries[row["wnid"]] = {
+            "name": row["name"],
+            "n": int(row["laionet_n"]),
+            **{f"{p}{m}": float(row[f"laionet_{p}{m}"]) for m in METRIC_CHOICES for p in ("", "se_")},
+        }
+    return dict(sorted(entries.items()))
+
+
+def write_baseline(result: ModelResult, directory: str | Path, *, tolerance: float | None = None) -> Path:
+    """Write (or rewrite) the baseline of ``result.model``; keeps the old file's tolerances."""
+    path = baseline_path(directory, result.model)
+    previous = read_baseline(path) if path.exists() else None
+    classes = _class_entries(result)
+    if previous is not None:
+        for wnid, entry in previous.classes.items():
+            if "tolerance" in entry and wnid in classes:
+                classes[wnid]["tolerance"] = entry["tolerance"]
+    chosen = tolerance if tolerance is not None else previous.tolerance if previous else DEFAULT_TOLERANCE
+    baseline = Baseline(
+        model=result.model, dataset=result.datasets["laionet"].dataset, tolerance=parse_tolerance(chosen),
+        classes=classes, created=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+    )
+    write_text_atomic(path, json.dumps(baseline.to_dict(), indent=2, allow_nan=True) + "\n")
+    return path
+
+
+@dataclass(frozen=True)
+class Regression:
+    """One class whose recall fell beyond its tolerance."""
+
+    wnid: str
+    name: str
+    baseline: float
+    current: float
+    se: float  # SE of the difference
+    tolerance: float
+
+    @property
+    def drop_in_se(self) -> float:
+        return (self.baseline - self.current) / self.se if self.se > 0 else math.inf
+
+
+@dataclass(frozen=True)
+class BaselineComparison:
+    """The outcome of comparing a result with its baseline."""
+
+    model: str
+    metric: str
+    path: str
+    tolerance: float
+    n_compared: int
+    regressions: tuple[Regression, ...] = ()
+    missing: tuple[str, ...] = ()  # baseline classes without a LAIONet recall now
+    written: bool = False  # the baseline was (re)written instead of compared
+
+    @property
+    def passed(self) -> bool:
+        return not self.regressions and not self.missing
+
+    @property
+    def status(self) -> str:
+        if self.written:
+            return "written"
+        if self.passed:
+            return f"ok ({self.n_compared} classes)"
+        return f"{len(self.regressions) + len(self.missing)} regressed"
+
+    def message(self) -> str:
+        """Multi-line report listing the regressed classes, worst first."""
+        lines = [f"LAIONet per-class {self.metric} regression for {self.model!r} against {self.path} "
+                 f"(tolerance {self.tolerance:g} SE): {len(self.regressions)} of {self.n_compared} classes regressed"]
+        if self.regressions:
+            from tabulate import tabulate
+
+            ranked = sorted(self.regressions, key=lambda r: -r.drop_in_se)
+            rows = [[r.wnid, r.name, r.baseline, r.current, r.baseline - r.current, r.se, r.drop_in_se]
+                    for r in ranked[:MAX_LISTED]]
+            table = tabulate(rows, headers=["wnid", "class", "baseline", "now", "drop", "SE", "drop/SE"],
+                             floatfmt=".4f")
+            lines += ["  " + line for line in table.splitlines()]
+            if len(ranked) > MAX_LISTED:
+                lines.append(f"  ... and {len(ranked) - MAX_LISTED} more")
+        if self.missing:
+            lines.append(f"  classes in the baseline without a LAIONet recall now: {', '.join(self.missing)}")
+        lines.append("if the change is intended, rewrite the baseline: pytest --laionet-update-baseline")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        return {
+            "kind": "baseline",
+            "model": self.model,
+            "metric": self.metric,
+            "path": self.path,
+            "tolerance": self.tolerance,
+            "n_compared": self.n_compared,
+            "written": self.written,
+            "passed": self.passed,
+            "status": self.status,
+            "regressions": [{**r.__dict__, "drop_in_se": r.drop_in_se} for r in self.regressions],
+            "missing": list(self.missing),
+        }
+
+
+def compare_to_baseline(
+    result: ModelResult, baseline: Baseline, *, metric: str = "top1", tolerance: float | None = None,
+    path: str = "<baseline>",
+) -> BaselineComparison:
+    """Compare per-class LAIONet recalls with ``baseline``.
+
+    ``tolerance`` (standard errors) replaces the file's tolerance; a class's own ``tolerance`` wins over both.
+    """
+    if metric not in METRIC_CHOICES:
+        raise ConfigError(f"metric {metric!r} is not one of {METRIC_CHOICES}")
+    default = parse_tolerance(tolerance) if tolerance is not None else baseline.tolerance
+    current = _class_entries(result)
+    regressions, missing = [], []
+    for wnid, before in baseline.classes.items():
+        now = current.get(wnid)
+        if now is None or math.isnan(now[metric]):
+            missing.append(wnid)
+            continue
+        k = parse_tolerance(before.get("tolerance", default))
+        se = math.hypot(before[f"se_{metric}"], now[f"se_{metric}"])
+        if before[metric] - now[metric] > k * se:
+            regressions.append(Regression(wnid, before.get("name", ""), before[metric], now[metric], se, k))
+    return BaselineComparison(model=result.model, metric=metric, path=path, tolerance=default,
+                              n_compared=len(baseline.classes) - len(missing),
+                              regressions=tuple(regressions), missing=tuple(missing))
+
+
+def assert_no_regression(
+    result: ModelResult, baseline: str | Path, *, metric: str = "top1", tolerance: float | None = None,
+) -> BaselineComparison:
+    """Fail (``RobustnessError``) when a class regressed against the baseline file (or folder) ``baseline``."""
+    path = Path(baseline)
+    if path.is_dir() or not path.suffix:
+        path = baseline_path(path, result.model)
+    if not path.exists():
+        raise DatasetError(f"{path}: no baseline for {result.model!r}; write it with pytest --laionet-update-baseline")
+    comparison = compare_to_baseline(result, read_baseline(path), metric=metric, tolerance=tolerance, path=str(path))
+    record(comparison)
+    if not comparison.passed:
+        raise RobustnessError(comparison.message())
+    return comparison
