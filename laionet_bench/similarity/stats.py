@@ -37,6 +37,7 @@ __all__ = [
     "ComparisonSummary",
     "class_stats",
     "class_stats_naive",
+    "common_classes",
     "compare_classes",
     "pair_similarities",
     "per_class_stats",
@@ -143,6 +144,11 @@ def _rng(seed: int, dataset: str, wnid: str) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(dataset.encode()), zlib.crc32(wnid.encode())])
 
 
+def common_classes(by_class: Mapping[str, Mapping[str, np.ndarray]]) -> set[str]:
+    """Classes with at least one pair (two images) in every dataset."""
+    return set.intersection(*({w for w, e in classes.items() if len(e) >= 2} for classes in by_class.values()))
+
+
 def pooled_histogram(
     by_class: Mapping[str, Mapping[str, np.ndarray]],
     *,
@@ -158,8 +164,7 @@ def pooled_histogram(
     Returns:
         (table with ``bin_left``, ``bin_right`` and one count column per dataset, the pooled samples).
     """
-    common = set.intersection(*({w for w, e in classes.items() if len(e) >= 2} for classes in by_class.values()))
-    order = sorted(common)
+    order = sorted(common_classes(by_class))
     pooled: dict[str, np.ndarray] = {}
     edges = np.linspace(value_range[0], value_range[1], bins + 1)
     table = pd.DataFrame({"bin_left": edges[:-1], "bin_right": edges[1:]})
