@@ -61,13 +61,13 @@ def plot_class_intervals(comparison: pd.DataFrame, path: str | Path, *, a: str, 
     tested = comparison[comparison["tested"]].sort_values("delta")
     fig, ax = _figure(7.2, 4.2)
     rank = np.arange(len(tested))
-    ax.fill_between(rank, tested["delta_low"], tested["delta_high"], color="#bbbbbb", alpha=0.6, linewidth=0,
-                    label="95% interval", step="mid")
+    ax.vlines(rank, tested["delta_low"], tested["delta_high"], color="#b0b0b0", linewidth=1.0, label="95% interval")
     for kind, color in SIGNIFICANCE_COLORS.items():
         mask = (tested["significance"] == kind).to_numpy()
         label = {"lower": f"{a} significantly lower", "higher": f"{a} significantly higher", "none": "not significant"}[kind]
-        ax.scatter(rank[mask], tested["delta"].to_numpy()[mask], s=8, color=color, label=f"{label} ({mask.sum()})",
-                   zorder=3)
+        share = mask.sum() / len(tested) if len(tested) else 0.0
+        ax.scatter(rank[mask], tested["delta"].to_numpy()[mask], s=8, color=color, zorder=3,
+                   label=f"{label}: {mask.sum()} ({share:.1%})")
     ax.axhline(0.0, color="black", linewidth=0.8)
     ax.set_xlabel(f"classes sorted by Δ ({len(tested)} classes with ≥ 7 pairs in both)")
     ax.set_ylabel(f"Δ mean similarity ({a} − {b})")
@@ -84,12 +84,13 @@ def plot_recall_vs_similarity(
     fig, ax = _figure(6.0, 4.6)
     weights = both["laionet_weight"].fillna(0).to_numpy() if "laionet_weight" in both else np.zeros(len(both))
     sizes = 6 + 300 * weights / weights.max() if weights.max() > 0 else np.full(len(both), 10.0)
-    ax.scatter(both[x], both[y], s=sizes, alpha=0.5, color=COLORS[0], edgecolor="none")
+    ax.scatter(both[x], both[y], s=sizes, alpha=0.5, color=COLORS[0], edgecolor="none",
+               label="class (area ∝ LAIONet share)" if weights.max() > 0 else "class")
     if len(both) >= 3 and both[x].nunique() > 1:
         slope, intercept = np.polyfit(both[x], both[y], 1)
         grid = np.linspace(both[x].min(), both[x].max(), 50)
         ax.plot(grid, slope * grid + intercept, color=COLORS[1], linewidth=1.5, label=f"OLS slope {slope:.2f}")
-        ax.legend(loc="upper left", frameon=False)
+    ax.legend(loc="upper left", frameon=False, fontsize=8)
     ax.axhline(0.0, color="black", linewidth=0.6)
     ax.axvline(0.0, color="black", linewidth=0.6)
     ax.set_xlabel(f"Δ intra-class similarity ({a} − {b})")
