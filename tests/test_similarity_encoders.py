@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
@@ -12,27 +10,13 @@ from PIL import Image
 from laionet_bench.errors import ModelSpecError
 from laionet_bench.similarity.encoders import EncoderSpec, create_encoder, parse_encoder_spec
 
-TINY_CLIP = "laionet-test-tiny-clip"
+from .fakes.datasets import TINY_CLIP, make_tiny_clip
 
 
 @pytest.fixture(scope="module")
 def tiny_clip_weights(tmp_path_factory):
     """A 1-layer open_clip config registered with open_clip, and random weights saved to a file."""
-    import open_clip
-
-    folder = tmp_path_factory.mktemp("openclip")
-    config = {
-        "embed_dim": 16,
-        "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 16},
-        "text_cfg": {"context_length": 8, "vocab_size": 64, "width": 16, "heads": 2, "layers": 1},
-    }
-    (folder / f"{TINY_CLIP}.json").write_text(json.dumps(config))
-    open_clip.add_model_config(folder / f"{TINY_CLIP}.json")
-    torch.manual_seed(3)
-    model = open_clip.create_model(TINY_CLIP)
-    path = folder / "tiny_clip.pt"
-    torch.save(model.state_dict(), path)
-    return path, model.eval()
+    return make_tiny_clip(tmp_path_factory.mktemp("openclip"))
 
 
 @pytest.fixture(scope="module")

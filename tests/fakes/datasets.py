@@ -9,7 +9,7 @@ from PIL import Image
 
 from laionet_bench.similarity.encoders import EncoderSpec
 
-__all__ = ["FakeSample", "ListDataset", "PixelEncoder", "clustered_images"]
+__all__ = ["TINY_CLIP", "FakeSample", "ListDataset", "PixelEncoder", "clustered_images", "make_tiny_clip"]
 
 
 @dataclass(frozen=True)
@@ -74,3 +74,30 @@ def clustered_images(rng: np.random.Generator, n: int, *, spread: bool, size: in
         pixels = rng.uniform(0, 255, size=base.shape) if spread else base + rng.normal(0, 12, size=base.shape)
         images.append(Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB"))
     return images
+
+
+TINY_CLIP = "laionet-test-tiny-clip"
+
+
+def make_tiny_clip(folder) -> tuple:
+    """Register a 1-layer, 32-pixel open_clip config with open_clip; save random weights in ``folder``.
+
+    Returns ``(weights path, the model those weights came from)``.
+    """
+    import json
+
+    import open_clip
+    import torch
+
+    config = {
+        "embed_dim": 16,
+        "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 16},
+        "text_cfg": {"context_length": 8, "vocab_size": 64, "width": 16, "heads": 2, "layers": 1},
+    }
+    (folder / f"{TINY_CLIP}.json").write_text(json.dumps(config))
+    open_clip.add_model_config(folder / f"{TINY_CLIP}.json")
+    torch.manual_seed(3)
+    model = open_clip.create_model(TINY_CLIP)
+    path = folder / "tiny_clip.pt"
+    torch.save(model.state_dict(), path)
+    return path, model.eval()
