@@ -113,7 +113,7 @@ def _create_openclip(spec: EncoderSpec, weights: Path | None, device: str, rando
     import open_clip
 
     pretrained = None if random_init else (str(weights) if weights is not None else spec.tag)
-    if pretrained is None:
+    if pretrained is None and not random_init:
         raise ModelSpecError(
             f"encoder {spec}: no weights; give a tag (e.g. 'openclip:{spec.name}/openai') or weights=FILE"
         )
