@@ -30,6 +30,7 @@ def photos():
     [
         ("openclip:ViT-B-32/openai", EncoderSpec("openclip", "ViT-B-32", "openai")),
         ("openclip:ViT-B-32", EncoderSpec("openclip", "ViT-B-32", None)),
+        ("openclip:hf-hub:timm/ViT-B-16-SigLIP", EncoderSpec("openclip", "hf-hub:timm/ViT-B-16-SigLIP")),
         ("timm:vit_base_patch16_224.augreg_in21k", EncoderSpec("timm", "vit_base_patch16_224.augreg_in21k")),
     ],
 )

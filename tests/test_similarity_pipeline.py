@@ -32,19 +32,20 @@ def build_datasets(broken=()):
     return {"laionet": ListDataset("laionet", laion), "imagenet-val": ListDataset("imagenet-val", imagenet)}
 
 
+def recall_frame(recall, offset: float) -> pd.DataFrame:
+    wnids, top1 = [], []
+    for w in WNIDS:
+        hits = int(round(10 * min(recall(w) + offset, 1.0)))
+        wnids += [w] * 10
+        top1 += [True] * hits + [False] * (10 - hits)
+    return per_class_recall(wnids, top1, [True] * len(top1))
+
+
 def write_store(root):
     """Two models' results: LAIONet recall drops in the diverse classes."""
     for model, offset in (("model-a", 0.0), ("model-b", 0.1)):
-        def table(recall):
-            wnids, top1 = [], []
-            for w in WNIDS:
-                hits = int(round(10 * min(recall(w) + offset, 1.0)))
-                wnids += [w] * 10
-                top1 += [True] * hits + [False] * (10 - hits)
-            return per_class_recall(wnids, top1, [True] * len(top1))
-
-        laion = table(lambda w: 0.3 if w in SPREAD else 0.8)
-        imagenet = table(lambda w: 0.8)
+        laion = recall_frame(lambda w: 0.3 if w in SPREAD else 0.8, offset)
+        imagenet = recall_frame(lambda w: 0.8, offset)
         kw = {"identity": {}, "n_listed": 120, "n_failed": 0}
         weights = pd.Series(np.linspace(1, 2, len(WNIDS)), index=WNIDS)
         result = build_model_result(

@@ -55,8 +55,8 @@ def parse_encoder_spec(spec: str) -> EncoderSpec:
             f"encoder {spec!r} is not 'openclip:ARCH/TAG' or 'timm:NAME' (e.g. {DEFAULT_ENCODER!r}, "
             "'timm:vit_base_patch16_224.augreg_in21k')"
         )
-    if source == "timm":
-        return EncoderSpec("timm", rest)
+    if source == "timm" or rest.startswith("hf-hub:"):  # open_clip Hub models carry their weights
+        return EncoderSpec(source, rest)
     name, _, tag = rest.partition("/")
     if not name:
         raise ModelSpecError(f"encoder {spec!r}: the open_clip architecture is empty")

@@ -120,16 +120,16 @@ class SimilaritySummary:
 
 def _dataset_summary(stats: pd.DataFrame, emb: Embeddings, selection: Selection, identity: dict) -> DatasetSimilarity:
     with_pairs = stats[stats["n_pairs"] >= 1]
-    nan_or = (lambda v: float(v) if len(with_pairs) else math.nan)  # noqa: E731
+    empty = with_pairs.empty
     return DatasetSimilarity(
         n_classes=int((stats["n_images"] >= 1).sum()),
         n_classes_with_pairs=len(with_pairs),
         n_images=len(emb.keys),
         n_selected=len(selection),
         n_failed=len(emb.failed),
-        mean=nan_or(with_pairs["mean"].mean()),
-        std=nan_or(with_pairs["std"].mean()),
-        std_of_class_means=float(with_pairs["mean"].std(ddof=0)) if len(with_pairs) else math.nan,
+        mean=math.nan if empty else float(with_pairs["mean"].mean()),
+        std=math.nan if empty else float(with_pairs["std"].mean()),
+        std_of_class_means=math.nan if empty else float(with_pairs["mean"].std(ddof=0)),
         identity=identity,
         selection=selection.describe(),
         cache_dir=str(emb.cache_dir),
