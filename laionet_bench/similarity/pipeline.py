@@ -161,6 +161,26 @@ def _write_table(frame: pd.DataFrame, folder: Path, stem: str, csv: bool = True)
             frame.to_csv(handle, index=False)
 
 
+def _analyse(dataset: DatasetLike, selection: Selection, encoder, cache_root: Path, opts: EmbedOptions):
+    """Embed one dataset's selection and reduce it to per-class statistics and a summary."""
+    identity = dataset.identity()
+    emb = embed_selection(dataset, selection, encoder, cache_root=cache_root, identity=identity,
+                          batch_size=opts.batch_size, chunk_size=opts.chunk_size, workers=opts.workers,
+                          progress=opts.progress)
+    by_class = emb.by_class()
+    stats = per_class_stats(by_class)
+    return by_class, stats, _dataset_summary(stats, emb, selection, identity), _selection_frame(selection, emb)
+
+
+def _write_tables(folder: Path, joined: pd.DataFrame, selection: pd.DataFrame, histogram: pd.DataFrame) -> dict:
+    _write_table(joined, folder, "per_class")
+    _write_table(selection, folder, "selection", csv=False)
+    with atomic_write(folder / "histogram.csv", "w") as handle:
+        histogram.to_csv(handle, index=False)
+    return {"per_class": str(folder / "per_class.parquet"), "selection": str(folder / "selection.parquet"),
+            "histogram": str(folder / "histogram.csv")}
+
+
 def _draw_plots(folder: Path, *, encoder: str, histogram: pd.DataFrame, n_common: int, comparison, joined, corr,
                 names: list[str]) -> dict[str, str]:
     files = {"fig6a": str(plots.plot_histograms(histogram, folder / "fig6a_histogram.png", encoder=encoder,
@@ -214,15 +234,9 @@ def compute_similarity(
     names = list(datasets)
     stats, by_class, summaries, selections = {}, {}, {}, []
     for name, dataset in datasets.items():
-        identity = dataset.identity()
         selection = select_samples(dataset, name=name, per_class=per_class, sample=sample, seed=seed)
-        emb = embed_selection(dataset, selection, encoder, cache_root=cache_root, identity=identity,
-                              batch_size=opts.batch_size, chunk_size=opts.chunk_size, workers=opts.workers,
-                              progress=opts.progress)
-        by_class[name] = emb.by_class()
-        stats[name] = per_class_stats(by_class[name])
-        summaries[name] = _dataset_summary(stats[name], emb, selection, identity)
-        selections.append(_selection_frame(selection, emb))
+        by_class[name], stats[name], summaries[name], frame = _analyse(dataset, selection, encoder, cache_root, opts)
+        selections.append(frame)
     comparisons, first_frame = [], None
     for other in names[1:]:
         frame, summary = compare_classes(stats[names[0]], stats[other], a=names[0], b=other)
@@ -234,12 +248,7 @@ def compute_similarity(
         None if recalls is not None and "laionet_weight" in recalls else _listed_weights(datasets))
     joined = join_per_class(stats, comparison=first_frame, recalls=recalls, weights=weights)
     corr = correlation(joined) if len(names) >= 2 and "delta_recall_top1" in joined else None
-    _write_table(joined, folder, "per_class")
-    _write_table(pd.concat(selections, ignore_index=True), folder, "selection", csv=False)
-    with atomic_write(folder / "histogram.csv", "w") as handle:
-        histogram.to_csv(handle, index=False)
-    files = {"per_class": str(folder / "per_class.parquet"), "selection": str(folder / "selection.parquet"),
-             "histogram": str(folder / "histogram.csv")}
+    files = _write_tables(folder, joined, pd.concat(selections, ignore_index=True), histogram)
     n_common = len(common_classes(by_class))
     if plot:
         files.update(_draw_plots(folder, encoder=spec, histogram=histogram, n_common=n_common,
