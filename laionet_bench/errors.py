@@ -15,6 +15,7 @@ __all__ = [
     "IndexValidationError",
     "LaionetBenchError",
     "MissingDependencyError",
+    "MissingSystemPackageError",
     "ModelSpecError",
     "UnsafePickleError",
     "UnknownNameError",
@@ -92,4 +93,16 @@ class MissingDependencyError(LaionetBenchError, ImportError):
         self.extra = extra
         super().__init__(
             f"{purpose} needs {package!r}, which is not installed: pip install 'laionet-bench[{extra}]'"
+        )
+
+
+class MissingSystemPackageError(LaionetBenchError, FileNotFoundError):
+    """A Debian package whose files a feature reads (demo images, fonts, tools) is not installed."""
+
+    def __init__(self, package: str, purpose: str, missing: str):
+        self.package = package
+        self.missing = missing
+        super().__init__(
+            f"{purpose} needs the Debian package {package!r} ({missing} not found): "
+            f"sudo apt-get install {package} (or run scripts/setup.sh)"
         )
