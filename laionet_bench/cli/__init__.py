@@ -19,12 +19,13 @@ from ._errors import report
 __all__ = ["SUBCOMMANDS", "build_parser", "main"]
 
 #: Subcommand modules, in the order ``--help`` lists them.
-SUBCOMMANDS = ("classes", "index")
+SUBCOMMANDS = ("classes", "index", "demo")
 
 EPILOG = """examples:
   laionet-bench classes husky                 search the ImageNet-1k catalogue
   laionet-bench index info laionet:clip_0.82  download (or reuse) the Hub index and describe it
   laionet-bench index validate my_index.parquet
+  laionet-bench demo build                    build the offline demo benchmark's images
 """
 
 
