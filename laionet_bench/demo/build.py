@@ -98,7 +98,7 @@ def build_demo(
     plan = [(row_id(i), item.source, item.path) for i, item in enumerate(items)]
     reusable = set() if force else _reusable_rows(out, plan)
     write_text_atomic(out / PLAN_FILE, json.dumps({"format": FORMAT_VERSION, "rows": plan}) + "\n")
-    todo = [(rid, item) for (rid, _, _), item in zip(plan, items) if rid not in reusable]
+    todo = [(rid, item) for (rid, _, _), item in zip(plan, items, strict=True) if rid not in reusable]
     results = {r.row_id: r for r in _render_all(out, todo, workers=workers)}
     results.update({rid: _describe_existing(out, rid) for rid in reusable})
     files = _write_pool(out, items, results)
@@ -106,7 +106,7 @@ def build_demo(
     files.update(_write_imagenet_demo(out, items, results, labels))
     failed = [
         {"row_id": rid, "source": item.source, "path": item.path, "error": results[rid].error}
-        for rid, item in zip((p[0] for p in plan), items)
+        for rid, item in zip((p[0] for p in plan), items, strict=True)
         if results[rid].error
     ]
     manifest = _manifest(items, results, labels, files, failed, sources=sources, limit=limit, skipped=skipped)
@@ -217,13 +217,14 @@ def _write_pool(out: Path, items: list, results: dict[int, RenderedImage]) -> di
     """Write ``pool.parquet`` (LAION columns + provenance) and return {relative path: sha256} of the pool."""
     ids = [row_id(i) for i in range(len(items))]
     ok = [not results[rid].error for rid in ids]
+    pairs = list(zip(ids, ok, strict=True))
     table = pa.table(
         {
             "SAMPLE_ID": pa.array(ids, pa.int64()),
             "URL": pa.array([pool_url(rid) for rid in ids], pa.string()),
             "TEXT": pa.array([item.caption for item in items], pa.string()),
-            "HEIGHT": pa.array([results[rid].height if good else None for rid, good in zip(ids, ok)], pa.int32()),
-            "WIDTH": pa.array([results[rid].width if good else None for rid, good in zip(ids, ok)], pa.int32()),
+            "HEIGHT": pa.array([results[rid].height if good else None for rid, good in pairs], pa.int32()),
+            "WIDTH": pa.array([results[rid].width if good else None for rid, good in pairs], pa.int32()),
             "LICENSE": pa.array([item.license for item in items], pa.string()),
             "NSFW": pa.array(["UNLIKELY"] * len(items), pa.string()),
             "source": pa.array([item.source for item in items], pa.string()),
@@ -234,7 +235,7 @@ def _write_pool(out: Path, items: list, results: dict[int, RenderedImage]) -> di
     with atomic_write(out / POOL_FILE) as handle:
         pq.write_table(table, handle, compression="zstd")
     files = {POOL_FILE: sha256_file(out / POOL_FILE)}
-    files.update({f"{POOL_IMAGES}/{rid}.png": results[rid].sha256 for rid, good in zip(ids, ok) if good})
+    files.update({f"{POOL_IMAGES}/{rid}.png": results[rid].sha256 for rid, good in pairs if good})
     return files
 
 
@@ -264,7 +265,7 @@ def _write_imagenet_demo(out: Path, items: list, results: dict, labels: pd.DataF
 def _manifest(items, results, labels, files, failed, *, sources, limit, skipped) -> dict:
     """The build record; ``manifest_sha256`` hashes everything in it except itself."""
     keys = {(item.source, item.path) for i, item in enumerate(items) if not results[row_id(i)].error}
-    labelled = labels[[(s, p) in keys for s, p in zip(labels["source"], labels["path"])]]
+    labelled = labels[[(s, p) in keys for s, p in zip(labels["source"], labels["path"], strict=True)]]
     photo = labelled[labelled["photo_like"] == 1]
     record = {
         "format": FORMAT_VERSION,
