@@ -16,6 +16,7 @@ __all__ = [
     "LaionetBenchError",
     "MissingDependencyError",
     "MissingResultError",
+    "MissingSystemPackageError",
     "ModelSpecError",
     "RobustnessError",
     "UnsafePickleError",
@@ -116,3 +117,15 @@ class RobustnessError(LaionetBenchError, AssertionError):
     Example message: ``resnet50.a1_in1k: gap top1 (equi-weighted) = 0.1234 (SE 0.0051) > max_gap 0.1000
     + 1 SE = 0.1051`` followed by a table of the classes with the largest recall drops.
     """
+
+
+class MissingSystemPackageError(LaionetBenchError, FileNotFoundError):
+    """A Debian package whose files a feature reads (demo images, fonts, tools) is not installed."""
+
+    def __init__(self, package: str, purpose: str, missing: str):
+        self.package = package
+        self.missing = missing
+        super().__init__(
+            f"{purpose} needs the Debian package {package!r} ({missing} not found): "
+            f"sudo apt-get install {package} (or run scripts/setup.sh)"
+        )

@@ -19,7 +19,7 @@ from ._errors import report
 __all__ = ["SUBCOMMANDS", "build_parser", "main"]
 
 #: Subcommand modules, in the order ``--help`` lists them.
-SUBCOMMANDS = ("classes", "index", "similarity", "leaderboard", "compare", "publish")
+SUBCOMMANDS = ("classes", "index", "similarity", "leaderboard", "compare", "publish", "demo")
 
 EPILOG = """examples:
   laionet-bench classes husky                 search the ImageNet-1k catalogue
@@ -28,6 +28,7 @@ EPILOG = """examples:
   laionet-bench leaderboard --results results/ --out leaderboard/
   laionet-bench compare results-main/ results-pr/ --fail gap_top1:+1.0
   laionet-bench publish --repo me/laionet-leaderboard
+  laionet-bench demo build                    build the offline demo benchmark's images
 """
 
 
