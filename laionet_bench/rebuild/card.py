@@ -54,6 +54,8 @@ def index_frame(rows: pd.DataFrame, *, variant: str, encoder: str) -> pd.DataFra
     out["similarity_encoder"] = encoder
     out["variant"] = variant
     out["ocr_flag"] = out["ocr_flag"].astype(bool)
+    for name in ("width", "height"):  # all-null columns come back as float
+        out[name] = out[name].astype("Int32")
     extra = [c for c in rows.columns if c.startswith("x_")]
     for name in extra:
         out[name] = rows[name].to_numpy()

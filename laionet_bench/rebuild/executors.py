@@ -19,7 +19,8 @@ import json
 import logging
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict
+from dataclasses import asdict, replace
+from pathlib import Path
 
 from ..errors import MissingDependencyError
 from .parts import Part
@@ -82,6 +83,14 @@ def _stage(step_names: list[str], config: RebuildConfig, ocr_engine, images):
     return run
 
 
+def _absolute(config: RebuildConfig) -> RebuildConfig:
+    def absolute(path: str | None) -> str | None:
+        return str(Path(path).resolve()) if path else path
+
+    return replace(config, work_dir=absolute(config.work_dir), out_dir=absolute(config.out_dir),
+                   images=absolute(config.images))
+
+
 def run_ray(parts: list[Part], ctx: StepContext, steps: list[str], *, address: str | None = None,
             actors: int = 1) -> None:
     """Run ``steps`` over ``parts`` with Ray Data (connects to ``address``, or starts a local Ray)."""
@@ -91,15 +100,16 @@ def run_ray(parts: list[Part], ctx: StepContext, steps: list[str], *, address: s
         raise MissingDependencyError("ray", "ray", "the Ray executor") from None
     if not ray.is_initialized():
         ray.init(address=address)
+    config = _absolute(ctx.config)  # workers do not share the driver's working directory
     gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
     dataset = ray.data.from_items([_part_row(p) for p in parts])
     if "match" in steps:
-        dataset = dataset.map(_stage(["match"], ctx.config, None, None), num_cpus=1)
+        dataset = dataset.map(_stage(["match"], config, None, None), num_cpus=1)
     if "textsim" in steps:
-        dataset = dataset.map_batches(_TextsimActor, fn_constructor_kwargs={"config": ctx.config}, batch_size=1,
+        dataset = dataset.map_batches(_TextsimActor, fn_constructor_kwargs={"config": config}, batch_size=1,
                                       concurrency=actors, num_gpus=gpus, batch_format="numpy")
     rest = [s for s in steps if s in ("select", "ocr")]
     if rest:
-        dataset = dataset.map(_stage(rest, ctx.config, ctx.ocr_engine, ctx.images), num_cpus=1)
+        dataset = dataset.map(_stage(rest, config, ctx.ocr_engine, ctx.images), num_cpus=1)
     done = dataset.take_all()
     logger.info("ray: %d part(s) through %s", len(done), ", ".join(steps))

@@ -90,19 +90,19 @@ class Part:
 
 def _expand_local(spec: str) -> list[str]:
     if glob.has_magic(spec):
-        found = sorted(glob.glob(spec, recursive=True))
+        found = sorted(str(Path(p).resolve()) for p in glob.glob(spec, recursive=True))
         if not found:
             raise DatasetError(f"no file matches {spec!r}: check the --parts pattern")
         return found
     path = Path(spec)
     if path.is_dir():
-        found = sorted(str(p) for p in path.glob("*.parquet"))
+        found = sorted(str(p.resolve()) for p in path.glob("*.parquet"))
         if not found:
             raise DatasetError(f"folder {spec} holds no *.parquet part")
         return found
     if not path.is_file():
         raise DatasetError(f"part {spec} does not exist: pass parquet files, folders, globs or {HUB_PREFIX}<repo>")
-    return [spec]
+    return [str(path.resolve())]
 
 
 def _expand_hub(spec: str) -> list[tuple[str, str, str | None]]:
