@@ -22,6 +22,7 @@ Captions whose matches span more than one wnid are dropped; several lemmas of on
 
 from __future__ import annotations
 
+import string
 from dataclasses import asdict, dataclass
 
 import polars as pl
@@ -31,8 +32,8 @@ from ..catalog import LemmaMap, lemma_map
 
 __all__ = ["LemmaMatcher", "MatchCounts", "normalize_captions"]
 
-#: Exactly Python's ``string.punctuation`` (the 32 printable ASCII punctuation characters).
-PUNCTUATION_CLASS = r"[\x21-\x2F\x3A-\x40\x5B-\x60\x7B-\x7E]"
+_PUNCTUATION = list(string.punctuation)
+_SPACES = [" "] * len(_PUNCTUATION)
 
 
 @dataclass
@@ -54,9 +55,10 @@ class MatchCounts:
 
 def normalize_captions(captions: pl.Expr, rules: str) -> pl.Expr:
     """The padded caption form each rule set searches (vectorised; nulls become "")."""
-    text = captions.fill_null("").str.replace_all(PUNCTUATION_CLASS, " ")
+    text = captions.fill_null("").str.replace_many(_PUNCTUATION, _SPACES)
     if rules == "ours":  # == catalog.normalize_text, vectorised
-        text = text.str.to_lowercase().str.replace_all(r"\s+", " ").str.strip_chars()
+        # r"\s\s+|[^\S ]" == r"\s+" → " ", but leaves single spaces alone (5x fewer replacements)
+        text = text.str.to_lowercase().str.replace_all(r"\s\s+|[^\S ]", " ").str.strip_chars()
     return pl.concat_str([pl.lit(" "), text, pl.lit(" ")])
 
 
