@@ -23,7 +23,6 @@ import json
 import platform
 import random
 import re
-import resource
 import string
 import subprocess
 import sys

@@ -51,7 +51,7 @@ def test_punctuation_lemmas_never_match_under_official_rules():
     captions = [f"a {lemma} here" for lemma in PUNCT_LEMMAS] + list(PUNCT_LEMMAS)
     assert wnids_of(LemmaMatcher(lemmas=only_punct), captions) == [set()] * len(captions)
     ours = wnids_of(LemmaMatcher("ours"), [f"a {lemma} here" for lemma in PUNCT_LEMMAS])
-    assert sum(OFFICIAL[lemma] in found for lemma, found in zip(PUNCT_LEMMAS, ours)) > 0.9 * len(PUNCT_LEMMAS)
+    assert sum(OFFICIAL[lemma] in found for lemma, found in zip(PUNCT_LEMMAS, ours, strict=True)) > 0.9 * len(PUNCT_LEMMAS)
 
 
 def test_shadowed_lemma_drops_official_but_not_ours():
