@@ -14,6 +14,7 @@ Repo layout this project publishes (see ``docs/index.md``)::
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import logging
 import re
@@ -25,7 +26,14 @@ from ._io import sha256_file
 from .config import resolve_setting
 from .errors import HubError
 
-__all__ = ["HubDownload", "download_index_file", "resolve_repo_id", "snapshot"]
+__all__ = [
+    "HubDownload",
+    "download_dataset_file",
+    "download_index_file",
+    "list_dataset_files",
+    "resolve_repo_id",
+    "snapshot",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -164,3 +172,46 @@ def snapshot(
     except Exception as exc:
         raise _translate(exc, repo_id, "the repo snapshot", revision) from exc
     return Path(folder), _commit_of(folder)
+
+
+def list_dataset_files(
+    repo_id: str, *, revision: str | None = None, pattern: str = "*.parquet", local_files_only: bool = False
+) -> list[str]:
+    """Paths in dataset repo ``repo_id`` matching ``pattern`` (fnmatch on the full path), sorted.
+
+    Used by the rebuild to enumerate LAION metadata parts (e.g. ``laion/laion400m``) without
+    downloading them; each part is then fetched on its own with :func:`download_dataset_file`.
+    """
+    from huggingface_hub import HfApi
+
+    if local_files_only or constants_offline():
+        raise HubError(
+            f"cannot list the files of dataset repo {repo_id!r} offline: pass local parquet paths instead"
+        )
+    try:
+        files = HfApi().list_repo_files(repo_id, repo_type="dataset", revision=revision)
+    except Exception as exc:
+        raise _translate(exc, repo_id, "the file listing", revision) from exc
+    return sorted(f for f in files if fnmatch.fnmatch(f, pattern))
+
+
+def download_dataset_file(
+    repo_id: str,
+    filename: str,
+    *,
+    revision: str | None = None,
+    local_dir: str | Path | None = None,
+    local_files_only: bool = False,
+) -> Path:
+    """Fetch one file of dataset repo ``repo_id``; into ``local_dir`` when given (so it can be deleted
+    after use), else into the HF cache. No manifest check: third-party repos publish none."""
+    from huggingface_hub import hf_hub_download
+
+    kwargs = _hf_kwargs(None, local_files_only)
+    try:
+        path = hf_hub_download(
+            repo_id, filename, revision=revision, local_dir=str(local_dir) if local_dir else None, **kwargs
+        )
+    except Exception as exc:
+        raise _translate(exc, repo_id, filename, revision) from exc
+    return Path(path)

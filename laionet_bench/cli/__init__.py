@@ -19,7 +19,7 @@ from ._errors import report
 __all__ = ["SUBCOMMANDS", "build_parser", "main"]
 
 #: Subcommand modules, in the order ``--help`` lists them.
-SUBCOMMANDS = ("classes", "index", "similarity", "leaderboard", "compare", "publish", "demo")
+SUBCOMMANDS = ("classes", "index", "rebuild", "similarity", "leaderboard", "compare", "publish", "demo")
 
 EPILOG = """examples:
   laionet-bench classes husky                 search the ImageNet-1k catalogue
@@ -29,6 +29,7 @@ EPILOG = """examples:
   laionet-bench compare results-main/ results-pr/ --fail gap_top1:+1.0
   laionet-bench publish --repo me/laionet-leaderboard
   laionet-bench demo build                    build the offline demo benchmark's images
+  laionet-bench rebuild all --parts 'part-*.parquet' --work work   regenerate LAIONet from LAION metadata
 """
 
 

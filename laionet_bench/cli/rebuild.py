@@ -1,0 +1,102 @@
+"""``laionet-bench rebuild match|textsim|select|ocr|card|all``: regenerate LAIONet from LAION metadata."""
+
+from __future__ import annotations
+
+import argparse
+
+EPILOG = """examples:
+  laionet-bench rebuild all --parts 'laion400m/part-*.parquet' --work work --top-per-class 50
+  laionet-bench rebuild all --parts hf://datasets/laion/laion400m --work work --delete-downloaded
+  laionet-bench rebuild match --parts parts/ --work work --rules ours --workers 2
+  laionet-bench rebuild all --parts pool.parquet --work work --encoder sentence-transformers:all-MiniLM-L6-v2 \\
+      --threshold 0.5 --ocr-engine tesseract --images images/
+  laionet-bench rebuild all --parts 's3-mounted/part-*.parquet' --work /shared/work --executor ray --address auto
+  laionet-bench rebuild all --parts captions.parquet --text-col caption --url-col link --nsfw-col none ...
+
+Steps resume: finished (part, step) pairs are skipped; rerun the same command after an interruption.
+"""
+
+ACTIONS = ("match", "textsim", "select", "ocr", "card", "all")
+
+
+def _optional_column(value: str) -> str | None:
+    return None if value.lower() == "none" else value
+
+
+def _add_options(sub: argparse.ArgumentParser) -> None:
+    io = sub.add_argument_group("input and output")
+    io.add_argument("--parts", nargs="+", required=True, metavar="SPEC",
+                    help="parquet files, folders, globs, or hf://datasets/<owner>/<name>[@rev][/glob]")
+    io.add_argument("--work", default="rebuild-work", metavar="DIR", help="work dir of per-part outputs "
+                    "(default: %(default)s)")
+    io.add_argument("--out", metavar="DIR", help="dataset folder to write (default: WORK/dataset)")
+    io.add_argument("--delete-downloaded", action="store_true", help="delete Hub parts once matched")
+    cols = sub.add_argument_group("column mapping (use 'none' for a field the data lacks)")
+    for flag, default in (("text", "TEXT"), ("url", "URL"), ("nsfw", "NSFW"), ("sample-id", "SAMPLE_ID"),
+                          ("width", "WIDTH"), ("height", "HEIGHT"), ("license", "LICENSE")):
+        kind = str if flag in ("text", "url") else _optional_column
+        cols.add_argument(f"--{flag}-col", default=default, type=kind, metavar="NAME", help="default: %(default)s")
+    method = sub.add_argument_group("method")
+    method.add_argument("--rules", choices=("official", "ours"), default="official",
+                        help="lemma matching rules (default: %(default)s)")
+    method.add_argument("--encoder", default="openclip:ViT-B-32/openai", metavar="NAME",
+                        help="text encoder: openclip:ARCH/TAG, hf-clip:REPO, sentence-transformers:NAME "
+                        "(default: %(default)s)")
+    method.add_argument("--threshold", type=float, metavar="X",
+                        help="keep similarity > X (default: 0.82 for CLIP ViT-B/32, 0.58 for all-mpnet-base-v2)")
+    method.add_argument("--top-per-class", type=int, metavar="N", help="also write the top-N-per-class variant")
+    method.add_argument("--variant", metavar="NAME", help="main variant name (default: e.g. clip_0.82)")
+    method.add_argument("--ocr-engine", default="none", metavar="NAME",
+                        help="none or tesseract[:LANG] (default: %(default)s)")
+    method.add_argument("--images", metavar="DIR", help="images for OCR, named <row_id>.<ext>")
+    run = sub.add_argument_group("execution")
+    run.add_argument("--executor", choices=("local", "ray"), default="local", help="default: %(default)s")
+    run.add_argument("--address", metavar="ADDR", help="Ray cluster address (default: start a local Ray)")
+    run.add_argument("--workers", type=int, default=1, metavar="N",
+                     help="local executor: parts matched in parallel (default: %(default)s)")
+    run.add_argument("--device", metavar="DEV", help="encoder device (default: cuda when present, else cpu)")
+    run.add_argument("--batch-size", type=int, default=256, metavar="N", help="encoder batch (default: %(default)s)")
+    run.add_argument("--batch-rows", type=int, default=1_000_000, metavar="N",
+                     help="rows per matching batch; bounds memory (default: %(default)s)")
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("rebuild", help="regenerate LAIONet from LAION metadata", epilog=EPILOG,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    actions = parser.add_subparsers(dest="action", metavar="STEP", required=True)
+    helps = {"match": "lemma matching, multi-synset drop", "textsim": "caption-to-synset-text similarity",
+             "select": "NSFW filter and similarity threshold", "ocr": "flag class names written in images",
+             "card": "write the index variants, dataset card and manifest", "all": "every step in order"}
+    for action in ACTIONS:
+        sub = actions.add_parser(action, help=helps[action], epilog=EPILOG,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+        _add_options(sub)
+        sub.set_defaults(handler=run)
+
+
+def _config(args: argparse.Namespace):
+    from ..rebuild import ColumnMap, RebuildConfig
+
+    columns = ColumnMap(text=args.text_col, url=args.url_col, nsfw=args.nsfw_col, sample_id=args.sample_id_col,
+                        width=args.width_col, height=args.height_col, license=args.license_col)
+    return RebuildConfig(parts=args.parts, columns=columns, rules=args.rules, encoder=args.encoder,
+                         threshold=args.threshold, top_per_class=args.top_per_class, variant=args.variant,
+                         ocr_engine=args.ocr_engine, images=args.images, work_dir=args.work, out_dir=args.out,
+                         device=args.device, batch_size=args.batch_size, batch_rows=args.batch_rows,
+                         delete_downloaded=args.delete_downloaded)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from ..rebuild import STEPS, run_pipeline
+
+    steps = STEPS if args.action == "all" else (args.action,)
+    report = run_pipeline(_config(args), steps=steps, executor=args.executor, address=args.address,
+                          workers=args.workers)
+    print(tabulate(list(report.funnel().items()), headers=["step", "rows"], intfmt=","))
+    if report.variants:
+        print()
+        print(tabulate(list(report.variants.items()), headers=["variant", "rows"], intfmt=","))
+        print(f"\n{len(report.class_counts)} classes; dataset folder: {report.out_dir}")
+    return 0

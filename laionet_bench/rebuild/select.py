@@ -1,0 +1,54 @@
+"""Steps 3 and 5 of the rebuild: keep safe, similar-enough rows; and the top-N-per-class variant.
+
+SPEC §2.5: keep ``NSFW == "UNLIKELY"`` only (exact string; "UNSURE", "NSFW", missing values all go)
+and similarity *strictly* greater than the threshold (0.82 itself is dropped). SPEC §2.7: per class,
+the N highest-similarity rows after dropping OCR-flagged rows (ties broken by the lower row id, so
+the result does not depend on part order).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["NSFW_KEEP", "SelectCounts", "select_rows", "top_per_class"]
+
+NSFW_KEEP = "UNLIKELY"
+
+
+@dataclass
+class SelectCounts:
+    """What the selection dropped and kept."""
+
+    rows: int = 0  # single-synset rows in
+    nsfw_dropped: int = 0  # NSFW tag other than UNLIKELY (missing included)
+    below_threshold: int = 0  # safe rows with similarity <= threshold
+    kept: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def select_rows(frame: pd.DataFrame, *, threshold: float, nsfw_filter: bool = True) -> tuple[pd.DataFrame, SelectCounts]:
+    """Rows of ``frame`` (columns ``nsfw``, ``similarity``) that pass the NSFW filter and the threshold.
+
+    ``nsfw_filter=False`` is for caption datasets without an NSFW tag.
+    """
+    if nsfw_filter:
+        safe = frame["nsfw"].eq(NSFW_KEEP).fillna(False).to_numpy(bool)
+    else:
+        safe = np.ones(len(frame), bool)
+    similar = frame["similarity"].to_numpy() > threshold
+    keep = safe & similar
+    counts = SelectCounts(rows=len(frame), nsfw_dropped=int((~safe).sum()),
+                          below_threshold=int((safe & ~similar).sum()), kept=int(keep.sum()))
+    return frame[keep].reset_index(drop=True), counts
+
+
+def top_per_class(frame: pd.DataFrame, n: int) -> pd.DataFrame:
+    """Per wnid, the ``n`` highest-similarity rows among rows not OCR-flagged (row-id order out)."""
+    clean = frame[~frame["ocr_flag"].to_numpy(bool)]
+    ranked = clean.sort_values(["wnid", "similarity", "row_id"], ascending=[True, False, True], kind="stable")
+    return ranked.groupby("wnid", sort=False).head(n).sort_values("row_id").reset_index(drop=True)

@@ -1,0 +1,180 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from laionet_bench.catalog import lemma_map
+from laionet_bench.cli import main
+from laionet_bench.errors import ConfigError, DatasetError
+from laionet_bench.index import read_index_file
+from laionet_bench.rebuild import ColumnMap, RebuildConfig, resolve_parts, run_pipeline
+from laionet_bench.rebuild.select import select_rows, top_per_class
+
+from .fakes.laion import write_laion_part
+
+OFFICIAL = lemma_map("official").lemma_to_wnid
+TENCH, LION, SEA_LION, GOLDFISH = OFFICIAL["tench"], OFFICIAL["lion"], OFFICIAL["sea lion"], OFFICIAL["goldfish"]
+
+
+class TaggedEncoder:
+    """Captions end in ``#<similarity>``; the synset text is e0, a caption (s, sqrt(1 - s²)): cosine = s."""
+
+    name = "tagged"
+
+    def __init__(self, fail_on: str | None = None):
+        self.seen: list[str] = []
+        self.fail_on = fail_on
+
+    def encode(self, texts):
+        if self.fail_on and any(self.fail_on in t for t in texts):
+            raise KeyboardInterrupt("killed")
+        self.seen.extend(texts)
+        out = np.zeros((len(texts), 2), np.float32)
+        for i, text in enumerate(texts):
+            s = float(text.rpartition("#")[2]) if "#" in text else 1.0
+            out[i] = (s, np.sqrt(max(0.0, 1 - s * s)))
+        return out
+
+
+PART0 = ["a tench #0.9", "a tench #0.9", "a sea lion #0.95", "lion #0.82", "lion #0.8200001",
+         "goldfish #0.99", None, "nothing to see", "tench #0.91"]
+NSFW0 = ["UNLIKELY", "UNLIKELY", "UNLIKELY", "UNLIKELY", "UNLIKELY", "UNSURE", "UNLIKELY", "UNLIKELY", None]
+PART1 = ["goldfish bowl #0.97", "Goldfish #0.99", "tench, goldfish #0.99", "my goldfish #0.83"]
+
+
+@pytest.fixture
+def laion_parts(tmp_path):
+    write_laion_part(tmp_path / "laion" / "part-00000-abc.snappy.parquet", PART0, nsfw=NSFW0)
+    write_laion_part(tmp_path / "laion" / "part-00002-abc.snappy.parquet", PART1, nsfw="UNLIKELY")
+    return str(tmp_path / "laion" / "part-*.parquet")
+
+
+def config_for(parts, tmp_path, **kw):
+    defaults = dict(parts=[parts], work_dir=str(tmp_path / "work"), encoder="sentence-transformers:tagged",
+                    threshold=0.82, top_per_class=1)
+    return RebuildConfig(**{**defaults, **kw})
+
+
+def test_full_pipeline_counts_and_index(laion_parts, tmp_path):
+    encoder = TaggedEncoder()
+    report = run_pipeline(config_for(laion_parts, tmp_path), encoder=encoder)
+    # part 0: 9 rows, 7 matched ("sea lion" = sea lion + lion → dropped), NaN and "nothing" unmatched
+    # part 2: 4 rows, "Goldfish" misses (case-sensitive), "tench, goldfish" dropped (2 wnids)
+    assert (report.rows, report.matched, report.multi_synset, report.single_synset) == (13, 10, 2, 8)
+    assert report.nsfw_dropped == 1 + 1  # UNSURE, missing NSFW
+    assert report.below_threshold == 1  # "lion #0.82": 0.82 itself is dropped
+    assert report.kept == 5 and report.variants == {"tagged_0.82": 5, "tagged_top1": 3}
+    frame = read_index_file(tmp_path / "work" / "dataset" / "data" / "tagged_0.82.parquet")
+    assert frame["row_id"].tolist() == [0, 1, 4, 200_000_000, 200_000_003]
+    assert frame["wnid"].tolist() == [TENCH, TENCH, LION, GOLDFISH, GOLDFISH]
+    assert frame["sample_id"].tolist() == ["1000", "1001", "1004", "1000", "1003"]
+    assert (frame["nsfw"] == "UNLIKELY").all() and not frame["ocr_flag"].any()
+    assert report.class_counts == {GOLDFISH: 2, LION: 1, TENCH: 2}
+    top = read_index_file(tmp_path / "work" / "dataset" / "data" / "tagged_top1.parquet")
+    assert top["row_id"].tolist() == [0, 4, 200_000_000]  # tench tie → lower row id; goldfish 0.97 > 0.83
+    assert sorted(t for t in encoder.seen if t.startswith("a tench")) == ["a tench #0.9"]  # duplicates once
+    manifest = json.loads((tmp_path / "work" / "dataset" / "manifest.json").read_text())
+    assert manifest["files"]["data/tagged_0.82.parquet"]["rows"] == 5
+    card = (tmp_path / "work" / "dataset" / "README.md").read_text()
+    assert "## Class histogram" in card and "goldfish" in card and "CC-BY 4.0" in card
+
+
+def test_resume_after_a_killed_run_recomputes_nothing_done(laion_parts, tmp_path):
+    config = config_for(laion_parts, tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        run_pipeline(config, encoder=TaggedEncoder(fail_on="goldfish bowl"))  # dies in part 2's textsim
+    work = tmp_path / "work"
+    assert (work / "ocr" / "part-00000.json").exists() and (work / "match" / "part-00002.json").exists()
+    assert not (work / "textsim" / "part-00002.json").exists()
+    assert not list(work.rglob("*.tmp"))
+    (work / "textsim" / "part-00002.parquet").write_bytes(b"half written")  # killed before its record
+    stamps = {p: p.stat().st_mtime_ns for p in work.rglob("part-00000.*")}
+    encoder = TaggedEncoder()
+    report = run_pipeline(config, encoder=encoder)
+    assert {p: p.stat().st_mtime_ns for p in work.rglob("part-00000.*")} == stamps
+    assert not any("tench" in t for t in encoder.seen)  # part 0 not re-embedded
+    assert report.kept == 5 and report.rows == 13
+
+
+def test_changed_threshold_redoes_only_downstream_steps(laion_parts, tmp_path):
+    run_pipeline(config_for(laion_parts, tmp_path), encoder=TaggedEncoder())
+    match_stamp = (tmp_path / "work" / "match" / "part-00000.json").stat().st_mtime_ns
+    encoder = TaggedEncoder()
+    report = run_pipeline(config_for(laion_parts, tmp_path, threshold=0.95), encoder=encoder)
+    assert encoder.seen == [] and report.kept == 1  # only "goldfish bowl #0.97" is safe and > 0.95
+    assert (tmp_path / "work" / "match" / "part-00000.json").stat().st_mtime_ns == match_stamp
+
+
+def test_steps_run_alone_in_order(laion_parts, tmp_path):
+    config = config_for(laion_parts, tmp_path)
+    with pytest.raises(ConfigError, match="run 'laionet-bench rebuild match'"):
+        run_pipeline(config, steps=["textsim"], encoder=TaggedEncoder())
+    report = run_pipeline(config, steps=["match"])
+    assert report.matched == 10 and report.kept == 0
+    for step in ("textsim", "select", "ocr", "card"):
+        report = run_pipeline(config, steps=[step], encoder=TaggedEncoder())
+    assert report.variants["tagged_0.82"] == 5
+
+
+def test_select_threshold_is_strict_and_nsfw_exact():
+    frame = pd.DataFrame({"similarity": np.array([0.82, 0.82, 0.8200001, 0.9, 0.9, 0.9], np.float64),
+                          "nsfw": ["UNLIKELY", "UNLIKELY", "UNLIKELY", "unlikely", "NSFW", None]})
+    frame.loc[1, "similarity"] = np.float32(0.82)
+    kept, counts = select_rows(frame, threshold=0.82)
+    assert kept["similarity"].tolist() == [0.8200001]
+    assert (counts.nsfw_dropped, counts.below_threshold, counts.kept) == (3, 2, 1)
+    kept, counts = select_rows(frame, threshold=0.82, nsfw_filter=False)
+    assert counts.kept == 4
+
+
+def test_top_per_class_drops_ocr_flagged_first():
+    frame = pd.DataFrame({"row_id": [1, 2, 3, 4], "wnid": ["a", "a", "a", "b"], "similarity": [0.9, 0.95, 0.85, 0.5],
+                          "ocr_flag": [False, True, False, False]})
+    assert top_per_class(frame, 1)["row_id"].tolist() == [1, 4]
+
+
+def test_column_mapping_for_other_caption_datasets(tmp_path):
+    pd.DataFrame({"caption": ["a tench #0.9", "a lion #0.3"], "link": ["u0", "u1"]}).to_parquet(tmp_path / "c.parquet")
+    columns = ColumnMap(text="caption", url="link", nsfw=None, sample_id=None, width=None, height=None, license=None)
+    report = run_pipeline(config_for(str(tmp_path / "c.parquet"), tmp_path, columns=columns, variant="mine"),
+                          encoder=TaggedEncoder())
+    frame = read_index_file(tmp_path / "work" / "dataset" / "data" / "mine.parquet")
+    assert report.kept == 1 and frame["url"].tolist() == ["u0"] and frame["nsfw"].isna().all()
+    with pytest.raises(DatasetError, match="--nsfw-col none"):
+        run_pipeline(config_for(str(tmp_path / "c.parquet"), tmp_path / "x",
+                                columns=ColumnMap(text="caption", url="link")), encoder=TaggedEncoder())
+
+
+def test_parts_from_the_hub_are_fetched_and_deleted(fake_hub, tmp_path):
+    src = tmp_path / "src"
+    files = {f"data/part-0000{i}-x.parquet": write_laion_part(src / f"{i}.parquet", PART1).read_bytes()
+             for i in (0, 1)}
+    fake_hub.commit("laion/tiny-laion", {**files, "README.md": b"# tiny"})
+    parts = resolve_parts(["hf://datasets/laion/tiny-laion"])
+    assert [(p.index, p.filename) for p in parts] == [(0, "data/part-00000-x.parquet"), (1, "data/part-00001-x.parquet")]
+    report = run_pipeline(config_for("hf://datasets/laion/tiny-laion/data/*.parquet", tmp_path, delete_downloaded=True),
+                          encoder=TaggedEncoder())
+    assert report.rows == 8 and report.variants["tagged_0.82"] == 4
+    frame = read_index_file(tmp_path / "work" / "dataset" / "data" / "tagged_0.82.parquet")
+    assert frame["row_id"].tolist() == [0, 3, 100_000_000, 100_000_003]
+    assert not list((tmp_path / "work" / "downloads").rglob("*.parquet"))
+
+
+def test_part_numbering_and_bad_specs(tmp_path):
+    write_laion_part(tmp_path / "a.parquet", ["x"])
+    write_laion_part(tmp_path / "b.parquet", ["y"])
+    assert [p.index for p in resolve_parts([str(tmp_path / "b.parquet"), str(tmp_path / "a.parquet")])] == [0, 1]
+    with pytest.raises(DatasetError, match="no file matches"):
+        resolve_parts([str(tmp_path / "nope-*.parquet")])
+    with pytest.raises(DatasetError, match="listed twice"):
+        resolve_parts([str(tmp_path / "a.parquet"), str(tmp_path / "*.parquet")])
+
+
+def test_cli_runs_a_step_and_reports(laion_parts, tmp_path, capsys):
+    assert main(["rebuild", "match", "--parts", laion_parts, "--work", str(tmp_path / "w")]) == 0
+    out = capsys.readouterr().out
+    assert "matched" in out and "10" in out
+    assert main(["rebuild", "all", "--parts", laion_parts, "--work", str(tmp_path / "w"),
+                 "--encoder", "sentence-transformers:all-MiniLM-L6-v2"]) == 1
+    assert "pass --threshold" in capsys.readouterr().err
