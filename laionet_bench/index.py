@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -88,7 +89,7 @@ class Variant:
 
     @property
     def filename(self) -> str:
-        """Path of this variant's parquet inside a Hub dataset repo."""
+        """Path of this variant's parquet inside a Hub dataset repo (see :func:`load_index`)."""
         return f"data/{self.name}.parquet"
 
 
@@ -318,15 +319,19 @@ def load_index(
         )
     from . import hub
 
-    variant = get_variant(value)
+    # a rebuilt repo may publish variants of its own (e.g. minilm_0.45): any name maps to data/<name>.parquet
+    variant = value or list_variants()[0]
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", variant):
+        raise UnknownNameError("LAIONet variant", variant, difflib.get_close_matches(variant, list_variants()))
     download = hub.download_index_file(
-        variant.filename, repo_id=repo_id, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
+        f"data/{variant}.parquet", repo_id=repo_id, revision=revision, cache_dir=cache_dir,
+        local_files_only=local_files_only,
     )
     frame = read_index_file(download.path)
     return LaionetIndex(
         table=frame,
         source=f"hf://datasets/{download.repo_id}",
-        variant=variant.name,
+        variant=variant,
         revision=download.commit,
         sha256=download.sha256,
         files=[str(download.path)],

@@ -178,3 +178,18 @@ def test_cli_runs_a_step_and_reports(laion_parts, tmp_path, capsys):
     assert main(["rebuild", "all", "--parts", laion_parts, "--work", str(tmp_path / "w"),
                  "--encoder", "sentence-transformers:all-MiniLM-L6-v2"]) == 1
     assert "pass --threshold" in capsys.readouterr().err
+
+
+def test_cli_publishes_the_rebuilt_index_through_the_hub(laion_parts, tmp_path, fake_hub, capsys):
+    from laionet_bench.index import load_index
+
+    args = ["rebuild", "all", "--parts", laion_parts, "--work", str(tmp_path / "w"), "--rules", "ours",
+            "--encoder", "sentence-transformers:all-MiniLM-L6-v2", "--threshold", "0.1", "--variant", "minilm_0.1",
+            "--publish-repo", "me/laionet-rebuilt"]
+    assert main(args) == 0
+    assert "published" in capsys.readouterr().out
+    assert {"README.md", "manifest.json", "data/minilm_0.1.parquet"} <= set(fake_hub.files("me/laionet-rebuilt"))
+    index = load_index("laionet:minilm_0.1", repo_id="me/laionet-rebuilt")
+    local = read_index_file(tmp_path / "w" / "dataset" / "data" / "minilm_0.1.parquet")
+    assert index.revision and len(index) == len(local) > 0
+    assert index.table["similarity_encoder"].iloc[0] == "sentence-transformers:all-MiniLM-L6-v2"

@@ -31,6 +31,9 @@ def _add_options(sub: argparse.ArgumentParser) -> None:
                     "(default: %(default)s)")
     io.add_argument("--out", metavar="DIR", help="dataset folder to write (default: WORK/dataset)")
     io.add_argument("--delete-downloaded", action="store_true", help="delete Hub parts once matched")
+    io.add_argument("--publish-repo", metavar="ID", help="after the card step, publish the dataset folder to this "
+                    "Hub dataset repo (same path as 'laionet-bench publish --no-card')")
+    io.add_argument("--publish-revision", metavar="BRANCH", help="branch to publish to (default: main)")
     cols = sub.add_argument_group("column mapping (use 'none' for a field the data lacks)")
     for flag, default in (("text", "TEXT"), ("url", "URL"), ("nsfw", "NSFW"), ("sample-id", "SAMPLE_ID"),
                           ("width", "WIDTH"), ("height", "HEIGHT"), ("license", "LICENSE")):
@@ -89,6 +92,8 @@ def _config(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
+    from ..errors import ConfigError
+
     from ..rebuild import STEPS, run_pipeline
 
     steps = STEPS if args.action == "all" else (args.action,)
@@ -99,4 +104,12 @@ def run(args: argparse.Namespace) -> int:
         print()
         print(tabulate(list(report.variants.items()), headers=["variant", "rows"], intfmt=","))
         print(f"\n{len(report.class_counts)} classes; dataset folder: {report.out_dir}")
+    if args.publish_repo:
+        from ..leaderboard.publish import publish_folder
+
+        if not report.variants:
+            raise ConfigError("--publish-repo needs the card step: run 'rebuild card' or 'rebuild all'")
+        published = publish_folder(report.out_dir, repo_id=args.publish_repo, revision=args.publish_revision,
+                                   commit_message="Publish LAIONet index rebuilt with laionet-bench")
+        print(f"published {report.out_dir} to {published.repo_id}@{published.commit}")
     return 0
