@@ -93,7 +93,6 @@ def run(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
     from ..errors import ConfigError
-
     from ..rebuild import STEPS, run_pipeline
 
     steps = STEPS if args.action == "all" else (args.action,)
