@@ -19,12 +19,13 @@ from ._errors import report
 __all__ = ["SUBCOMMANDS", "build_parser", "main"]
 
 #: Subcommand modules, in the order ``--help`` lists them.
-SUBCOMMANDS = ("classes", "index")
+SUBCOMMANDS = ("classes", "index", "download")
 
 EPILOG = """examples:
   laionet-bench classes husky                 search the ImageNet-1k catalogue
   laionet-bench index info laionet:clip_0.82  download (or reuse) the Hub index and describe it
   laionet-bench index validate my_index.parquet
+  laionet-bench download --out laionet_images  fetch the default variant's images (resumable)
 """
 
 

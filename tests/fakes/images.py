@@ -37,7 +37,8 @@ class Reply:
     """One HTTP answer.
 
     ``delay`` sleeps before the status line (a slow server); ``reset_after`` sends that many body bytes
-    of a longer advertised Content-Length, then resets the connection.
+    of a longer advertised Content-Length, then resets the connection; ``send_length=False`` omits
+    Content-Length and ends the body by closing the connection.
     """
 
     body: bytes = b""
@@ -46,6 +47,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     reset_after: int | None = None
+    send_length: bool = True
 
 
 def redirect(location: str, status: int = 302) -> Reply:
@@ -92,7 +94,11 @@ class _Handler(BaseHTTPRequestHandler):
         body = reply.body
         self.send_response(reply.status)
         self.send_header("Content-Type", reply.content_type)
-        self.send_header("Content-Length", str(len(body)))
+        if reply.send_length:
+            self.send_header("Content-Length", str(len(body)))
+        else:
+            self.send_header("Connection", "close")
+            self.close_connection = True
         for name, value in reply.headers.items():
             self.send_header(name, value)
         self.end_headers()
