@@ -199,3 +199,63 @@ def test_timm_wds_reader_reads_the_store(tmp_path):
     items = list(dataset)
     assert len(items) == 3 and {t for _, t in items} == {0}
     assert sorted(img.size for img, _ in items) == [(20, 20), (20, 21), (20, 22)]
+
+
+def test_kill_9_mid_run_then_resume_loses_nothing_and_refetches_only_in_flight(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import threading
+    from pathlib import Path
+
+    from laionet_bench.images.store import ImageStore
+    from laionet_bench.index import write_index
+
+    files = {f"/{i}.jpg": image_bytes("RGB", "JPEG", (16 + i % 7, 16 + i)) for i in range(60)}
+    workers = 3
+    with ImageServer.serving(files, latency=0.03) as srv:
+        frame = _index(srv, list(files))
+        write_index(frame, tmp_path / "idx.parquet")
+        store = tmp_path / "store"
+        reached = threading.Event()
+        original = srv._next_reply
+
+        def counting(path, headers):  # kill once a good part of the run is done
+            if sum(srv.requests.values()) >= 25:
+                reached.set()
+            return original(path, headers)
+
+        srv._next_reply = counting
+        cmd = [sys.executable, "-m", "laionet_bench", "-q", "download", "--index", str(tmp_path / "idx.parquet"),
+               "--out", str(store), "--allow-network", "127.0.0.0/8", "--workers", str(workers),
+               "--shard-size", "7", "--checkpoint-seconds", "0.1", "--no-progress"]
+        env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            assert reached.wait(60), proc.stderr.read().decode() if proc.poll() is not None else "no progress"
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            proc.stderr.close()
+        srv._next_reply = original
+        assert proc.returncode == -signal.SIGKILL
+
+        recovered = ImageStore.open(store)  # what survived the kill (repairs the torn shard)
+        durable = {rid for rid, r in recovered.records.items() if r["status"] == "ok"}
+        recovered.finish(frame[["row_id", "url"]])
+        before = dict(srv.requests)
+        assert len(durable) >= 10 and len(durable) < len(files)
+
+        report = download_images(frame, store, policy=POLICY, options=OPTIONS, progress=False)
+
+    assert report.counts == {"ok": len(files)}
+    path_of = dict(zip(frame["row_id"].tolist(), files, strict=True))
+    assert all(srv.requests[path_of[rid]] == 1 for rid in durable)  # kept images are not fetched again
+    refetched = [p for p in files if srv.requests[p] == 2]
+    assert all(srv.requests[p] <= 2 for p in files)
+    assert len(refetched) <= 2 * workers + 1  # only what was in flight (or being written) at the kill
+    assert all(before.get(p, 0) == 1 for p in refetched)
+    samples = _shard_samples(store)
+    assert len(samples) == len(files)
+    assert all(samples[rid]["jpg"] == files[path_of[rid]] for rid in samples)
+    assert not list((store / "shards").glob("*.partial"))

@@ -1,7 +1,8 @@
 """A real loopback HTTP server for image-fetching tests, plus factories for tricky image bytes.
 
 ``ImageServer`` serves :class:`Reply` objects registered per path (a list of replies is served in
-turn, the last one repeating), counts requests per path, and can add latency to every response.
+turn, the last one repeating), counts requests per path (``requests``), keeps the last request's
+headers (``last_headers``), and can add latency to every response.
 Usable as a context manager; the demo end-to-end test reuses it to serve demo images
 (``ImageServer.serving({"/a.jpg": data})``).
 """
@@ -86,7 +87,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self):  # noqa: N802 - http.server's naming
         path = self.path
-        reply = self.server.owner._next_reply(path)
+        reply = self.server.owner._next_reply(path, dict(self.headers))
         if self.server.owner.latency:
             time.sleep(self.server.owner.latency)
         if reply.delay:
@@ -131,6 +132,7 @@ class ImageServer:
     def __init__(self, routes: dict[str, Reply | list[Reply]] | None = None, *, latency: float = 0.0):
         self.routes: dict[str, list[Reply]] = {}
         self.requests: Counter = Counter()
+        self.last_headers: dict[str, dict[str, str]] = {}
         self.latency = latency
         self._lock = threading.Lock()
         for path, reply in (routes or {}).items():
@@ -159,9 +161,10 @@ class ImageServer:
     def add(self, path: str, reply: Reply | list[Reply]) -> None:
         self.routes[path] = list(reply) if isinstance(reply, list) else [reply]
 
-    def _next_reply(self, path: str) -> Reply:
+    def _next_reply(self, path: str, headers: dict[str, str]) -> Reply:
         with self._lock:
             self.requests[path] += 1
+            self.last_headers[path] = headers
             replies = self.routes.get(path)
             if not replies:
                 return Reply(b"not found", status=404, content_type="text/plain")
