@@ -25,7 +25,7 @@ from .fetch import Fetcher, FetchPolicy, FetchResult
 from .manifest import OK, Manifest, is_retryable
 from .store import ImageStore
 
-__all__ = ["DownloadOptions", "DownloadReport", "download_images", "process_row"]
+__all__ = ["DownloadOptions", "DownloadReport", "download_images", "process_row", "rows_to_fetch", "verify_fetched"]
 
 logger = logging.getLogger(__name__)
 
@@ -102,9 +102,13 @@ def _fetch_with_retries(fetcher: Fetcher, url: str, options: DownloadOptions) ->
 
 def process_row(fetcher: Fetcher, row: dict, options: DownloadOptions) -> tuple[dict, bytes | None, dict | None]:
     """Fetch and verify one index row: its manifest record, plus bytes and sample json when ``ok``."""
+    return verify_fetched(row, _fetch_with_retries(fetcher, row["url"], options), options)
+
+
+def verify_fetched(row: dict, result: FetchResult, options: DownloadOptions) -> tuple[dict, bytes | None, dict | None]:
+    """Turn a fetch result into a manifest record: decode check, official filter, resize, sha256."""
     row_id = int(row["row_id"])
     record = {"row_id": row_id, "url": row["url"], "key": None}
-    result = _fetch_with_retries(fetcher, row["url"], options)
     record.update(status=result.status, http_code=result.http_code, error=result.error)
     if result.status != OK:
         return record, None, None
@@ -131,12 +135,14 @@ def process_row(fetcher: Fetcher, row: dict, options: DownloadOptions) -> tuple[
     return record, data, meta
 
 
-def _rows_to_fetch(table: pd.DataFrame, store: ImageStore, options: DownloadOptions) -> list[dict]:
+def rows_to_fetch(table: pd.DataFrame, store: ImageStore, options: DownloadOptions) -> list[dict]:
+    """The index rows this run fetches, as plain dicts (``--limit`` applied)."""
     columns = [c for c in ("row_id", "url", "wnid", "class_index", "caption") if c in table.columns]
     todo = [row for row in table[columns].to_dict("records")
             if store.needs_fetch(int(row["row_id"]), retry_failed=options.retry_failed,
                                  official_filter=options.official_filter)]
-    return todo[: options.limit] if options.limit is not None else todo
+    todo = todo[: options.limit] if options.limit is not None else todo
+    return [_plain(row) for row in todo]
 
 
 def _plain(row: dict) -> dict:
@@ -170,7 +176,7 @@ def download_images(
     table = index.table if isinstance(index, LaionetIndex) else index
     index_rows = table[["row_id", "url"]]
     store = ImageStore.open(out, shard_size=options.shard_size, checkpoint_seconds=options.checkpoint_seconds)
-    todo = _rows_to_fetch(table, store, options)
+    todo = rows_to_fetch(table, store, options)
     logger.info("%s: %d of %d rows to fetch", out, len(todo), len(table))
     started = time.monotonic()
     run_counts: dict[str, int] = {}
@@ -191,7 +197,7 @@ def _run(store, todo, index_rows, policy, options, run_counts, progress) -> None
         try:
             while True:
                 for row in rows:
-                    in_flight.add(pool.submit(process_row, fetcher, _plain(row), options))
+                    in_flight.add(pool.submit(process_row, fetcher, row, options))
                     if len(in_flight) >= 2 * options.workers:
                         break
                 if not in_flight:
