@@ -259,3 +259,18 @@ def test_kill_9_mid_run_then_resume_loses_nothing_and_refetches_only_in_flight(t
     assert len(samples) == len(files)
     assert all(samples[rid]["jpg"] == files[path_of[rid]] for rid in samples)
     assert not list((store / "shards").glob("*.partial"))
+
+
+def test_cli_prints_a_summary_by_status(server, tmp_path, capsys):
+    from laionet_bench.cli import main
+    from laionet_bench.index import write_index
+
+    frame = _index(server, ["/good.jpg", "/missing.jpg"])
+    write_index(frame, tmp_path / "idx.parquet")
+    code = main(["download", "--index", str(tmp_path / "idx.parquet"), "--out", str(tmp_path / "s"),
+                 "--allow-network", "127.0.0.0/8", "--workers", "2", "--no-progress"])
+    out = capsys.readouterr().out
+    assert code == 0
+    rows = {line.split("|")[1].strip(): line.split("|")[2:4] for line in out.splitlines() if line.startswith("| ")}
+    assert [v.strip() for v in rows["ok"]] == ["1", "1"] and [v.strip() for v in rows["http_error"]] == ["1", "1"]
+    assert read_manifest(tmp_path / "s").sha256 in out

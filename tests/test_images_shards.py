@@ -89,6 +89,7 @@ def test_store_recovers_partial_unreferenced_shards_and_the_journal(tmp_path):
                    "format": "JPEG"}, data, dict(meta, _ext="jpg"))
     store.add({"row_id": 5, "url": "http://x/5.jpg", "status": "http_error", "http_code": 404, "error": "HTTP 404"})
     store.add({"row_id": 6, "url": "http://x/6.jpg", "status": "timeout", "error": "slow"})
+    store.flush()  # the end of a batch
     with open(tmp_path / JOURNAL_FILE, "a") as handle:
         handle.write('{"row_id": 7, "sta')  # torn by the crash
     assert not (tmp_path / MANIFEST_FILE).exists()  # no snapshot yet: everything comes from shards + journal

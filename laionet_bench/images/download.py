@@ -207,6 +207,7 @@ def _run(store, todo, index_rows, policy, options, run_counts, progress) -> None
                     record, data, meta = future.result()
                     store.add(record, data, meta)
                     run_counts[record["status"]] = run_counts.get(record["status"], 0) + 1
+                store.flush()
                 bar.update(len(done))
                 ok = run_counts.get(OK, 0)
                 bar.set_postfix(ok=ok, failed=sum(run_counts.values()) - ok, refresh=False)

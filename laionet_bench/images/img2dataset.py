@@ -133,6 +133,7 @@ def _adopt(output: Path, by_row: dict[int, dict], store: ImageStore, options: Do
             record, data, meta = verify_fetched(row, result, options)
             store.add(record, data, meta)
             run_counts[record["status"]] = run_counts.get(record["status"], 0) + 1
+        store.flush()
 
 
 def download_with_img2dataset(

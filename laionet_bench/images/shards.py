@@ -2,8 +2,8 @@
 
 A shard being written is ``shards/NNNNN.tar.partial``; readers glob ``*.tar`` and never see it.
 Each sample is two tar members, ``<key>.<ext>`` (the image bytes) then ``<key>.json`` (its metadata,
-including the bytes' sha256), flushed to the OS after every sample, so a killed process loses at most
-the sample it was writing. :func:`seal_partial` turns a partial shard left by a crash into a good one:
+including the bytes' sha256); the writer's caller flushes after each batch of samples, so a killed
+process loses at most the samples of the batch it was writing. :func:`seal_partial` turns a partial shard left by a crash into a good one:
 it keeps every complete, checksum-verified sample, cuts the torn tail, writes the end-of-archive
 blocks and renames. Sealed shards are fsynced before the rename.
 """
@@ -94,15 +94,19 @@ class ShardWriter:
         return self._tar is not None and self._count >= self.max_samples
 
     def write(self, key: str, ext: str, data: bytes, meta: dict) -> str:
-        """Append one sample (image then json) and flush it to the OS."""
+        """Append one sample (image then json); :meth:`flush` hands it to the OS."""
         if self._tar is None:
             self._open()
         payload = json.dumps(meta, sort_keys=True).encode("utf-8")
         self._tar.addfile(_tarinfo(f"{key}.{ext}", len(data)), io.BytesIO(data))
         self._tar.addfile(_tarinfo(f"{key}.json", len(payload)), io.BytesIO(payload))
-        self._file.flush()
         self._count += 1
         return shard_name(self._number)
+
+    def flush(self) -> None:
+        """Push written samples to the OS: from here on they survive the process being killed."""
+        if self._file is not None:
+            self._file.flush()
 
     def seal(self) -> str | None:
         """Finish the open shard: end-of-archive blocks, fsync, rename ``.partial`` away."""

@@ -143,6 +143,10 @@ class ImageStore:
             return
         _merge(self.records, record)
         self._journal.write(json.dumps(record) + "\n")
+
+    def flush(self) -> None:
+        """Hand everything added so far to the OS (survives ``kill -9``; call after each batch)."""
+        self.writer.flush()
         self._journal.flush()
 
     def _seal(self) -> None:

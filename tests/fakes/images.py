@@ -120,6 +120,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # many clients open a connection per request (no keep-alive)
     owner: ImageServer
 
     def handle_error(self, request, client_address):  # clients that hang up are expected here
