@@ -83,6 +83,7 @@ def huge_png_header(width: int = 100_000, height: int = 100_000) -> bytes:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # as real servers do: no 40 ms stall between headers and body
     server: _Server
 
     def do_GET(self):  # noqa: N802 - http.server's naming
