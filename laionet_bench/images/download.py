@@ -20,7 +20,13 @@ from tqdm.auto import tqdm
 
 from ..errors import ConfigError
 from ..index import LaionetIndex
-from .decode import DEFAULT_MAX_PIXELS, ImageRejectedError, inspect_image, passes_official_filter, resize_image
+from .decode import (
+    DEFAULT_MAX_PIXELS,
+    ImageRejectedError,
+    inspect_image,
+    passes_official_filter,
+    resize_image,
+)
 from .fetch import Fetcher, FetchPolicy, FetchResult
 from .manifest import OK, Manifest, is_retryable
 from .store import ImageStore

@@ -129,7 +129,9 @@ def resolve_checked(host: str, port: int, *, allow_private: bool, allow_networks
         for address in addresses:
             reason = blocked_reason(address)
             if reason and not _allowed(address, networks):
-                raise RefusedAddressError(f"{host} resolves to {address} ({reason}); pass --allow-private or --allow-network CIDR to allow")
+                raise RefusedAddressError(
+                    f"{host} resolves to {address} ({reason}); allow it with --allow-private or --allow-network CIDR"
+                )
     return addresses
 
 
