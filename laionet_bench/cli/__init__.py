@@ -19,7 +19,7 @@ from ._errors import report
 __all__ = ["SUBCOMMANDS", "build_parser", "main"]
 
 #: Subcommand modules, in the order ``--help`` lists them.
-SUBCOMMANDS = ("classes", "index", "rebuild", "similarity", "leaderboard", "compare", "publish", "demo")
+SUBCOMMANDS = ("classes", "index", "download", "rebuild", "similarity", "leaderboard", "compare", "publish", "demo")
 
 EPILOG = """examples:
   laionet-bench classes husky                 search the ImageNet-1k catalogue
@@ -30,6 +30,7 @@ EPILOG = """examples:
   laionet-bench publish --repo me/laionet-leaderboard
   laionet-bench demo build                    build the offline demo benchmark's images
   laionet-bench rebuild all --parts 'part-*.parquet' --work work   regenerate LAIONet from LAION metadata
+  laionet-bench download --out laionet_images  fetch the default variant's images (resumable)
 """
 
 

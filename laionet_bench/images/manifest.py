@@ -21,10 +21,38 @@ import pyarrow as pa
 
 from ..errors import DatasetError
 
-__all__ = ["MANIFEST_COLUMNS", "MANIFEST_FILE", "OK", "Manifest", "manifest_hash", "read_manifest"]
+__all__ = [
+    "MANIFEST_COLUMNS",
+    "MANIFEST_FILE",
+    "OK",
+    "PENDING",
+    "PERMANENT_STATUSES",
+    "RETRYABLE_HTTP_CODES",
+    "RETRYABLE_STATUSES",
+    "SHARDS_DIR",
+    "STATUSES",
+    "Manifest",
+    "is_retryable",
+    "manifest_hash",
+    "read_manifest",
+]
 
 MANIFEST_FILE = "manifest.parquet"
+SHARDS_DIR = "shards"
 OK = "ok"
+#: Not attempted yet (a run was interrupted before reaching the row).
+PENDING = "pending"
+
+#: Failures worth trying again later: the server or the network may behave next time.
+RETRYABLE_STATUSES = ("timeout", "connection_error", "http_error")
+#: Failures that depend on the URL's content or our policy: retried only with ``--retry-failed``.
+#: ``filtered`` (the official RGB / >= 100 pixels rule) is re-decided when the filter setting changes.
+PERMANENT_STATUSES = (
+    "not_image", "too_large", "refused", "redirect_loop", "decode_error", "filtered", "bomb",
+)
+STATUSES = (OK, PENDING, *RETRYABLE_STATUSES, *PERMANENT_STATUSES)
+#: HTTP answers that may well change (rate limits, overload, gateway trouble); other codes are permanent.
+RETRYABLE_HTTP_CODES = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 #: column -> arrow type. ``status`` is ``ok`` or a failure kind (http_error, timeout, not_image, ...).
 MANIFEST_COLUMNS: dict[str, pa.DataType] = {
@@ -42,6 +70,19 @@ MANIFEST_COLUMNS: dict[str, pa.DataType] = {
     "shard": pa.string(),  # tar path relative to the store folder
     "key": pa.string(),  # webdataset __key__ inside the shard
 }
+
+
+def is_retryable(status: str, http_code: int | None = None) -> bool:
+    """Whether a failed row is worth fetching again without ``--retry-failed``.
+
+    Timeouts and connection errors are; ``http_error`` only for :data:`RETRYABLE_HTTP_CODES`
+    (a 404 stays a 404). ``pending`` rows are always fetched; ``ok`` rows never.
+    """
+    if status == PENDING:
+        return True
+    if status == "http_error":
+        return http_code is not None and not pd.isna(http_code) and int(http_code) in RETRYABLE_HTTP_CODES
+    return status in RETRYABLE_STATUSES
 
 
 def manifest_hash(frame: pd.DataFrame) -> str:

@@ -1,0 +1,118 @@
+"""Verify fetched bytes are an image, describe them, and optionally shrink them.
+
+Every body is decoded in full with Pillow before it is kept, so a stored ``ok`` image is known to
+load. The original bytes are kept (no recompression: models convert on read) unless a resize is
+asked for. Only common raster formats are opened (no EPS/PSD/... plugins, which can call out to
+other programs), and the pixel count is checked against a limit *before* decoding: a PNG header can
+claim 100k x 100k pixels in a few hundred bytes.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+from PIL import Image, UnidentifiedImageError
+
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "EXTENSIONS",
+    "OFFICIAL_MIN_PIXELS",
+    "ImageInfo",
+    "ImageRejectedError",
+    "inspect_image",
+    "passes_official_filter",
+    "resize_image",
+]
+
+#: Pillow's own decompression-bomb threshold (about 89.5 megapixels).
+DEFAULT_MAX_PIXELS = 89_478_485
+#: The reference keeps images with width * height >= 100 (and mode RGB): SPEC section 3.
+OFFICIAL_MIN_PIXELS = 100
+#: Formats we open, and the file extension their bytes are stored under in shards.
+EXTENSIONS = {
+    "JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp", "TIFF": "tiff",
+}
+#: Formats handed to ``Image.open`` (MPO, multi-picture JPEG, is detected by the JPEG plugin).
+_OPEN_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
+_RESAVE = {"JPEG": ("JPEG", {"quality": 95}), "WEBP": ("WEBP", {"quality": 95}), "PNG": ("PNG", {})}
+
+
+class ImageRejectedError(ValueError):
+    """The bytes are not a usable image; ``status`` is the manifest status to record."""
+
+    def __init__(self, status: str, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What Pillow says about stored bytes: size, original mode and format."""
+
+    width: int
+    height: int
+    mode: str
+    format: str
+
+    @property
+    def ext(self) -> str:
+        """Extension of the shard member holding these bytes."""
+        return EXTENSIONS[self.format]
+
+
+def passes_official_filter(info: ImageInfo) -> bool:
+    """The reference rule: keep only mode ``RGB`` with at least 100 pixels (width * height)."""
+    return info.mode == "RGB" and info.width * info.height >= OFFICIAL_MIN_PIXELS
+
+
+def _open(data: bytes, max_pixels: int) -> Image.Image:
+    """Open (header only) and check the pixel count before anything is decoded."""
+    if not data:
+        raise ImageRejectedError("not_image", "empty body")
+    try:
+        image = Image.open(io.BytesIO(data), formats=_OPEN_FORMATS)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageRejectedError("bomb", f"decompression bomb: {exc}") from None
+    except UnidentifiedImageError:
+        raise ImageRejectedError("not_image", f"not a supported image ({data[:8]!r}...)") from None
+    except (OSError, SyntaxError, ValueError) as exc:  # broken headers
+        raise ImageRejectedError("decode_error", f"unreadable image header: {exc}") from None
+    width, height = image.size
+    if width * height > max_pixels:
+        raise ImageRejectedError("bomb", f"{width}x{height} = {width * height} pixels exceeds {max_pixels}")
+    return image
+
+
+def inspect_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:
+    """Decode ``data`` fully and describe it; raise :class:`ImageRejectedError` with the status to record."""
+    image = _open(data, max_pixels)
+    try:
+        image.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageRejectedError("bomb", f"decompression bomb: {exc}") from None
+    except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as exc:
+        raise ImageRejectedError("decode_error", f"{image.format} does not decode: {exc}") from None
+    width, height = image.size
+    if width <= 0 or height <= 0:
+        raise ImageRejectedError("decode_error", f"{image.format} has an empty size {width}x{height}")
+    return ImageInfo(width=width, height=height, mode=image.mode, format=image.format)
+
+
+def resize_image(data: bytes, info: ImageInfo, size: int) -> tuple[bytes, ImageInfo]:
+    """Shrink so the shorter side is at most ``size`` (never enlarge); re-encode in the same format.
+
+    JPEG and WebP are saved at quality 95; other formats as PNG. The mode is kept (convert on read).
+    Returns the original bytes untouched when the image is already small enough.
+    """
+    shorter = min(info.width, info.height)
+    if shorter <= size:
+        return data, info
+    scale = size / shorter
+    new_size = (max(1, round(info.width * scale)), max(1, round(info.height * scale)))
+    image = Image.open(io.BytesIO(data), formats=(info.format,))
+    resized = image.resize(new_size, Image.Resampling.BICUBIC if image.mode not in ("P", "1") else Image.Resampling.NEAREST)
+    fmt, params = _RESAVE.get(info.format, ("PNG", {}))
+    buffer = io.BytesIO()
+    resized.save(buffer, format=fmt, **params)
+    return buffer.getvalue(), ImageInfo(width=new_size[0], height=new_size[1], mode=info.mode, format=fmt)

@@ -1,0 +1,205 @@
+"""The image store folder as a resumable, crash-safe state: manifest snapshot, failure journal, shards.
+
+What is true after ``kill -9`` at any instant:
+
+* ``ok`` rows live in shards: each sample's json carries its row id and sha256. Sealed shards named in
+  the manifest are trusted; sealed shards it does not name yet are scanned; ``.partial`` shards are
+  repaired (:func:`~.shards.seal_partial`), keeping every complete sample.
+* failures are appended to ``journal.jsonl`` as they happen (a torn last line is ignored).
+* ``manifest.parquet`` is an atomic snapshot of both, rewritten every ``checkpoint_seconds`` and at
+  the end; after a snapshot the journal is emptied.
+
+So a restart loses at most the samples being written at the instant of the kill, and never
+reads a torn shard as good.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .. import _io
+from .manifest import MANIFEST_COLUMNS, MANIFEST_FILE, OK, PENDING, SHARDS_DIR, Manifest, is_retryable
+from .shards import PARTIAL_SUFFIX, ShardSample, ShardWriter, iter_shard_samples, seal_partial
+
+__all__ = ["INFO_FILE", "JOURNAL_FILE", "ImageStore", "record_from_sample"]
+
+logger = logging.getLogger(__name__)
+
+JOURNAL_FILE = "journal.jsonl"
+#: timm's ``wds/`` reader looks for this split description beside the shards.
+INFO_FILE = "_info.json"
+_SCHEMA = pa.schema([pa.field(name, dtype) for name, dtype in MANIFEST_COLUMNS.items()])
+
+
+def record_from_sample(sample: ShardSample, shard: str) -> dict:
+    """The manifest row of a sample read back from a shard."""
+    meta = sample.meta
+    return {
+        "row_id": int(meta["row_id"]), "url": meta["url"], "status": OK, "http_code": meta.get("http_code"),
+        "error": None, "bytes": meta.get("bytes"), "sha256": meta["sha256"], "width": meta["width"],
+        "height": meta["height"], "mode": meta["mode"], "format": meta.get("format"), "shard": shard,
+        "key": sample.key,
+    }
+
+
+def _merge(records: dict[int, dict], record: dict) -> None:
+    """Later facts win, except that nothing replaces an ``ok`` row."""
+    current = records.get(record["row_id"])
+    if current is None or current["status"] != OK:
+        records[record["row_id"]] = record
+
+
+class ImageStore:
+    """Open with :meth:`open` (which recovers from any crash), :meth:`add` results, then :meth:`finish`."""
+
+    def __init__(self, root: str | Path, *, shard_size: int = 1000, checkpoint_seconds: float = 30.0):
+        self.root = Path(root)
+        self.checkpoint_seconds = checkpoint_seconds
+        self.records: dict[int, dict] = {}
+        self._unsealed: list[dict] = []
+        self._last_checkpoint = time.monotonic()
+        self._journal = None
+        self._shard_size = shard_size
+        self.writer: ShardWriter | None = None
+
+    @classmethod
+    def open(cls, root: str | Path, *, shard_size: int = 1000, checkpoint_seconds: float = 30.0) -> ImageStore:
+        """Load the store at ``root`` (created if absent), repairing what a crash left behind."""
+        store = cls(root, shard_size=shard_size, checkpoint_seconds=checkpoint_seconds)
+        (store.root / SHARDS_DIR).mkdir(parents=True, exist_ok=True)
+        store._recover()
+        store.writer = ShardWriter(store.root, max_samples=shard_size)
+        store._journal = open(store.root / JOURNAL_FILE, "a", encoding="utf-8")  # noqa: SIM115 - closed in finish()
+        return store
+
+    # --- recovery -------------------------------------------------------------------------------
+    def _recover(self) -> None:
+        manifest_path = self.root / MANIFEST_FILE
+        if manifest_path.exists():
+            from .manifest import read_manifest
+
+            table = read_manifest(self.root).table
+            for record in table[table["status"] != PENDING].to_dict("records"):
+                _merge(self.records, {k: (None if _isna(v) else v) for k, v in record.items() if k in MANIFEST_COLUMNS})
+        self._replay_journal()
+        for partial in sorted((self.root / SHARDS_DIR).glob("*.tar" + PARTIAL_SUFFIX)):
+            final, samples = seal_partial(partial)
+            for sample in samples:
+                _merge(self.records, record_from_sample(sample, f"{SHARDS_DIR}/{final.name}"))
+        self._scan_unknown_shards()
+
+    def _replay_journal(self) -> None:
+        path = self.root / JOURNAL_FILE
+        if not path.exists():
+            return
+        for line in path.read_text("utf-8").splitlines():
+            try:
+                _merge(self.records, json.loads(line))
+            except json.JSONDecodeError:  # the line being written at the crash
+                logger.debug("%s: ignoring a torn line", path)
+
+    def _scan_unknown_shards(self) -> None:
+        on_disk = {f"{SHARDS_DIR}/{p.name}" for p in (self.root / SHARDS_DIR).glob("*.tar")}
+        known = {r["shard"] for r in self.records.values() if r["status"] == OK}
+        for shard in sorted(on_disk - known):
+            for sample in iter_shard_samples(self.root / shard):
+                _merge(self.records, record_from_sample(sample, shard))
+        lost = [rid for rid, r in self.records.items() if r["status"] == OK and r["shard"] not in on_disk]
+        if lost:
+            logger.warning("%d ok rows point at missing shards; they will be fetched again", len(lost))
+            for rid in lost:
+                del self.records[rid]
+
+    # --- planning ---------------------------------------------------------------------------------
+    def needs_fetch(self, row_id: int, *, retry_failed: bool = False, official_filter: bool = False) -> bool:
+        """Whether ``row_id`` should be fetched in this run (see :func:`~.manifest.is_retryable`)."""
+        record = self.records.get(row_id)
+        if record is None:
+            return True
+        status = record["status"]
+        if status == OK:
+            return False
+        if status == "filtered" and not official_filter:
+            return True
+        return retry_failed or is_retryable(status, record.get("http_code"))
+
+    # --- writing --------------------------------------------------------------------------------
+    def add(self, record: dict, data: bytes | None = None, meta: dict | None = None) -> None:
+        """Record one result; ``ok`` results bring their bytes and sample metadata."""
+        if record["status"] == OK:
+            record["shard"] = self.writer.write(record["key"], meta["_ext"], data,
+                                                {k: v for k, v in meta.items() if k != "_ext"})
+            self._unsealed.append(record)
+            if self.writer.is_full:
+                self._seal()
+            return
+        _merge(self.records, record)
+        self._journal.write(json.dumps(record) + "\n")
+
+    def flush(self) -> None:
+        """Hand everything added so far to the OS (survives ``kill -9``; call after each batch)."""
+        self.writer.flush()
+        self._journal.flush()
+
+    def _seal(self) -> None:
+        if self.writer.seal() is not None:
+            for record in self._unsealed:
+                _merge(self.records, record)
+            self._unsealed = []
+
+    def checkpoint(self, index_rows: pd.DataFrame, *, force: bool = False) -> bool:
+        """Rewrite the manifest if ``checkpoint_seconds`` passed (or ``force``); returns whether it did."""
+        if not force and time.monotonic() - self._last_checkpoint < self.checkpoint_seconds:
+            return False
+        frame = self.manifest_frame(index_rows)
+        table = pa.Table.from_pandas(frame, schema=_SCHEMA, preserve_index=False)
+        with _io.atomic_write(self.root / MANIFEST_FILE) as handle:
+            pq.write_table(table, handle, compression="zstd")
+        self._journal.truncate(0)
+        self._journal.seek(0)
+        self._last_checkpoint = time.monotonic()
+        return True
+
+    def manifest_frame(self, index_rows: pd.DataFrame) -> pd.DataFrame:
+        """One row per index row (``row_id``, ``url``): its record, or ``pending``."""
+        rows = []
+        for row_id, url in zip(index_rows["row_id"].tolist(), index_rows["url"].tolist(), strict=True):
+            record = self.records.get(int(row_id))
+            rows.append(dict(record, url=url) if record else {"row_id": int(row_id), "url": url, "status": PENDING})
+        frame = pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS)).sort_values("row_id", kind="stable")
+        return frame.reset_index(drop=True)
+
+    def finish(self, index_rows: pd.DataFrame) -> Manifest:
+        """Seal the open shard, write the manifest and timm's ``_info.json``; the store is closed."""
+        self._seal()
+        self.checkpoint(index_rows, force=True)
+        self._journal.close()
+        (self.root / JOURNAL_FILE).unlink(missing_ok=True)
+        frame = self.manifest_frame(index_rows)
+        self._write_info(frame)
+        return Manifest(root=self.root, table=frame)
+
+    def _write_info(self, frame: pd.DataFrame) -> None:
+        lengths = Counter(frame.loc[frame["status"] == OK, "shard"])
+        shards = sorted(lengths)
+        split = {"name": "laionet", "num_samples": int(sum(lengths.values())), "filenames": shards,
+                 "shard_lengths": [int(lengths[s]) for s in shards]}
+        info = {"name": "laionet", "splits": {"laionet": split}}
+        _io.write_text_atomic(self.root / INFO_FILE, json.dumps(info, indent=1))
+
+    def status_counts(self) -> Counter:
+        counts = Counter(r["status"] for r in self.records.values())
+        counts[OK] += len(self._unsealed)
+        return counts
+
+
+def _isna(value) -> bool:
+    return value is None or (not isinstance(value, str) and bool(pd.isna(value)))
