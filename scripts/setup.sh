@@ -28,3 +28,7 @@ PYTHON=${PYTHON:-python3}
 .venv/bin/python -m pip install -q --upgrade pip
 # constraints.txt pins torch/torchvision to the builds used here; the package itself accepts a range.
 .venv/bin/python -m pip install -q -c constraints.txt -e ".[dev]"
+# img2dataset (the optional '--engine img2dataset') pins old pandas/webdataset: it gets a venv of its own.
+[ -x .venv-img2dataset/bin/img2dataset ] || {
+  "$PYTHON" -m venv .venv-img2dataset && .venv-img2dataset/bin/python -m pip install -q img2dataset
+}

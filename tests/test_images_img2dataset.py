@@ -19,8 +19,9 @@ from .fakes.images import ImageServer, Reply, image_bytes
 from .test_images_download import _shard_samples
 
 #: img2dataset lives in its own venv (it pins old pandas/webdataset); IMG2DATASET_BIN overrides.
-IMG2DATASET = os.environ.get("IMG2DATASET_BIN") or shutil.which("img2dataset") or (
-    "/work/venvs/img2dataset/bin/img2dataset" if Path("/work/venvs/img2dataset/bin/img2dataset").exists() else None)
+IMG2DATASET = os.environ.get("IMG2DATASET_BIN") or shutil.which("img2dataset") or next(
+    (str(p) for p in [Path(__file__).resolve().parents[1] / ".venv-img2dataset" / "bin" / "img2dataset"] if p.exists()),
+    None)
 
 pytestmark = pytest.mark.filterwarnings("ignore:unclosed file .*shards:ResourceWarning")
 
