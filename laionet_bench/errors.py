@@ -16,6 +16,7 @@ __all__ = [
     "LaionetBenchError",
     "MissingDependencyError",
     "ModelSpecError",
+    "StoreError",
     "UnsafePickleError",
     "UnknownNameError",
 ]
@@ -82,6 +83,10 @@ class DatasetError(LaionetBenchError, ValueError):
 
 class ModelSpecError(LaionetBenchError, ValueError):
     """A model spec, weights file or classifier head cannot be used."""
+
+
+class StoreError(LaionetBenchError, OSError):
+    """The prediction store is locked by another run or holds unreadable files."""
 
 
 class MissingDependencyError(LaionetBenchError, ImportError):

@@ -39,6 +39,7 @@ __all__ = [
     "LabelMap",
     "LoadedModel",
     "build_model",
+    "canonical_spec",
     "expand_model_specs",
     "list_local_weights",
     "only_local_weights",
@@ -278,6 +279,11 @@ def preprocess_key(data_config: Mapping[str, Any]) -> tuple:
         float(data_config["crop_pct"]),
         data_config.get("crop_mode", "center"),
     )
+
+
+def canonical_spec(spec: str) -> str:
+    """The canonical form of one model name (default tag added); custom tags are kept as given."""
+    return _canonical_spec(spec, local_tag_ok=True)
 
 
 # ---------------------------------------------------------------------------------------------- build
