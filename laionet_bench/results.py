@@ -97,7 +97,7 @@ class Provenance:
             platform=platform.platform(),
             device=device,
             dtype=dtype,
-            date=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+            date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             git_hash=_git_hash(),
         )
 
