@@ -19,7 +19,7 @@ from ._errors import report
 __all__ = ["SUBCOMMANDS", "build_parser", "main"]
 
 #: Subcommand modules, in the order ``--help`` lists them.
-SUBCOMMANDS = ("classes", "index")
+SUBCOMMANDS = ("classes", "index", "models", "run")
 
 EPILOG = """examples:
   laionet-bench classes husky                 search the ImageNet-1k catalogue
