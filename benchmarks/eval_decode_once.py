@@ -14,8 +14,8 @@ import tempfile
 from pathlib import Path
 
 import torch
-
 from _eval_common import Timer, image_folder, photo_jpegs, synthetic_index
+
 from laionet_bench.datasets import create_dataset
 from laionet_bench.engine import EngineOptions, run_models
 

@@ -15,8 +15,8 @@ import tempfile
 from pathlib import Path
 
 import torch
-
 from _eval_common import Timer, image_folder, photo_jpegs, synthetic_index
+
 from laionet_bench import constants
 from laionet_bench.bundled_weights import register_bundled_weights
 from laionet_bench.datasets import create_dataset

@@ -11,7 +11,15 @@ from laionet_bench.datasets import create_dataset
 from laionet_bench.errors import DatasetError, UnknownNameError
 from laionet_bench.index import load_index
 
-from .fakes.eval_data import WNIDS, image_bytes, row_id_folder, shard_store, tar_bytes, tiny_index, wnid_folders
+from .fakes.eval_data import (
+    WNIDS,
+    image_bytes,
+    row_id_folder,
+    shard_store,
+    tar_bytes,
+    tiny_index,
+    wnid_folders,
+)
 
 
 def test_laionet_from_row_id_folder_counts_missing_and_ocr(tmp_path):

@@ -10,7 +10,6 @@ import textwrap
 
 import pytest
 
-from laionet_bench import store as store_module
 from laionet_bench.datasets import create_dataset
 from laionet_bench.engine import EngineOptions, run_models
 from laionet_bench.errors import StoreError
