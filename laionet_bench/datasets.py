@@ -96,8 +96,9 @@ class Dataset:
         return len(self.table)
 
     def sample(self, position: int) -> Sample:
-        row = self.table.iloc[position]
-        return Sample(str(row["key"]), str(row["wnid"]), str(row["path"]), int(row["offset"]), int(row["size"]))
+        t = self.table
+        return Sample(str(t["key"].iat[position]), str(t["wnid"].iat[position]), str(t["path"].iat[position]),
+                      int(t["offset"].iat[position]), int(t["size"].iat[position]))
 
     def samples(self) -> Iterator[Sample]:
         """Every sample, in listing order."""

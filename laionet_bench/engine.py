@@ -203,8 +203,8 @@ def _run_batch(members: list[_Member], batch, dataset: Dataset, options: EngineO
     positions, images, ok, errors = batch
     positions = positions.numpy()
     ok = ok.numpy().astype(bool)
-    keys = dataset.table["key"].to_numpy()[positions]
-    wnids = dataset.table["wnid"].to_numpy()[positions]
+    keys = dataset.table["key"].iloc[positions].to_numpy()  # O(batch), not O(dataset)
+    wnids = dataset.table["wnid"].iloc[positions].to_numpy()
     for member in members:
         if member.outcome.status != "ok":
             continue
