@@ -13,22 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from .catalog import load_catalog
-from .errors import MissingDependencyError, ModelSpecError
+from .errors import ModelSpecError
 
 __all__ = ["build_zero_shot", "openclip_data_config"]
 
 
-def _open_clip():
-    try:
-        import open_clip
-    except ImportError:  # pragma: no cover - a core dependency, guarded for slim installs
-        raise MissingDependencyError("open_clip_torch", "openclip", "CLIP zero-shot models") from None
-    return open_clip
-
-
 def openclip_data_config(arch: str, tag: str) -> dict[str, Any]:
     """The timm-style data config equivalent to open_clip's eval transform for ``arch``/``tag``."""
-    open_clip = _open_clip()
+    import open_clip
+
     model_cfg = open_clip.get_model_config(arch)
     if model_cfg is None:
         raise ModelSpecError(f"openclip:{arch}/{tag}: open_clip has no config for {arch}")
@@ -64,9 +57,9 @@ def _make_module(model, text_features):
 
 def build_zero_shot(arch: str, tag: str, *, weights_path: str | Path | None, device: str) -> tuple[Any, dict, dict]:
     """Build ``arch`` with ``tag`` (or a local weights file) and its 1000-way prompt head."""
+    import open_clip
     import torch
 
-    open_clip = _open_clip()
     source = str(weights_path) if weights_path else tag
     try:
         model = open_clip.create_model(arch, pretrained=source, device=device, weights_only=True)
