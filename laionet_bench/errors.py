@@ -19,6 +19,7 @@ __all__ = [
     "MissingSystemPackageError",
     "ModelSpecError",
     "RobustnessError",
+    "StoreError",
     "UnsafePickleError",
     "UnknownNameError",
 ]
@@ -85,6 +86,10 @@ class DatasetError(LaionetBenchError, ValueError):
 
 class ModelSpecError(LaionetBenchError, ValueError):
     """A model spec, weights file or classifier head cannot be used."""
+
+
+class StoreError(LaionetBenchError, OSError):
+    """The prediction store is locked by another run or holds unreadable files."""
 
 
 class MissingDependencyError(LaionetBenchError, ImportError):

@@ -19,18 +19,24 @@ from ._errors import report
 __all__ = ["SUBCOMMANDS", "build_parser", "main"]
 
 #: Subcommand modules, in the order ``--help`` lists them.
-SUBCOMMANDS = ("classes", "index", "download", "rebuild", "similarity", "leaderboard", "compare", "publish", "demo")
+SUBCOMMANDS = (
+    "run", "models", "classes", "index", "download", "similarity", "leaderboard", "compare", "publish",
+    "rebuild", "demo",
+)
 
 EPILOG = """examples:
-  laionet-bench classes husky                 search the ImageNet-1k catalogue
-  laionet-bench index info laionet:clip_0.82  download (or reuse) the Hub index and describe it
-  laionet-bench index validate my_index.parquet
+  laionet-bench run --demo --models all        the embedded demo benchmark, end to end (offline)
+  laionet-bench run --models 'convnext_*' --images laionet_images --imagenet /data/imagenet/val
+  laionet-bench models 'resnet*'               what a model spec expands to, with data configs
+  laionet-bench classes husky                  search the ImageNet-1k catalogue
+  laionet-bench index info laionet:clip_0.82   download (or reuse) the Hub index and describe it
+  laionet-bench download --out laionet_images  fetch the default variant's images (resumable)
+  laionet-bench similarity --datasets laionet imagenet-val --images laionet_images --imagenet /data/imagenet/val
   laionet-bench leaderboard --results results/ --out leaderboard/
   laionet-bench compare results-main/ results-pr/ --fail gap_top1:+1.0
   laionet-bench publish --repo me/laionet-leaderboard
-  laionet-bench demo build                    build the offline demo benchmark's images
-  laionet-bench rebuild all --parts 'part-*.parquet' --work work   regenerate LAIONet from LAION metadata
-  laionet-bench download --out laionet_images  fetch the default variant's images (resumable)
+  laionet-bench rebuild all --parts 'part-*.parquet' --work work
+  laionet-bench demo build                     build the offline demo benchmark's images
 """
 
 

@@ -1,0 +1,107 @@
+"""``laionet-bench run``: evaluate models on LAIONet (and ImageNet-val / -V2), resumably."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+from .index import add_hub_options
+
+EPILOG = """examples:
+  laionet-bench run --models resnet50 convnext_tiny.fb_in1k --images ~/laionet-images --imagenet ~/imagenet/val
+  laionet-bench run --models 'convnext_*' --exclude '*_384*' --dataset laionet:clip_top50 --images shards/
+  laionet-bench run --models @models.txt --index my_index.parquet --images imgs/ --limit-per-class 5
+  laionet-bench run --models tf_efficientnet_lite0 --weights tf_efficientnet_lite0=lite0.safetensors ...
+  laionet-bench run --models openclip:ViT-B-32/openai --amp bf16 --channels-last ...
+Re-running the same command skips every prediction already stored (also after kill -9).
+"""
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("run", help="evaluate models on LAIONet and ImageNet-val", epilog=EPILOG,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    models = parser.add_argument_group("models")
+    models.add_argument("--models", nargs="+", required=True, metavar="SPEC",
+                        help="timm names/tags, wildcards, @FILE, 'all', or openclip:ARCH/TAG")
+    models.add_argument("--exclude", nargs="+", default=[], metavar="PATTERN", help="fnmatch patterns to drop")
+    models.add_argument("--weights", nargs="+", default=[], metavar="SPEC=PATH", help="local weights per model")
+    data = parser.add_argument_group("datasets")
+    data.add_argument("--dataset", default="laionet", help="laionet[:variant] or a local index parquet (default: %(default)s)")
+    data.add_argument("--index", metavar="PARQUET", help="local LAIONet index (no Hub access)")
+    data.add_argument("--images", metavar="DIR", required=True,
+                      help="LAIONet images: shards + manifest folder, or <row_id>.<ext> files")
+    data.add_argument("--imagenet", metavar="PATH", help="ImageNet-val (wnid folders, flat + devkit, wds/PATH, hfds/NAME)")
+    data.add_argument("--imagenet-v2", metavar="[VARIANT=]PATH", help="ImageNet-V2 class-index folders")
+    data.add_argument("--limit", type=int, metavar="N", help="evaluate at most N images per dataset (smoke runs)")
+    data.add_argument("--limit-per-class", type=int, metavar="N", help="at most N images per class")
+    engine = parser.add_argument_group("engine")
+    engine.add_argument("--out", metavar="DIR", help="results folder (default: results_dir setting or ./results)")
+    engine.add_argument("--device", help="cuda, cuda:1, mps or cpu (default: best available)")
+    engine.add_argument("--batch-size", type=int, default=64, help="default: %(default)s")
+    engine.add_argument("--workers", type=int, default=2, help="decoding processes (default: %(default)s)")
+    engine.add_argument("--amp", choices=("bf16", "fp16"), help="autocast dtype (default: float32)")
+    engine.add_argument("--channels-last", action="store_true", help="channels_last memory format")
+    engine.add_argument("--compile", action="store_true", help="torch.compile each model")
+    add_hub_options(parser)
+    parser.set_defaults(handler=run)
+
+
+def parse_weights(pairs: list[str]) -> dict[str, str]:
+    """``["SPEC=PATH", ...]`` → ``{SPEC: PATH}``."""
+    from ..errors import ConfigError
+
+    weights = {}
+    for pair in pairs:
+        spec, sep, path = pair.partition("=")
+        if not sep or not spec or not path:
+            raise ConfigError(f"--weights expects SPEC=PATH, got {pair!r}")
+        weights[spec] = path
+    return weights
+
+
+def _fmt(value: float) -> float | str:
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else round(100 * value, 2)
+
+
+def summary_rows(results) -> list[tuple]:
+    """One row per model: LAIONet / ImageNet top-1 (equi and LAION-weighted), gap, robustness, counts."""
+    rows = []
+    for r in results:
+        laion, imnet = r.datasets["laionet"], r.datasets.get("imagenet")
+        gap = r.gaps.get("top1")
+        rows.append((r.model, _fmt(imnet.top1.value) if imnet else "-", _fmt(laion.top1.value), _fmt(laion.lw_top1.value),
+                     _fmt(gap.value) if gap else "-", _fmt(r.effective_robustness), laion.n_evaluated, laion.n_failed))
+    return rows
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from tabulate import tabulate
+
+    from ..config import resolve_setting
+    from ..constants import RESULTS_DIR
+    from ..evaluate import evaluate
+    from .index import load_from_args
+
+    index = load_from_args(args, args.index or args.dataset)
+    results = evaluate(
+        args.models, dataset=args.dataset, images=args.images, imagenet=args.imagenet, imagenet_v2=args.imagenet_v2,
+        out=args.out, weights=parse_weights(args.weights), device=args.device, batch_size=args.batch_size,
+        workers=args.workers, amp=args.amp, channels_last=args.channels_last, compile=args.compile,
+        limit_per_class=args.limit_per_class, limit=args.limit, exclude=args.exclude, index=index,
+    )
+    out = Path(resolve_setting("results_dir", args.out, env=RESULTS_DIR))
+    headers = ["model", "ImageNet top1", "LAIONet top1", "LAIONet lw top1", "gap top1", "eff. robustness", "images", "failed"]
+    if results:
+        print(tabulate(summary_rows(results), headers=headers))
+    if not args.imagenet:
+        print("\nno --imagenet given: the ImageNet-val → LAIONet gap needs ImageNet-val (pass --imagenet PATH)")
+    failures_file = out / "failures.json"
+    failures = json.loads(failures_file.read_text("utf-8")) if failures_file.exists() else {}
+    for spec, reasons in failures.items():
+        if spec not in {r.model for r in results}:
+            print(f"FAILED {spec}: " + "; ".join(f"{k}: {v}" for k, v in reasons.items()))
+    print(f"\n{len(results)} result(s) written to {out}")
+    return 1 if failures and not results else 0

@@ -1,0 +1,208 @@
+"""``evaluate()``: run what is missing, then compute and write every model's result (SPEC §4).
+
+The flow: expand the model specs; load the LAIONet index and list its evaluated rows (OCR-flagged
+rows dropped, rows without an image counted); list ImageNet-val (and ImageNet-V2) restricted to the
+classes present in LAIONet; let the engine predict whatever the store lacks; then per model turn the
+stored true ranks into per-class recall (:func:`metrics.per_class_recall`), summaries and gaps
+(:func:`results.build_model_result`, LAION weights = :meth:`LaionetIndex.class_weights`, counted
+before the OCR drop), fit effective robustness over the evaluated models when there are at least two
+with ImageNet-val numbers, and write each result with :func:`results.write_result`.
+
+Failed models are logged and listed in ``<out>/failures.json``; unreadable images are listed in
+``<out>/skipped_images.csv``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from . import constants
+from ._io import atomic_write, write_text_atomic
+from .config import resolve_setting
+from .datasets import Dataset, create_dataset, parse_dataset_spec
+from .engine import EngineOptions, ModelOutcome, default_device, run_models
+from .errors import DatasetError, ModelSpecError
+from .index import LaionetIndex, load_index
+from .metrics import fit_effective_robustness, per_class_recall
+from .models import canonical_spec, expand_model_specs
+from .results import ModelResult, Provenance, build_model_result, summarize_dataset, write_result
+from .store import read_predictions
+
+__all__ = ["STORE_FOLDER", "evaluate", "load_datasets"]
+
+logger = logging.getLogger(__name__)
+
+#: Sub-folder of the results folder that holds the prediction store.
+STORE_FOLDER = ".store"
+
+
+def _resolve_index(dataset: str, index: LaionetIndex | str | Path | None, hub_options: Mapping[str, Any]) -> LaionetIndex:
+    if isinstance(index, LaionetIndex):
+        return index
+    if index is not None:
+        return load_index(index)
+    if dataset != "laionet" and not dataset.startswith("laionet:"):
+        return load_index(dataset)  # a local index parquet / folder given as the dataset
+    return load_index(dataset, **hub_options)
+
+
+def load_datasets(*, dataset: str = "laionet", images=None, imagenet=None, imagenet_v2=None, index=None,
+                  limit_per_class: int | None = None, limit: int | None = None,
+                  hub_options: Mapping[str, Any] | None = None) -> tuple[LaionetIndex, dict[str, Dataset]]:
+    """The index and the datasets of one evaluation, keyed ``laionet`` / ``imagenet`` / ``imagenet-v2``."""
+    idx = _resolve_index(dataset, index, hub_options or {})
+    limits = {"limit_per_class": limit_per_class, "limit": limit}
+    spec = f"laionet:{idx.variant}" if idx.variant else "laionet"
+    sets = {"laionet": create_dataset(spec, images=images, index=idx, **limits)}
+    classes = sets["laionet"].wnids()
+    if imagenet is not None:
+        sets["imagenet"] = create_dataset("imagenet-val", root=imagenet, classes=classes, **limits)
+    if imagenet_v2 is not None:
+        sets["imagenet-v2"] = create_dataset(_v2_spec(str(imagenet_v2)), root=_v2_root(str(imagenet_v2)),
+                                             classes=classes, **limits)
+    return idx, sets
+
+
+def _v2_spec(value: str) -> str:
+    """``imagenet_v2`` is ``PATH`` or ``VARIANT=PATH``; the variant is also read off the folder name."""
+    from ._imagenet import IMAGENET_V2_VARIANTS
+
+    variant, sep, _ = value.partition("=")
+    if sep:
+        parse_dataset_spec(f"imagenet-v2:{variant}")
+        return f"imagenet-v2:{variant}"
+    named = [v for v in IMAGENET_V2_VARIANTS if v in Path(value).name]
+    return f"imagenet-v2:{named[0]}" if named else "imagenet-v2"
+
+
+def _v2_root(value: str) -> str:
+    return value.partition("=")[2] if "=" in value else value
+
+
+def _recall_inputs(outcome: ModelOutcome, data: Dataset) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
+    """Per-class recall table, summary kwargs, and the skipped (unreadable) rows of one model/dataset."""
+    records = read_predictions(outcome.store, ["key", "wnid", "ok", "error", "true_rank"])
+    records = records[records["key"].isin(data.table["key"]).to_numpy()]
+    good = records[records["ok"].to_numpy(dtype=bool)]
+    if good.empty:
+        raise DatasetError(f"{data.name}: no image of the {len(data)} listed could be read; check the image folder")
+    ranks = good["true_rank"].to_numpy()
+    table = per_class_recall(good["wnid"].astype(str), ranks == 0, ranks < 5)
+    skipped = records[~records["ok"].to_numpy(dtype=bool)][["key", "wnid", "error"]]
+    kwargs = {"dataset": data.name, "identity": data.identity(), "n_listed": data.n_listed,
+              "n_failed": data.n_failed + len(skipped), "n_excluded": data.n_excluded}
+    return table, kwargs, skipped
+
+
+def _result_for(spec: str, outcomes: dict[str, dict[str, ModelOutcome]], sets: dict[str, Dataset],
+                idx: LaionetIndex, provenance: Provenance) -> tuple[ModelResult, list[pd.DataFrame]]:
+    inputs = {name: _recall_inputs(outcomes[name][spec], data) for name, data in sets.items()}
+    weights = idx.class_weights()
+    keys = {name: outcomes[name][spec].run_key for name in sets}
+    result = build_model_result(
+        model=spec,
+        run_key=hashlib.sha256(json.dumps(keys, sort_keys=True).encode()).hexdigest(),
+        model_info=outcomes["laionet"][spec].model_info,
+        provenance=provenance,
+        laionet=inputs["laionet"][:2],
+        imagenet=inputs["imagenet"][:2] if "imagenet" in inputs else None,
+        weights=weights,
+    )
+    if "imagenet-v2" in inputs:
+        table, kwargs, _ = inputs["imagenet-v2"]
+        result.datasets["imagenet-v2"] = summarize_dataset(table, classes=result.classes, weights=weights, **kwargs)
+    skipped = [frame.assign(dataset=sets[name].name) for name, (_, _, frame) in inputs.items() if len(frame)]
+    return result, skipped
+
+
+def _fill_effective_robustness(results: list[ModelResult]) -> None:
+    scored = [r for r in results if "imagenet" in r.datasets]
+    if len(scored) < 2:
+        return
+    imagenet = [r.datasets["imagenet"].top1.value for r in scored]
+    laionet = [r.datasets["laionet"].top1.value for r in scored]
+    if len(set(imagenet)) < 2:
+        logger.info("effective robustness needs models with different ImageNet accuracy; skipped")
+        return
+    fit = fit_effective_robustness(imagenet, laionet)
+    for result, residual in zip(scored, fit.residual(imagenet, laionet), strict=True):
+        result.effective_robustness = float(residual)
+
+
+def _write_reports(out: Path, failures: dict[str, dict[str, str]], skipped: list[pd.DataFrame]) -> None:
+    if failures:
+        write_text_atomic(out / "failures.json", json.dumps(failures, indent=1, sort_keys=True) + "\n")
+    if skipped:
+        frame = pd.concat(skipped).drop_duplicates(["dataset", "key"])[["dataset", "key", "wnid", "error"]]
+        with atomic_write(out / "skipped_images.csv", "w") as handle:
+            frame.to_csv(handle, index=False)
+
+
+def evaluate(
+    models: Sequence[str],
+    *,
+    dataset: str = "laionet",
+    images: str | Path | None = None,
+    imagenet: str | Path | None = None,
+    imagenet_v2: str | None = None,
+    out: str | Path | None = None,
+    weights: Mapping[str, str] | None = None,
+    device: str | None = None,
+    batch_size: int = 64,
+    workers: int = 2,
+    amp: str | None = None,
+    channels_last: bool = False,
+    compile: bool = False,
+    limit_per_class: int | None = None,
+    limit: int | None = None,
+    exclude: Sequence[str] = (),
+    index: LaionetIndex | str | Path | None = None,
+) -> list[ModelResult]:
+    """Evaluate ``models`` on LAIONet (and ImageNet-val / -V2 when given); returns the written results.
+
+    Args:
+        models: model specs (names, wildcards, ``@file``, ``all``, ``openclip:ARCH/TAG``).
+        dataset: ``laionet[:variant]`` (index from the Hub) or a local index parquet.
+        images: the LAIONet image store (shards + manifest folder, or ``<row_id>.<ext>`` files).
+        imagenet: ImageNet-val in any accepted layout; without it there is no gap.
+        imagenet_v2: ImageNet-V2 folder, ``PATH`` or ``VARIANT=PATH``.
+        out: results folder (default ``[tool.laionet-bench] results_dir`` / ``LAIONET_BENCH_RESULTS``).
+        weights: ``{spec: local weights file}``.
+        index: a :class:`LaionetIndex` or parquet path, so no Hub access is needed.
+        The remaining options tune the engine (:class:`engine.EngineOptions`) and limit the rows.
+    """
+    specs = expand_model_specs(models, exclude=exclude)
+    if not specs:
+        raise ModelSpecError(f"no model left from {list(models)} after excluding {list(exclude)}")
+    if weights:
+        weights = {canonical_spec(spec): str(path) for spec, path in weights.items()}
+    out = Path(resolve_setting("results_dir", out, env=constants.RESULTS_DIR))
+    device = resolve_setting("device", device) or default_device()
+    options = EngineOptions(device=device, batch_size=batch_size, workers=workers, amp=amp,
+                            channels_last=channels_last, compile=compile)
+    idx, sets = load_datasets(dataset=dataset, images=images, imagenet=imagenet, imagenet_v2=imagenet_v2,
+                              index=index, limit_per_class=limit_per_class, limit=limit)
+    outcomes = {name: run_models(specs, data, store_root=out / STORE_FOLDER, weights=weights, options=options)
+                for name, data in sets.items()}
+    provenance = Provenance.collect(device=device, dtype=options.dtype)
+    results, failures, skipped = [], {}, []
+    for spec in specs:
+        failed = {name: o[spec].reason for name, o in outcomes.items() if o[spec].status != "ok"}
+        if failed:
+            failures[spec] = failed
+            continue
+        result, skipped_rows = _result_for(spec, outcomes, sets, idx, provenance)
+        results.append(result)
+        skipped.extend(skipped_rows)
+    _fill_effective_robustness(results)
+    for result in results:
+        write_result(result, out)
+    _write_reports(out, failures, skipped)
+    return results

@@ -1,0 +1,369 @@
+"""The model registry: which models a spec names, their preprocessing, and a checked logit → wnid map.
+
+A model spec is one of
+
+* a timm name with or without pretrained tag (``resnet50``, ``resnet50.a1_in1k``); untagged names
+  resolve to timm's default tag, so the canonical spec always carries one;
+* an fnmatch wildcard over tagged timm names (``convnext_*``); models without an ImageNet-1k head
+  are left out of a wildcard (and refused when named explicitly);
+* ``@file``: one spec per line (``#`` comments allowed);
+* ``all``: every timm pretrained model whose pretrained config has an ImageNet-1k head — decided by
+  ``num_classes`` (1000, or 1001 with ``label_offset`` 1) and, when the config lists them, its label
+  names, never by name patterns. Inside :func:`only_local_weights`, ``all`` means every model whose
+  weights were registered with :func:`register_local_weights` instead;
+* ``openclip:ARCH/TAG``: an open_clip CLIP model used as a zero-shot classifier over the catalogue's
+  synset texts (see ``_zeroshot.py``).
+
+Weights come from timm's pretrained config (Hub) unless a local file is given, per call
+(``weights={spec: path}``) or registered for the session (:func:`register_local_weights`); local
+timm weights load through ``pretrained_cfg_overlay=dict(file=path)`` with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import fnmatch
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from . import _io
+from .catalog import load_catalog
+from .errors import ModelSpecError, UnknownNameError
+
+__all__ = [
+    "OPENCLIP_PREFIX",
+    "LabelMap",
+    "LoadedModel",
+    "build_model",
+    "canonical_spec",
+    "expand_model_specs",
+    "list_local_weights",
+    "only_local_weights",
+    "preprocess_key",
+    "register_local_weights",
+    "resolve_data_config",
+    "resolve_label_map",
+    "weights_identity",
+]
+
+OPENCLIP_PREFIX = "openclip:"
+
+_LOCAL_WEIGHTS: dict[str, str] = {}
+_LOCAL_ONLY = {"active": False}
+
+
+@dataclass(frozen=True)
+class LabelMap:
+    """How a head's logits map to ImageNet-1k wnids: ``wnids[i]`` is logit ``offset + i``."""
+
+    name: str  # "imagenet-1k", "1001-offset", "catalog-zero-shot"
+    offset: int
+    wnids: tuple[str, ...]
+
+
+@dataclass
+class LoadedModel:
+    """A built model ready for inference, with everything needed to score and record it."""
+
+    spec: str
+    module: Any  # torch.nn.Module returning logits of shape (batch, offset + len(label_map.wnids))
+    label_map: LabelMap
+    data_config: dict[str, Any]
+    model_info: dict[str, Any] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------------------- local weights
+def register_local_weights(spec: str, path: str | Path) -> str:
+    """Make ``spec`` load its weights from ``path`` for the rest of the session; returns the canonical spec.
+
+    Inside :func:`only_local_weights`, ``all`` expands to exactly the registered specs, so a demo or
+    an air-gapped machine can evaluate "every model it has".
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelSpecError(f"weights file {path} does not exist: pass the path of a checkpoint file")
+    canonical = _canonical_spec(spec, local_tag_ok=True)
+    _LOCAL_WEIGHTS[canonical] = str(path.resolve())
+    return canonical
+
+
+def list_local_weights() -> dict[str, str]:
+    """The registered ``{spec: weights path}`` pairs."""
+    return dict(_LOCAL_WEIGHTS)
+
+
+@contextlib.contextmanager
+def only_local_weights() -> Iterator[None]:
+    """Within this block ``all`` means every model registered with :func:`register_local_weights`."""
+    previous = _LOCAL_ONLY["active"]
+    _LOCAL_ONLY["active"] = True
+    try:
+        yield
+    finally:
+        _LOCAL_ONLY["active"] = previous
+
+
+# ------------------------------------------------------------------------------------------ spec names
+def _split_openclip(spec: str) -> tuple[str, str]:
+    arch, sep, tag = spec[len(OPENCLIP_PREFIX):].partition("/")
+    if not arch or not sep or not tag:
+        raise ModelSpecError(f"open_clip spec {spec!r} must look like 'openclip:ARCH/TAG', e.g. openclip:ViT-B-32/openai")
+    return arch, tag
+
+
+def _canonical_openclip(spec: str, *, local_tag_ok: bool) -> str:
+    import open_clip
+
+    arch, tag = _split_openclip(spec)
+    if arch not in open_clip.list_models():
+        raise UnknownNameError("open_clip architecture", arch, difflib.get_close_matches(arch, open_clip.list_models()))
+    canonical = f"{OPENCLIP_PREFIX}{arch}/{tag}"
+    tags = open_clip.list_pretrained_tags_by_model(arch)
+    if tag not in tags and not local_tag_ok and canonical not in _LOCAL_WEIGHTS:
+        raise UnknownNameError(f"open_clip tag of {arch}", tag, difflib.get_close_matches(tag, tags))
+    return canonical
+
+
+@lru_cache(maxsize=1)
+def _timm_pretrained_names() -> tuple[str, ...]:
+    import timm
+
+    return tuple(timm.list_models(pretrained=True))
+
+
+def _canonical_spec(spec: str, *, local_tag_ok: bool = False) -> str:
+    """``arch`` → ``arch.default_tag``; checks the name exists (suggesting close names when not)."""
+    if spec.startswith(OPENCLIP_PREFIX):
+        return _canonical_openclip(spec, local_tag_ok=local_tag_ok)
+    import timm
+    from timm.models import get_pretrained_cfg, split_model_name_tag
+
+    arch, tag = split_model_name_tag(spec)
+    if not timm.is_model(arch):
+        names = _timm_pretrained_names()
+        close = difflib.get_close_matches(spec, names, n=5) or difflib.get_close_matches(arch, timm.list_models(), n=5)
+        raise UnknownNameError("model", spec, close)
+    if tag and local_tag_ok:
+        return f"{arch}.{tag}"
+    try:
+        cfg = get_pretrained_cfg(spec)
+    except RuntimeError:
+        cfg = None
+    if cfg is None or not cfg.tag:
+        if spec in _LOCAL_WEIGHTS:
+            return spec
+        tags = [n for n in _timm_pretrained_names() if n.startswith(arch + ".")]
+        raise UnknownNameError(f"pretrained tag of {arch}", spec, difflib.get_close_matches(spec, tags, n=5) or tags[:5])
+    return f"{cfg.architecture}.{cfg.tag}"
+
+
+def _pretrained_cfg(spec: str) -> dict[str, Any]:
+    """timm's pretrained config of a tagged spec (the architecture's default one for unknown local tags)."""
+    from timm.models import get_pretrained_cfg, split_model_name_tag
+
+    try:
+        cfg = get_pretrained_cfg(spec)
+    except RuntimeError:
+        cfg = None
+    if cfg is None:
+        cfg = get_pretrained_cfg(split_model_name_tag(spec)[0])
+    if cfg is None:
+        raise ModelSpecError(f"{spec}: timm has no pretrained config for this architecture; pick a tagged model")
+    return cfg.to_dict()
+
+
+def resolve_label_map(num_classes: int | None, *, label_offset: int | None = None,
+                      label_names: Sequence[str] | None = None, spec: str = "model") -> LabelMap:
+    """The explicit, checked logit → wnid map of an ImageNet-1k head; anything else is refused."""
+    wnids = tuple(load_catalog().wnids)
+    offset = int(label_offset or 0)
+    if num_classes == 1000 and offset == 0:
+        name = "imagenet-1k"
+    elif num_classes == 1001 and offset in (0, 1):
+        offset, name = 1, "1001-offset"  # background logit first (TF-slim heads)
+    else:
+        raise ModelSpecError(
+            f"{spec}: head has {num_classes} classes (label offset {label_offset}), not ImageNet-1k; "
+            "only 1000-class heads (or 1001 with a background logit) can be scored — pick an *_in1k tag "
+            "or a model fine-tuned on ImageNet-1k"
+        )
+    if label_names and list(label_names)[offset:] != list(wnids):
+        raise ModelSpecError(f"{spec}: head label names are not the ImageNet-1k wnids in timm order; refusing to guess")
+    return LabelMap(name, offset, wnids)
+
+
+def _has_1k_head(cfg: Mapping[str, Any]) -> bool:
+    try:
+        resolve_label_map(cfg.get("num_classes"), label_offset=cfg.get("label_offset"), label_names=cfg.get("label_names"))
+    except ModelSpecError:
+        return False
+    return True
+
+
+@lru_cache(maxsize=1)
+def _timm_1k_models() -> tuple[str, ...]:
+    from timm.models import get_pretrained_cfg
+
+    return tuple(n for n in _timm_pretrained_names() if _has_1k_head(get_pretrained_cfg(n).to_dict()))
+
+
+def _all_1k_models() -> list[str]:
+    return sorted(_LOCAL_WEIGHTS) if _LOCAL_ONLY["active"] else list(_timm_1k_models())
+
+
+def _read_spec_file(path: str) -> list[str]:
+    try:
+        lines = Path(path).read_text("utf-8").splitlines()
+    except OSError as exc:
+        raise ModelSpecError(f"cannot read model list {path}: {exc.strerror}; '@FILE' needs one spec per line") from None
+    return [line.split("#", 1)[0].strip() for line in lines if line.split("#", 1)[0].strip()]
+
+
+def _expand_one(spec: str) -> list[str]:
+    if spec == "all":
+        return _all_1k_models()
+    if spec.startswith("@"):
+        return [name for inner in _read_spec_file(spec[1:]) for name in _expand_one(inner)]
+    if spec.startswith(OPENCLIP_PREFIX):
+        return [_canonical_openclip(spec, local_tag_ok=False)]
+    if any(ch in spec for ch in "*?["):
+        from timm.models import get_pretrained_cfg
+
+        pool = list(_timm_pretrained_names()) + [s for s in _LOCAL_WEIGHTS if not s.startswith(OPENCLIP_PREFIX)]
+        matched = [n for n in dict.fromkeys(pool) if fnmatch.fnmatchcase(n, spec)]
+        if not matched:
+            raise UnknownNameError("model pattern", spec, difflib.get_close_matches(spec, pool, n=5))
+        return [n for n in matched if n in _LOCAL_WEIGHTS or _has_1k_head(get_pretrained_cfg(n).to_dict())]
+    canonical = _canonical_spec(spec, local_tag_ok=spec in _LOCAL_WEIGHTS)
+    cfg = _pretrained_cfg(canonical)
+    resolve_label_map(cfg.get("num_classes"), label_offset=cfg.get("label_offset"),
+                      label_names=cfg.get("label_names"), spec=canonical)
+    return [canonical]
+
+
+def expand_model_specs(specs: Sequence[str], *, exclude: Sequence[str] = ()) -> list[str]:
+    """Expand specs (names, wildcards, ``@file``, ``all``, ``openclip:``) to canonical model specs.
+
+    Order follows the input; duplicates are dropped; names matching any ``exclude`` fnmatch pattern
+    are removed. Unknown names raise :class:`UnknownNameError` with close suggestions; an explicitly
+    named model without an ImageNet-1k head raises :class:`ModelSpecError`.
+    """
+    if isinstance(specs, str):
+        specs = [specs]
+    expanded = dict.fromkeys(name for spec in specs for name in _expand_one(spec.strip()))
+    return [n for n in expanded if not any(fnmatch.fnmatchcase(n, pat) for pat in exclude)]
+
+
+# ------------------------------------------------------------------------------------- data configs
+def resolve_data_config(spec: str) -> dict[str, Any]:
+    """The preprocessing of a canonical spec (timm test-size config; open_clip's resize + center crop)."""
+    if spec.startswith(OPENCLIP_PREFIX):
+        from ._zeroshot import openclip_data_config
+
+        return openclip_data_config(*_split_openclip(spec))
+    from timm.data import resolve_data_config as timm_resolve
+
+    config = timm_resolve(pretrained_cfg=_pretrained_cfg(spec), use_test_size=True)
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in config.items()}
+
+
+def preprocess_key(data_config: Mapping[str, Any]) -> tuple:
+    """What decides the decoded pixels; models sharing it share decoding (mean/std apply per model)."""
+    return (
+        tuple(data_config["input_size"]),
+        data_config["interpolation"],
+        float(data_config["crop_pct"]),
+        data_config.get("crop_mode", "center"),
+    )
+
+
+def canonical_spec(spec: str) -> str:
+    """The canonical form of one model name (default tag added); custom tags are kept as given."""
+    return _canonical_spec(spec, local_tag_ok=True)
+
+
+# ---------------------------------------------------------------------------------------------- build
+def _weights_path(spec: str, weights: Mapping[str, str | Path] | None) -> str | None:
+    if weights and spec in weights:
+        return str(weights[spec])
+    return _LOCAL_WEIGHTS.get(spec)
+
+
+@lru_cache(maxsize=64)
+def _sha256_cached(path: str, size: int, mtime: float) -> str:
+    return _io.sha256_file(path)
+
+
+def weights_identity(spec: str, weights: Mapping[str, str | Path] | None = None) -> dict[str, Any]:
+    """Where a spec's weights come from and, for a local file, its sha256 (part of every run key)."""
+    path = _weights_path(spec, weights)
+    if path is None:
+        if spec.startswith(OPENCLIP_PREFIX):
+            return {"weights": spec[len(OPENCLIP_PREFIX):], "weights_sha256": None}
+        cfg = _pretrained_cfg(spec)
+        return {"weights": cfg.get("hf_hub_id") or cfg.get("url") or spec, "weights_sha256": None}
+    stat = Path(path).stat() if Path(path).is_file() else None
+    if stat is None:
+        raise ModelSpecError(f"{spec}: weights file {path} does not exist")
+    return {"weights": path, "weights_sha256": _sha256_cached(path, stat.st_size, stat.st_mtime)}
+
+
+def build_model(spec: str, *, weights: Mapping[str, str | Path] | None = None, device: str = "cpu") -> LoadedModel:
+    """Build a canonical spec with its weights, checked label map and data config, in eval mode on ``device``.
+
+    A weights file that does not fit the architecture raises :class:`ModelSpecError` naming both.
+    """
+    if spec.startswith(OPENCLIP_PREFIX):
+        from ._zeroshot import build_zero_shot
+
+        arch, tag = _split_openclip(spec)
+        module, data_config, info = build_zero_shot(arch, tag, weights_path=_weights_path(spec, weights), device=device)
+        label_map = LabelMap("catalog-zero-shot", 0, tuple(load_catalog().wnids))
+        info = {"architecture": arch, "pretrained_tag": tag, "kind": "openclip", "num_classes": 1000, **info}
+    else:
+        module, data_config, info = _build_timm(spec, _weights_path(spec, weights))
+        cfg = module.pretrained_cfg
+        label_map = resolve_label_map(module.num_classes, label_offset=cfg.get("label_offset"),
+                                      label_names=cfg.get("label_names"), spec=spec)
+        module = module.to(device).eval()
+    info.update(weights_identity(spec, weights))
+    info.update({k: data_config[k] for k in ("input_size", "crop_pct", "interpolation", "mean", "std")})
+    info["label_map"] = label_map.name
+    return LoadedModel(spec=spec, module=module, label_map=label_map, data_config=data_config, model_info=info)
+
+
+def _build_timm(spec: str, path: str | None) -> tuple[Any, dict, dict]:
+    import timm
+    from timm.models import split_model_name_tag
+
+    arch, tag = split_model_name_tag(spec)
+    overlay = {"file": path} if path else None
+    name = spec if tag in _pretrained_tags(arch) else arch
+    try:
+        module = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=overlay)
+    except RuntimeError as exc:
+        if path and ("size mismatch" in str(exc) or "Missing key" in str(exc) or "Unexpected key" in str(exc)):
+            first = str(exc).strip().splitlines()
+            raise ModelSpecError(
+                f"{spec}: weights file {path} does not fit architecture {arch} ({' '.join(first[:3])[:300]}); "
+                "check that the checkpoint was trained for this exact architecture"
+            ) from None
+        raise
+    data_config = resolve_data_config(spec)
+    info = {
+        "architecture": arch,
+        "pretrained_tag": tag,
+        "params": int(sum(p.numel() for p in module.parameters())),
+        "num_classes": int(module.num_classes),
+        "kind": "timm",
+        "crop_mode": data_config.get("crop_mode", "center"),
+    }
+    return module, data_config, info
+
+
+def _pretrained_tags(arch: str) -> set[str]:
+    return {n.partition(".")[2] for n in _timm_pretrained_names() if n.partition(".")[0] == arch}

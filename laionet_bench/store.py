@@ -1,0 +1,167 @@
+"""The prediction store: per (model, dataset) and row, the top-5 wnids, their scores and the true rank.
+
+Records are keyed by a *run key*, the sha256 of everything that decides a prediction: model spec,
+weights (hub id or local file sha256), resolved data config, dtype, dataset identity (index sha256 and
+revision, manifest or listing hash, limits) and the harness version. A different key is a different
+folder, so a changed input never mixes with old records::
+
+    <root>/<dataset slug>/<model slug>/<run key[:16]>/
+        run.json               the run key's inputs, plus model_info once the model was built
+        chunk-000000.parquet   RECORD_COLUMNS, CHUNK_ROWS rows each (the last may be shorter)
+        .lock                  held by the one run writing here
+
+Chunks are append-only and written atomically (temp file, fsync, rename): after ``kill -9`` the
+store holds whole chunks only, and a re-run skips every key they contain. A file lock keeps two runs
+from writing one folder; readers need no lock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from . import __version__
+from ._io import atomic_write, write_text_atomic
+from .errors import StoreError
+from .results import model_slug
+
+__all__ = ["CHUNK_ROWS", "RECORD_SCHEMA", "PredictionStore", "read_predictions", "run_key", "store_dir"]
+
+logger = logging.getLogger(__name__)
+
+#: Records per chunk file: what a ``kill -9`` can lose at most, per model.
+CHUNK_ROWS = 2048
+#: Bump when the stored predictions' meaning changes (a new key invalidates old records).
+STORE_VERSION = 1
+
+RECORD_SCHEMA = pa.schema([
+    pa.field("key", pa.string()),  # dataset sample key (LAIONet row id, ImageNet file stem ...)
+    pa.field("wnid", pa.string()),  # true class
+    pa.field("ok", pa.bool_()),  # False: image unreadable, nothing predicted
+    pa.field("error", pa.string()),  # why not ok (null when ok)
+    pa.field("top5", pa.list_(pa.string(), 5)),  # predicted wnids, best first (null when not ok)
+    pa.field("scores", pa.list_(pa.float32(), 5)),  # their softmax probabilities
+    pa.field("true_rank", pa.int32()),  # 0 = top-1 correct; < 5 = top-5 correct; -1 when not ok
+])
+
+
+def run_key(*, model: str, weights: Mapping[str, Any], data_config: Mapping[str, Any], dtype: str,
+            dataset: Mapping[str, Any]) -> tuple[str, dict]:
+    """The run key (hex sha256) and the plain dict it hashes."""
+    payload = {
+        "model": model,
+        "weights": dict(weights),
+        "data_config": dict(data_config),
+        "dtype": dtype,
+        "dataset": dict(dataset),
+        "harness_version": __version__,
+        "store_version": STORE_VERSION,
+    }
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest(), payload
+
+
+def store_dir(root: str | Path, *, model: str, dataset: str, key: str) -> Path:
+    """Folder of one run key's records."""
+    return Path(root) / model_slug(dataset) / model_slug(model) / key[:16]
+
+
+def _chunks(folder: Path) -> list[Path]:
+    return sorted(folder.glob("chunk-*.parquet"))
+
+
+def read_predictions(folder: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """Every complete record under ``folder`` (duplicates of a key keep the first), without locking."""
+    files = _chunks(Path(folder))
+    if not files:
+        return RECORD_SCHEMA.empty_table().select(columns or RECORD_SCHEMA.names).to_pandas()
+    try:
+        tables = [pq.read_table(f, columns=columns) for f in files]
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise StoreError(f"{folder}: unreadable chunk ({exc}); delete that chunk file and re-run to recompute it") from None
+    frame = pa.concat_tables(tables).to_pandas()
+    return frame.drop_duplicates("key", keep="first", ignore_index=True) if "key" in frame else frame
+
+
+class PredictionStore:
+    """Append-only, locked writer of one run key's records. Use as a context manager."""
+
+    def __init__(self, root: str | Path, *, model: str, dataset: str, key: str, payload: Mapping[str, Any],
+                 chunk_rows: int | None = None, lock_timeout: float = 5.0):
+        self.folder = store_dir(root, model=model, dataset=dataset, key=key)
+        self.key = key
+        self.payload = dict(payload)
+        self.chunk_rows = chunk_rows or CHUNK_ROWS
+        self.lock_timeout = lock_timeout
+        self._buffer: list[dict] = []
+        self._lock = None
+        self._next = 0
+
+    def __enter__(self) -> PredictionStore:
+        from filelock import FileLock, Timeout
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._lock = FileLock(str(self.folder / ".lock"))
+        try:
+            self._lock.acquire(timeout=self.lock_timeout)
+        except Timeout:
+            raise StoreError(f"{self.folder} is being written by another laionet-bench run (lock {self._lock.lock_file}); "
+                             "wait for it to finish or use another --out") from None
+        if not (self.folder / "run.json").exists():
+            self._write_run({"run_key": self.key, **self.payload})
+        existing = _chunks(self.folder)
+        self._next = int(existing[-1].stem.split("-")[1]) + 1 if existing else 0
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None:
+                self.flush()
+        finally:
+            self._lock.release()
+
+    def _write_run(self, data: dict) -> None:
+        write_text_atomic(self.folder / "run.json", json.dumps(data, indent=1, sort_keys=True, default=str) + "\n")
+
+    def run_info(self) -> dict:
+        return json.loads((self.folder / "run.json").read_text("utf-8"))
+
+    def set_model_info(self, info: Mapping[str, Any]) -> None:
+        """Record the built model's facts (params, label map ...) for results of later cached runs."""
+        self._write_run({**self.run_info(), "model_info": dict(info)})
+
+    def done_keys(self) -> pd.Series:
+        """Keys with a complete record (arrow-backed strings)."""
+        return read_predictions(self.folder, ["key"])["key"]
+
+    def append(self, records: list[dict]) -> None:
+        """Queue records; every full chunk is written atomically."""
+        self._buffer.extend(records)
+        while len(self._buffer) >= self.chunk_rows:
+            self._write_chunk(self._buffer[: self.chunk_rows])
+            self._buffer = self._buffer[self.chunk_rows:]
+
+    def flush(self) -> None:
+        """Write whatever is queued as a (short) final chunk."""
+        if self._buffer:
+            self._write_chunk(self._buffer)
+            self._buffer = []
+
+    def _write_chunk(self, records: list[dict]) -> None:
+        table = pa.Table.from_pylist(records, schema=RECORD_SCHEMA)
+        path = self.folder / f"chunk-{self._next:06d}.parquet"
+        with atomic_write(path) as handle:
+            pq.write_table(table, handle)
+        self._next += 1
+        logger.debug("wrote %s (%d records)", path, len(records))
+
+    def records(self, columns: list[str] | None = None) -> pd.DataFrame:
+        return read_predictions(self.folder, columns)

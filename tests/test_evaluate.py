@@ -1,0 +1,105 @@
+"""evaluate() and the ``run`` / ``models`` CLI end to end on a tiny local index, image folder and ImageNet-val."""
+
+from __future__ import annotations
+
+import json
+import types
+
+import pytest
+
+from laionet_bench.cli import main
+from laionet_bench.evaluate import _fill_effective_robustness, evaluate
+from laionet_bench.index import load_index
+from laionet_bench.metrics import Estimate
+from laionet_bench.results import read_results
+
+from .fakes.eval_data import WNIDS, row_id_folder, tiny_index, tiny_weights, wnid_folders
+
+MODEL_INFO_KEYS = {"architecture", "pretrained_tag", "params", "input_size", "crop_pct", "interpolation", "mean",
+                   "std", "num_classes", "weights", "weights_sha256", "label_map", "kind"}
+
+
+@pytest.fixture
+def bench(tmp_path):
+    path, frame = tiny_index(tmp_path, per_class=5)
+    images = row_id_folder(tmp_path / "imgs", frame)
+    (images / f"{frame['row_id'][2]}.jpg").write_bytes(b"broken")
+    wnid_folders(tmp_path / "val" / "val", wnids=[*WNIDS, "n01443537"], per_class=2)
+    weights = {"test_resnet.r160_in1k": tiny_weights(tmp_path, "test_resnet"),
+               "test_convnext.r160_in1k": tiny_weights(tmp_path, "test_convnext")}
+    return types.SimpleNamespace(index=path, frame=frame, images=images, imagenet=tmp_path / "val", weights=weights)
+
+
+def test_evaluate_writes_results_with_gap_and_counts(tmp_path, bench):
+    index = load_index(bench.index)
+    results = evaluate(["test_resnet", "test_convnext"], index=index, images=bench.images, imagenet=bench.imagenet,
+                       out=tmp_path / "out", weights=bench.weights, device="cpu", workers=0, batch_size=4)
+    assert [r.model for r in results] == ["test_resnet.r160_in1k", "test_convnext.r160_in1k"]
+    result = results[0]
+    laion, imnet = result.datasets["laionet"], result.datasets["imagenet"]
+    n_ocr = int(bench.frame["ocr_flag"].sum())
+    assert laion.n_excluded == n_ocr and laion.n_failed == 1  # the broken file
+    assert laion.n_evaluated == len(bench.frame) - n_ocr - 1
+    assert imnet.n_evaluated == 6 and imnet.n_classes == 3  # the 4th ImageNet class is not in LAIONet
+    assert result.classes == [w for w in WNIDS if w in set(result.classes)] and len(result.classes) == 3
+    assert "top1" in result.gaps and set(result.model_info) >= MODEL_INFO_KEYS
+    written = read_results(tmp_path / "out")
+    assert {r.model for r in written} == {r.model for r in results}
+    assert (tmp_path / "out" / "skipped_images.csv").read_text().count("\n") == 2
+    per_class = written[0].per_class
+    assert set(per_class["wnid"]) == set(WNIDS) and "laionet_weight" in per_class
+    assert per_class["laionet_weight"].sum() == pytest.approx(1.0)  # every class of the index is evaluated here
+
+
+def test_effective_robustness_filled_from_the_models_evaluated():
+    def fake(imagenet, laionet):
+        ds = {"imagenet": types.SimpleNamespace(top1=Estimate(imagenet, 0.01)),
+              "laionet": types.SimpleNamespace(top1=Estimate(laionet, 0.01))}
+        return types.SimpleNamespace(datasets=ds, effective_robustness=None)
+
+    results = [fake(0.6, 0.5), fake(0.7, 0.55), fake(0.8, 0.75)]
+    _fill_effective_robustness(results)
+    residuals = [r.effective_robustness for r in results]
+    assert residuals[2] > 0 > residuals[1]
+    single = [fake(0.6, 0.5)]
+    _fill_effective_robustness(single)
+    assert single[0].effective_robustness is None
+
+
+def _cli(bench, out, *extra):
+    weights = [f"{k}={v}" for k, v in bench.weights.items()]
+    return main(["run", "--models", "test_*", "--exclude", "test_[!rc]*", "test_convnext[23]*", "--weights", *weights,
+                 "--index", str(bench.index), "--images", str(bench.images), "--out", str(out), "--device", "cpu",
+                 "--workers", "0", "--batch-size", "4", *extra])
+
+
+def test_cli_run_end_to_end_and_rerun_is_free(tmp_path, bench, capsys):
+    out = tmp_path / "out"
+    assert _cli(bench, out, "--imagenet", str(bench.imagenet)) == 0
+    text = capsys.readouterr().out
+    assert "test_resnet.r160_in1k" in text and "test_convnext.r160_in1k" in text and "2 result(s) written" in text
+    data = json.loads((out / "test_resnet.r160_in1k" / "result.json").read_text())
+    assert data["model_info"]["weights_sha256"] and data["datasets"]["imagenet"]["n_classes"] == 3
+    chunks = sorted(p.stat().st_mtime_ns for p in (out / ".store").rglob("chunk-*.parquet"))
+    assert _cli(bench, out, "--imagenet", str(bench.imagenet)) == 0
+    assert sorted(p.stat().st_mtime_ns for p in (out / ".store").rglob("chunk-*.parquet")) == chunks
+
+
+def test_cli_run_without_imagenet_says_the_gap_needs_it(tmp_path, bench, capsys):
+    assert _cli(bench, tmp_path / "out", "--limit-per-class", "2") == 0
+    text = capsys.readouterr().out
+    assert "gap needs ImageNet-val" in text
+
+
+def test_cli_run_reports_bad_weights_pair(tmp_path, bench, capsys):
+    assert main(["run", "--models", "test_resnet", "--weights", "nonsense", "--index", str(bench.index),
+                 "--images", str(bench.images)]) == 1
+    assert "SPEC=PATH" in capsys.readouterr().err
+
+
+def test_cli_models_lists_configs_and_groups(capsys):
+    assert main(["models", "test_resnet", "test_convnext", "test_vit.*"]) == 0
+    text = capsys.readouterr().out
+    assert "bilinear" in text and "bicubic" in text and "3 model(s) in 2 preprocessing group(s)" in text
+    assert main(["models", "resnt50"]) == 1
+    assert "did you mean" in capsys.readouterr().err
