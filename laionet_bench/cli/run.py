@@ -8,6 +8,7 @@ import math
 from .index import add_hub_options
 
 EPILOG = """examples:
+  laionet-bench run --demo --models all      the embedded demo benchmark end to end (offline, a few minutes)
   laionet-bench run --models resnet50 convnext_tiny.fb_in1k --images ~/laionet-images --imagenet ~/imagenet/val
   laionet-bench run --models 'convnext_*' --exclude '*_384*' --dataset laionet:clip_top50 --images shards/
   laionet-bench run --models @models.txt --index my_index.parquet --images imgs/ --limit-per-class 5
@@ -20,6 +21,11 @@ Re-running the same command skips every prediction already stored (also after ki
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("run", help="evaluate models on LAIONet and ImageNet-val", epilog=EPILOG,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
+    demo = parser.add_argument_group("demo")
+    demo.add_argument("--demo", action="store_true",
+                      help="run the embedded demo benchmark end to end: build it if needed, rebuild LAIONet-demo, "
+                      "evaluate, intra-class similarity, leaderboard ('all' = every model with local weights)")
+    demo.add_argument("--leaderboard", metavar="DIR", help="demo: leaderboard folder (default: OUT/leaderboard)")
     models = parser.add_argument_group("models")
     models.add_argument("--models", nargs="+", required=True, metavar="SPEC",
                         help="timm names/tags, wildcards, @FILE, 'all', or openclip:ARCH/TAG")
@@ -28,8 +34,8 @@ def add_parser(subparsers) -> None:
     data = parser.add_argument_group("datasets")
     data.add_argument("--dataset", default="laionet", help="laionet[:variant] or a local index parquet (default: %(default)s)")
     data.add_argument("--index", metavar="PARQUET", help="local LAIONet index (no Hub access)")
-    data.add_argument("--images", metavar="DIR", required=True,
-                      help="LAIONet images: shards + manifest folder, or <row_id>.<ext> files")
+    data.add_argument("--images", metavar="DIR",
+                      help="LAIONet images: shards + manifest folder, or <row_id>.<ext> files (required without --demo)")
     data.add_argument("--imagenet", metavar="PATH", help="ImageNet-val (wnid folders, flat + devkit, wds/PATH, hfds/NAME)")
     data.add_argument("--imagenet-v2", metavar="[VARIANT=]PATH", help="ImageNet-V2 class-index folders")
     data.add_argument("--limit", type=int, metavar="N", help="evaluate at most N images per dataset (smoke runs)")
@@ -74,6 +80,24 @@ def summary_rows(results) -> list[tuple]:
     return rows
 
 
+def run_demo_command(args: argparse.Namespace) -> int:
+    """``run --demo``: the whole demo flow through the library, then the leaderboard table."""
+    from ..demo.benchmark import run_demo
+    from ..leaderboard.render import to_markdown
+
+    demo = run_demo(args.models, out=args.out or "results-demo", leaderboard_dir=args.leaderboard,
+                    device=args.device, batch_size=args.batch_size, workers=args.workers, amp=args.amp,
+                    channels_last=args.channels_last)
+    print(to_markdown(demo.leaderboard, title="LAIONet-demo leaderboard"))
+    laion, imnet = (demo.results[0].datasets[k] for k in ("laionet", "imagenet")) if demo.results else (None, None)
+    if laion is not None:
+        print(f"LAIONet-demo: {laion.n_evaluated} images over {laion.n_classes} classes; ImageNet-demo: "
+              f"{imnet.n_evaluated} images over {imnet.n_classes} classes (1-10 images per class: per-class "
+              "recalls are very noisy; read the standard errors).")
+    print(f"results: {demo.out}   leaderboard: {demo.leaderboard_dir}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
@@ -82,9 +106,14 @@ def run(args: argparse.Namespace) -> int:
 
     from ..config import resolve_setting
     from ..constants import RESULTS_DIR
+    from ..errors import ConfigError
     from ..evaluate import evaluate
     from .index import load_from_args
 
+    if args.demo:
+        return run_demo_command(args)
+    if not args.images:
+        raise ConfigError("run needs --images DIR (the LAIONet image store from 'laionet-bench download'), or --demo")
     index = load_from_args(args, args.index or args.dataset)
     results = evaluate(
         args.models, dataset=args.dataset, images=args.images, imagenet=args.imagenet, imagenet_v2=args.imagenet_v2,
