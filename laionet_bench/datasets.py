@@ -7,7 +7,8 @@
     variant) plus an image store (``images=``): a shards + manifest folder written by
     ``laionet-bench download`` (``manifest.parquet`` + webdataset tars holding ``<key>.<ext>``) or a
     folder of ``<row_id>.<ext>`` files. OCR-flagged rows are excluded (counted in ``n_excluded``); rows
-    whose image is missing or failed to download are excluded and counted in ``n_failed``.
+    whose image is missing or failed to download are excluded and counted in ``n_failed`` (they stay in
+    :meth:`Dataset.listed_rows`, which keeps the index's listing order).
 ``imagenet-val``
     ``root=`` in any layout of ``_imagenet.py`` (wnid folders, flat + devkit, ``wds/``, ``hfds/``).
 ``imagenet-v2[:variant]``
@@ -91,6 +92,7 @@ class Dataset:
     n_excluded: int = 0  # rows dropped on purpose (OCR flag)
     failed_keys: tuple[str, ...] = ()
     limits: dict[str, Any] | None = None
+    listing: pd.DataFrame | None = None  # key, wnid of every listed row, image or not (LAIONet); None = table
 
     def __len__(self) -> int:
         return len(self.table)
@@ -116,6 +118,22 @@ class Dataset:
     def open(self, sample: Sample) -> Any:
         """The sample's image as an RGB PIL image (raises on unreadable data; the engine counts those)."""
         return decode_image(self.read_bytes(sample))
+
+    def listed_rows(self) -> pd.DataFrame:
+        """Every listed row in listing order: ``key``, ``wnid`` and ``position`` in :attr:`table` (-1: no image).
+
+        For LAIONet these are the index's evaluated rows in index order, including the rows whose image is
+        missing or failed to download (the reference's "first 100 listed rows per class" counts them before
+        dropping them); rows cut by ``limits`` are left out. Other datasets list exactly their samples.
+        """
+        positions = np.arange(len(self.table), dtype=np.int64)
+        if self.listing is None:
+            return pd.DataFrame({"key": self.table["key"], "wnid": self.table["wnid"], "position": positions})
+        found = pd.Series(positions, index=self.table["key"].to_numpy()).reindex(self.listing["key"].to_numpy())
+        position = found.fillna(-1).to_numpy(dtype=np.int64)
+        keep = (position >= 0) | self.listing["key"].isin(self.failed_keys).to_numpy(dtype=bool)
+        rows = self.listing[keep].reset_index(drop=True)
+        return rows.assign(position=position[keep])
 
     def wnids(self) -> list[str]:
         """Classes with at least one sample."""
@@ -252,6 +270,8 @@ def _load_laionet(variant: str | None, *, images: str | Path | None, index: Any 
         name=name, table=limited, source={"index": index.provenance(), **source},
         n_listed=len(rows), n_failed=len(failed), n_excluded=n_excluded,
         failed_keys=tuple(str(r) for r in failed), limits={"limit_per_class": limit_per_class, "limit": limit},
+        listing=pd.DataFrame({"key": pd.array(rows["row_id"].astype(str), dtype="string[pyarrow]"),
+                              "wnid": pd.array(rows["wnid"], dtype="string[pyarrow]")}),
     )
 
 

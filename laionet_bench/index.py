@@ -135,7 +135,8 @@ class LaionetIndex:
 
     def class_counts(self) -> pd.Series:
         """Rows per wnid over the whole index (before the OCR drop), catalogue order."""
-        order = [w for w in load_catalog().wnids if w in set(self.table["wnid"])]
+        present = set(self.table["wnid"])
+        order = [w for w in load_catalog().wnids if w in present]
         return self.table["wnid"].value_counts().reindex(order)
 
     def class_weights(self) -> pd.Series:

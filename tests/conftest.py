@@ -7,6 +7,9 @@ import os
 # Read by huggingface_hub at import time: no telemetry probe, no progress bars in test logs.
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+# One torch thread: the tiny test models are dominated by per-op thread barriers, which stall for
+# milliseconds when the (shared, 2-core) CPU is busy; read by torch at import time.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import types  # noqa: E402
 

@@ -115,7 +115,8 @@ def test_similarity_summaries_are_read_defensively(tmp_path, caplog):
     good.parent.mkdir(parents=True)
     good.write_text(json.dumps({"datasets": {"laionet": {"mean": 0.71, "n_classes": 3, "note": "x"},
                                              "imagenet-val": {"mean": 0.76, "n_classes": 4}, "odd": 5},
-                                "frac_lower": 0.6, "frac_higher": 0.2, "flag": True}))
+                                "schema_version": 1, "comparison": {"a": "laionet", "b": "imagenet-val",
+                                                                    "frac_lower": 0.6, "frac_higher": 0.2, "flag": True}}))
     broken = tmp_path / "similarity" / "broken" / "summary.json"
     broken.parent.mkdir(parents=True)
     broken.write_text("{not json")
@@ -125,7 +126,8 @@ def test_similarity_summaries_are_read_defensively(tmp_path, caplog):
         per_dataset, per_encoder = read_similarity(tmp_path)
     assert sorted(per_dataset["dataset"]) == ["imagenet-val", "laionet"]
     assert set(per_dataset.columns) == {"encoder", "dataset", "mean", "n_classes"}
-    assert per_encoder.to_dict("records") == [{"encoder": "openclip_ViT-B-32", "frac_lower": 0.6, "frac_higher": 0.2}]
+    assert per_encoder.to_dict("records") == [{"encoder": "openclip_ViT-B-32", "a": "laionet", "b": "imagenet-val",
+                                               "frac_lower": 0.6, "frac_higher": 0.2}]
     assert "broken" in caplog.text and "list" in caplog.text
     empty = read_similarity(tmp_path / "nowhere")
     assert empty[0].empty and empty[1].empty
@@ -228,7 +230,8 @@ def test_similarity_figure_when_summaries_exist(tmp_path):
     summary.parent.mkdir(parents=True)
     summary.write_text(json.dumps({"datasets": {"laionet": {"mean": 0.7, "n_classes": 3},
                                                 "imagenet-val": {"mean": 0.75, "n_classes": 3}},
-                                   "frac_lower": 0.5, "frac_higher": 0.25}))
+                                   "comparison": {"a": "laionet", "b": "imagenet-val", "frac_lower": 0.5,
+                                                  "frac_higher": 0.25}}))
     board = build_leaderboard(_results(), results_dir=tmp_path)
     written = write_leaderboard(board, tmp_path / "out", formats=["md"])
     assert FIGURES["similarity"] in {p.name for p in written}

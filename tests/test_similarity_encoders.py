@@ -10,7 +10,7 @@ from PIL import Image
 from laionet_bench.errors import ModelSpecError
 from laionet_bench.similarity.encoders import EncoderSpec, create_encoder, parse_encoder_spec
 
-from .fakes.datasets import TINY_CLIP, make_tiny_clip
+from .fakes.similarity import TINY_CLIP, make_tiny_clip
 
 
 @pytest.fixture(scope="module")

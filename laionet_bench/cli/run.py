@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 
+from ._datasets import add_data_options
 from .index import add_hub_options
 
 EPILOG = """examples:
@@ -31,13 +32,8 @@ def add_parser(subparsers) -> None:
                         help="timm names/tags, wildcards, @FILE, 'all', or openclip:ARCH/TAG")
     models.add_argument("--exclude", nargs="+", default=[], metavar="PATTERN", help="fnmatch patterns to drop")
     models.add_argument("--weights", nargs="+", default=[], metavar="SPEC=PATH", help="local weights per model")
-    data = parser.add_argument_group("datasets")
+    data = add_data_options(parser, images_required=False)
     data.add_argument("--dataset", default="laionet", help="laionet[:variant] or a local index parquet (default: %(default)s)")
-    data.add_argument("--index", metavar="PARQUET", help="local LAIONet index (no Hub access)")
-    data.add_argument("--images", metavar="DIR",
-                      help="LAIONet images: shards + manifest folder, or <row_id>.<ext> files (required without --demo)")
-    data.add_argument("--imagenet", metavar="PATH", help="ImageNet-val (wnid folders, flat + devkit, wds/PATH, hfds/NAME)")
-    data.add_argument("--imagenet-v2", metavar="[VARIANT=]PATH", help="ImageNet-V2 class-index folders")
     data.add_argument("--limit", type=int, metavar="N", help="evaluate at most N images per dataset (smoke runs)")
     data.add_argument("--limit-per-class", type=int, metavar="N", help="at most N images per class")
     engine = parser.add_argument_group("engine")

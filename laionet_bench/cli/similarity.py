@@ -5,86 +5,113 @@ from __future__ import annotations
 import argparse
 import json
 
+from ._datasets import add_data_options
+from .index import add_hub_options
+
 EPILOG = """examples:
-  laionet-bench similarity --datasets laionet imagenet-val --imagenet ~/data/imagenet
-  laionet-bench similarity --datasets laionet imagenet-val --encoder timm:vit_base_patch16_224.augreg_in21k
-  laionet-bench similarity --datasets laionet imagenet-v2:matched-frequency --per-class 50 --sample random --seed 1
-  laionet-bench similarity --datasets laionet imagenet-val --encoder openclip:ViT-B-32 --weights clip.pt
+  laionet-bench similarity --images laionet_images --imagenet ~/data/imagenet/val
+  laionet-bench similarity --images imgs/ --index my_index.parquet --imagenet val/ --encoder timm:convnext_base.fb_in1k
+  laionet-bench similarity --datasets laionet:clip_top50 imagenet-val imagenet-v2 --images imgs/ \\
+      --imagenet val/ --imagenet-v2 matched-frequency=imagenetv2-matched-frequency/ --per-class 50 --sample random
+  laionet-bench similarity --images imgs/ --imagenet val/ --encoder timm:tf_efficientnet_lite0 --weights lite0.safetensors
 
-The first dataset is compared with each of the others (delta = first - other). Files go to
-<out>/similarity/<encoder>/: summary.json, per_class.parquet/.csv, selection.parquet, histogram.csv and
-PNG figures; embeddings are cached there and a re-run resumes where an interrupted one stopped.
+The datasets are read exactly as 'laionet-bench run' reads them (LAIONet always, since its classes
+restrict ImageNet). The first of --datasets is compared with each of the others (delta = first - other).
+Files go to <out>/similarity/<encoder>/: summary.json, per_class.parquet/.csv, selection.parquet,
+histogram.csv and PNG figures; per-class recall is joined from the 'run' results in --results.
+Embeddings are cached there and a re-run resumes where an interrupted one stopped.
 """
-
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "similarity", help="intra-class image similarity, the paper's Fig. 6, joined to per-class recall",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    data = parser.add_argument_group("datasets")
-    data.add_argument("--datasets", nargs="+", required=True, metavar="SPEC",
-                      help="dataset specs, first compared with the others (e.g. laionet imagenet-val)")
-    data.add_argument("--imagenet", metavar="PATH", help="ImageNet root (default: [tool.laionet-bench] imagenet)")
-    data.add_argument("--images", metavar="DIR", help="LAIONet image shards + manifest")
-    data.add_argument("--index", metavar="PARQUET", help="LAIONet index file instead of the Hub index")
+    data = add_data_options(parser)
+    data.add_argument("--datasets", nargs="+", default=["laionet", "imagenet-val"], metavar="NAME",
+                      help="laionet[:variant], imagenet-val, imagenet-v2; the first is compared with the others "
+                           "(default: laionet imagenet-val)")
     sel = parser.add_argument_group("selection")
     sel.add_argument("--per-class", type=int, metavar="N",
-                     help="images per class (default: reference — LAIONet 100, the others all)")
+                     help="images per class (default: reference — LAIONet the first 100 listed, the others all)")
     sel.add_argument("--sample", choices=("reference", "random"), default="reference",
                      help="first listed rows or a seeded random draw (default: %(default)s)")
     sel.add_argument("--seed", type=int, default=0, help="random draw and histogram seed (default: %(default)s)")
     enc = parser.add_argument_group("encoder")
     enc.add_argument("--encoder", default="openclip:ViT-B-32/openai", metavar="SPEC",
-                     help="openclip:ARCH/TAG or timm:NAME (default: %(default)s)")
-    enc.add_argument("--weights", metavar="FILE", help="local encoder checkpoint")
-    enc.add_argument("--device", help="torch device (default: [tool.laionet-bench] device, else cuda if available)")
+                     help="openclip:ARCH/TAG or timm:NAME (default: the paper's %(default)s)")
+    enc.add_argument("--weights", metavar="FILE", help="local encoder checkpoint (.pt, .pth, .safetensors)")
+    enc.add_argument("--device", help="torch device (default: [tool.laionet-bench] device, else the best available)")
     enc.add_argument("--amp", action="store_true", help="autocast (bfloat16 on CPU, float16 on CUDA)")
     enc.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default: %(default)s)")
     enc.add_argument("--workers", type=int, default=2, help="image decoding threads (default: %(default)s)")
     out = parser.add_argument_group("output")
     out.add_argument("--out", metavar="DIR", help="results root (default: [tool.laionet-bench] results_dir, "
                      "LAIONET_BENCH_RESULTS, or ./results)")
-    out.add_argument("--results", metavar="DIR", help="evaluation store to read recall from (default: --out)")
-    out.add_argument("--model", help="recall of this model only (default: mean over the store's models)")
+    out.add_argument("--results", metavar="DIR", help="'run' results to join recall from (default: --out)")
+    out.add_argument("--model", help="recall of this model only (default: mean over the results' models)")
     out.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
     out.add_argument("--format", choices=("table", "json"), default="table")
+    add_hub_options(parser)
     parser.set_defaults(handler=run)
 
 
-def _device(explicit: str | None) -> str:
-    from ..config import resolve_setting
+def parse_dataset_names(specs: list[str], *, imagenet: str | None, imagenet_v2: str | None) -> tuple[str, list[str]]:
+    """``--datasets`` → (the LAIONet spec to load, the dataset names in comparison order).
 
-    device = resolve_setting("device", explicit)
-    if device:
-        return device
-    import torch
+    Only LAIONet takes a variant here (``laionet:clip_top50``); ImageNet-V2's comes with its folder
+    (``--imagenet-v2 VARIANT=PATH``), as in ``run``. Each named ImageNet set needs its path.
+    """
+    from ..datasets import parse_dataset_spec
+    from ..errors import ConfigError
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    laionet, names = "laionet", []
+    for spec in specs:
+        kind, variant = parse_dataset_spec(spec)
+        if variant is not None and kind != "laionet":
+            raise ConfigError(f"--datasets {spec}: only laionet takes a variant here; give ImageNet-V2's "
+                              "as --imagenet-v2 VARIANT=PATH")
+        if kind in names:
+            raise ConfigError(f"--datasets names {kind} twice")
+        laionet = spec if kind == "laionet" else laionet
+        names.append(kind)
+    if "imagenet-val" in names and imagenet is None:
+        raise ConfigError("--datasets imagenet-val needs --imagenet PATH (or [tool.laionet-bench] imagenet)")
+    if "imagenet-v2" in names and imagenet_v2 is None:
+        raise ConfigError("--datasets imagenet-v2 needs --imagenet-v2 [VARIANT=]PATH")
+    return laionet, names
 
 
 def run(args: argparse.Namespace) -> int:
     from .. import constants
     from ..config import resolve_setting
-    from ..datasets import create_dataset
+    from ..engine import default_device
+    from ..evaluate import load_datasets
     from ..similarity import EmbedOptions, compute_similarity
+    from ..similarity.encoders import parse_encoder_spec
+    from ..similarity.join import result_key
+    from .index import load_from_args
 
+    parse_encoder_spec(args.encoder)  # a typo fails here, before any index or image listing is read
     imagenet = resolve_setting("imagenet", args.imagenet)
-    datasets = {
-        spec: create_dataset(spec, imagenet=imagenet, images=args.images, index=args.index) for spec in args.datasets
-    }
-    out = resolve_setting("results_dir", args.out, env=constants.RESULTS_DIR)
+    laionet, names = parse_dataset_names(args.datasets, imagenet=imagenet, imagenet_v2=args.imagenet_v2)
+    index, sets = load_datasets(
+        dataset=laionet, images=args.images, index=load_from_args(args, args.index or laionet),
+        imagenet=imagenet if "imagenet-val" in names else None,
+        imagenet_v2=args.imagenet_v2 if "imagenet-v2" in names else None,
+    )
     summary = compute_similarity(
-        datasets,
+        {name: sets[result_key(name)] for name in names},
         encoder=args.encoder,
-        out=out,
+        out=resolve_setting("results_dir", args.out, env=constants.RESULTS_DIR),
         per_class=args.per_class,
         sample=args.sample,
         seed=args.seed,
         results_dir=args.results,
         model=args.model,
-        embed=EmbedOptions(weights=args.weights, device=_device(args.device), amp=args.amp,
-                           batch_size=args.batch_size, workers=args.workers),
+        class_weights=index.class_weights(),
+        embed=EmbedOptions(weights=args.weights, device=resolve_setting("device", args.device) or default_device(),
+                           amp=args.amp, batch_size=args.batch_size, workers=args.workers),
         plot=not args.no_plots,
     )
     if args.format == "json":
@@ -102,6 +129,9 @@ def format_summary(summary) -> str:
     lines = [f"encoder {summary.encoder} ({summary.encoder_info.get('weights_id')})", "",
              tabulate(rows, headers=["dataset", "classes", "images", "failed", "mean sim", "mean std"], floatfmt=".4f")]
     for c in summary.comparisons:
+        if not c["n_classes_tested"]:
+            lines += ["", f"{c['a']} vs {c['b']}: no class with >= {c['min_pairs']} pairs in both"]
+            continue
         lines += ["", f"{c['a']} vs {c['b']}: {c['n_classes_tested']} classes with >= {c['min_pairs']} pairs in both",
                   f"  significantly lower  {c['n_lower']:5d}  ({c['frac_lower']:.1%})",
                   f"  significantly higher {c['n_higher']:5d}  ({c['frac_higher']:.1%})",

@@ -117,7 +117,7 @@ def run_demo(
     from ..leaderboard import build_leaderboard, write_leaderboard
     from ..results import read_results
     from ..similarity import compute_similarity
-    from ..similarity.encoders import create_encoder
+    from ..similarity.pipeline import EmbedOptions
 
     data = prepare_demo(root)
     specs = demo_models(models)
@@ -125,11 +125,13 @@ def run_demo(
     results = evaluate(specs, index=data.index, images=data.images, imagenet=data.imagenet, out=out,
                        device=device, batch_size=batch_size, workers=workers, amp=amp,
                        channels_last=channels_last)
-    _, sets = load_datasets(index=data.index, images=data.images, imagenet=data.imagenet)
-    encoder = create_encoder(f"timm:{SIMILARITY_MODEL.partition('.')[0]}",
-                             weights=bundled_weights_file(SIMILARITY_MODEL), device=device or "cpu")
-    similarity = compute_similarity({"laionet": sets["laionet"], "imagenet-val": sets["imagenet"]},
-                                    encoder=encoder, out=out, results_dir=out, plot=plots)
+    index, sets = load_datasets(index=data.index, images=data.images, imagenet=data.imagenet)
+    similarity = compute_similarity(
+        {"laionet": sets["laionet"], "imagenet-val": sets["imagenet"]},
+        encoder=f"timm:{SIMILARITY_MODEL.partition('.')[0]}", out=out, results_dir=out,
+        class_weights=index.class_weights(), plot=plots,
+        embed=EmbedOptions(weights=bundled_weights_file(SIMILARITY_MODEL), device=device or "cpu"),
+    )
     board = build_leaderboard(read_results(out), results_dir=out)
     board_dir = Path(leaderboard_dir) if leaderboard_dir else out / "leaderboard"
     write_leaderboard(board, board_dir, plots=plots)

@@ -258,7 +258,8 @@ def _encoder_labels(board: Leaderboard, encoders) -> list[str]:
         label = str(encoder)
         if encoder in tests.index and {"frac_lower", "frac_higher"} <= set(tests.columns):
             row = tests.loc[encoder]
-            label += f"\nLAIONet lower: {row['frac_lower']:.0%}, higher: {row['frac_higher']:.0%}"
+            pair = f"{row['a']} vs {row['b']}" if {"a", "b"} <= set(tests.columns) else "LAIONet"
+            label += f"\n{pair} lower: {row['frac_lower']:.0%}, higher: {row['frac_higher']:.0%}"
         labels.append(label)
     return labels
 

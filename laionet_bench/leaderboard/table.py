@@ -193,8 +193,9 @@ def read_similarity(results_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame
     """Intra-class similarity summaries under ``<results>/similarity/<encoder>/summary.json``.
 
     Read defensively: a missing folder gives empty frames, an unreadable or oddly shaped file is
-    logged and skipped. Returns (per encoder and dataset: mean, n_classes …; per encoder: frac_lower,
-    frac_higher …), keeping whatever numeric fields the summary holds.
+    logged and skipped. Returns (per encoder and dataset: mean, n_classes …; per encoder: the compared
+    pair ``a`` − ``b`` and the per-class test of the summary's ``comparison``: frac_lower, frac_higher,
+    mean_delta …), keeping whatever numeric fields the summary holds.
     """
     per_dataset: list[dict] = []
     per_encoder: list[dict] = []
@@ -212,9 +213,10 @@ def read_similarity(results_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame
         for name, stats in datasets.items():
             if isinstance(stats, dict):
                 per_dataset.append({"encoder": encoder, "dataset": str(name), **_numeric_fields(stats)})
-        tests = _numeric_fields(data)
-        if tests:
-            per_encoder.append({"encoder": encoder, **tests})
+        comparison = data.get("comparison")
+        if isinstance(comparison, dict) and _numeric_fields(comparison):
+            pair = {k: str(comparison[k]) for k in ("a", "b") if k in comparison}
+            per_encoder.append({"encoder": encoder, **pair, **_numeric_fields(comparison)})
     return pd.DataFrame(per_dataset), pd.DataFrame(per_encoder)
 
 

@@ -6,7 +6,7 @@ Everything lands in ``<out>/similarity/<encoder slug>/``::
     per_class.parquet   one row per class (also per_class.csv): similarity per dataset, Δ and its
                         interval, significance, recall per dataset and Δrecall when the store has them,
                         LAIONet class share
-    selection.parquet   every selected row: dataset, key, wnid, status (ok/failed), error
+    selection.parquet   every chosen row: dataset, key, wnid, has_image, status (ok/failed), error
     histogram.csv       the Fig. 6a bins with one count column per dataset
     fig6a_histogram.png, fig6b_class_intervals.png, recall_vs_similarity.png
     embeddings/         the embedding cache (see ``embed.py``)
@@ -50,6 +50,8 @@ logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 SUMMARY_FILE = "summary.json"
+#: ``selection.parquet`` error of a chosen row whose image is not in the store.
+MISSING_IMAGE = "no image: the download failed or the file is missing"
 
 
 @dataclass(frozen=True)
@@ -73,8 +75,9 @@ class DatasetSimilarity:
     n_classes: int  # classes with ≥ 1 embedded image
     n_classes_with_pairs: int
     n_images: int  # embedded images
-    n_selected: int
-    n_failed: int  # selected images that could not be opened
+    n_selected: int  # rows chosen, with or without an image
+    n_failed: int  # chosen rows left out: no image (failed download) or unreadable
+    n_missing: int  # chosen rows without an image in the store (part of n_failed)
     mean: float  # mean over classes of the class's mean pair similarity
     std: float  # mean over classes of the class's pair-similarity std
     std_of_class_means: float
@@ -126,7 +129,8 @@ def _dataset_summary(stats: pd.DataFrame, emb: Embeddings, selection: Selection,
         n_classes_with_pairs=len(with_pairs),
         n_images=len(emb.keys),
         n_selected=len(selection),
-        n_failed=len(emb.failed),
+        n_failed=len(emb.failed) + len(selection.missing),
+        n_missing=len(selection.missing),
         mean=math.nan if empty else float(with_pairs["mean"].mean()),
         std=math.nan if empty else float(with_pairs["std"].mean()),
         std_of_class_means=math.nan if empty else float(with_pairs["mean"].std(ddof=0)),
@@ -139,6 +143,7 @@ def _dataset_summary(stats: pd.DataFrame, emb: Embeddings, selection: Selection,
 def _selection_frame(selection: Selection, emb: Embeddings) -> pd.DataFrame:
     frame = selection.to_frame()
     errors = dict(zip(emb.failed["key"], emb.failed["error"], strict=True))
+    errors.update((key, MISSING_IMAGE) for key, _ in selection.missing)
     frame["status"] = ["failed" if k in errors else "ok" for k in frame["key"]]
     frame["error"] = [errors.get(k, "") for k in frame["key"]]
     return frame
@@ -148,7 +153,7 @@ def _listed_weights(datasets: Mapping[str, DatasetLike]) -> pd.Series | None:
     """LAIONet class share from the listed rows, when no evaluation result carries ``laionet_weight``."""
     for name, dataset in datasets.items():
         if name.split(":")[0] == "laionet":
-            counts = pd.Series([s.wnid for s in dataset.samples()]).value_counts()
+            counts = dataset.listed_rows()["wnid"].astype(str).value_counts()
             return counts / counts.sum()
     return None
 

@@ -1,43 +1,69 @@
-"""In-memory stand-ins for the dataset readers and encoders the similarity step is coded against."""
+"""Similarity test material: real on-disk datasets built from given images, a pixel encoder whose
+similarities are known, clustered images, and a tiny open_clip model."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import io
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from laionet_bench.datasets import Dataset, create_dataset
+from laionet_bench.index import write_index
 from laionet_bench.similarity.encoders import EncoderSpec
 
-__all__ = ["TINY_CLIP", "FakeSample", "ListDataset", "PixelEncoder", "clustered_images", "make_tiny_clip"]
+from ..conftest import make_index_frame
+
+__all__ = [
+    "TINY_CLIP",
+    "PixelEncoder",
+    "clustered_images",
+    "imagenet_val",
+    "make_tiny_clip",
+    "write_imagenet_val",
+    "write_laionet",
+]
+
+#: An image entry: a PIL image (saved as PNG, lossless), ``None`` (no file: a failed download) or raw bytes.
+ImageEntry = Image.Image | bytes | None
 
 
-@dataclass(frozen=True)
-class FakeSample:
-    key: str
-    wnid: str
+def _file_bytes(entry: Image.Image | bytes) -> bytes:
+    if isinstance(entry, bytes):
+        return entry
+    buffer = io.BytesIO()
+    entry.save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
-@dataclass
-class ListDataset:
-    """``samples()`` / ``open()`` / ``identity()`` over a list of (key, wnid, PIL image or None = broken)."""
+def write_laionet(folder: Path, rows: list[tuple[str, ImageEntry]]) -> tuple[Path, Path, list[str]]:
+    """A LAIONet index (rows in this order, none OCR-flagged) and a ``<row_id>.png`` folder.
 
-    name: str
-    rows: list[tuple[str, str, Image.Image | None]]
-    opened: list[str] = field(default_factory=list)
+    Returns (index parquet, image folder, the row ids as keys in listing order).
+    """
+    frame = make_index_frame([wnid for wnid, _ in rows]).assign(ocr_flag=False)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_index(frame, folder / "index.parquet")
+    images = folder / "images"
+    images.mkdir(exist_ok=True)
+    for row_id, (_, entry) in zip(frame["row_id"], rows, strict=True):
+        if entry is not None:
+            (images / f"{row_id}.png").write_bytes(_file_bytes(entry))
+    return folder / "index.parquet", images, [str(r) for r in frame["row_id"]]
 
-    def samples(self) -> list[FakeSample]:
-        return [FakeSample(key, wnid) for key, wnid, _ in self.rows]
 
-    def open(self, sample: FakeSample) -> Image.Image:
-        self.opened.append(sample.key)
-        image = {key: img for key, _, img in self.rows}[sample.key]
-        if image is None:
-            raise OSError(f"cannot identify image file {sample.key!r}")
-        return image
+def write_imagenet_val(folder: Path, rows: list[tuple[str, Image.Image | bytes]]) -> Path:
+    """ImageNet-val as wnid folders of ``ILSVRC2012_val_NNNNNNNN.png`` files, numbered in row order."""
+    for number, (wnid, entry) in enumerate(rows, start=1):
+        (folder / wnid).mkdir(parents=True, exist_ok=True)
+        (folder / wnid / f"ILSVRC2012_val_{number:08d}.png").write_bytes(_file_bytes(entry))
+    return folder
 
-    def identity(self) -> dict:
-        return {"name": self.name, "n": len(self.rows)}
+
+def imagenet_val(folder: Path, rows: list[tuple[str, Image.Image | bytes]], **options) -> Dataset:
+    """The real ImageNet-val reader over :func:`write_imagenet_val`'s files."""
+    return create_dataset("imagenet-val", root=write_imagenet_val(folder, rows), **options)
 
 
 class PixelEncoder:
