@@ -115,7 +115,7 @@ class LemmaMatcher:
             return single
         spans = several.select(
             "position", "found", pl.col("padded").str.find_many(self.patterns, overlapping=True).alias("start")
-        ).explode("found", "start").with_columns(end=pl.col("start") + pl.col("found").str.len_bytes())
+        ).explode("found", "start").with_columns(end=pl.col("start") + pl.col("found").str.len_bytes())  # same hits, same order
         return pl.concat([single, _outermost(spans).select("position", "found")]).sort("position", maintain_order=True)
 
     def match_table(self, table: pa.Table) -> tuple[pa.Table, MatchCounts]:
