@@ -2,9 +2,10 @@
 
 Models whose data configs agree on what decides the pixels (input size, interpolation, crop pct,
 crop mode — :func:`models.preprocess_key`) form a group. For each group a torch DataLoader decodes,
-resizes and crops every needed image once, in worker processes, to a uint8 tensor; each model of the
-group then normalises the batch with its own mean/std (exactly ``ToTensor`` + ``Normalize``) and runs
-on it. Only rows missing from a model's store are computed, so a re-run resumes.
+resizes and crops every needed image once, in worker processes (started before the models are built,
+so the first batches are ready when they are), to a uint8 tensor; each model of the group then
+normalises the batch with its own mean/std (exactly ``ToTensor`` + ``Normalize``) and runs on it.
+Only rows missing from a model's store are computed, so a re-run resumes.
 
 A model that fails to build or run is recorded as failed with the reason and dropped; the others go
 on. A CUDA out-of-memory error halves that model's micro-batch and retries. Unreadable images are
@@ -228,20 +229,21 @@ def _run_group(members: list[_Member], dataset: Dataset, data_config: Mapping[st
     import torch
     from tqdm.auto import tqdm
 
+    needed = np.flatnonzero(np.logical_or.reduce([m.missing for m in members]))
+    decoded = _DecodedImages(dataset, needed, make_decoder(data_config), data_config["input_size"])
+    loader = torch.utils.data.DataLoader(decoded, batch_size=options.batch_size, num_workers=options.workers,
+                                         pin_memory=options.device.startswith("cuda"), shuffle=False)
+    batches = iter(loader)  # the workers start decoding now, hiding the first batches behind the model builds
     for member in members:
         try:
             _prepare(member, weights=weights, options=options)
         except Exception as exc:  # noqa: BLE001 - recorded as a failed model
             _fail(member.outcome, exc)
     alive = [m for m in members if m.outcome.status == "ok"]
-    needed = np.flatnonzero(np.logical_or.reduce([m.missing for m in alive])) if alive else np.array([], dtype=int)
-    if not len(needed):
-        return
-    decoded = _DecodedImages(dataset, needed, make_decoder(data_config), data_config["input_size"])
-    loader = torch.utils.data.DataLoader(decoded, batch_size=options.batch_size, num_workers=options.workers,
-                                         pin_memory=options.device.startswith("cuda"), shuffle=False)
+    if not alive:
+        return  # (images needed only by a model that failed to build were decoded for nothing: rare and harmless)
     with tqdm(total=len(needed), desc=label, unit="img", disable=None, dynamic_ncols=True) as progress:
-        for batch in loader:
+        for batch in batches:
             _run_batch(alive, batch, dataset, options)
             progress.update(len(batch[0]))
             if not any(m.outcome.status == "ok" for m in alive):

@@ -103,6 +103,18 @@ def test_a_failing_model_does_not_stop_the_others(tmp_path, laionet, weights):
     assert outcomes["test_efficientnet.r160_in1k"].status == outcomes["test_convnext.r160_in1k"].status == "ok"
 
 
+def test_models_failing_to_build_with_workers_already_decoding(tmp_path, laionet, weights):
+    """The decoding workers start before the models are built; when every build fails the run still ends."""
+    broken = {spec: weights["test_convnext.r160_in1k"] for spec in SPECS[:2]}  # wrong architectures
+    outcomes = run_models([*SPECS[:2], OTHER_GROUP], laionet, store_root=tmp_path / "s",
+                          weights={**broken, OTHER_GROUP: weights[OTHER_GROUP]},
+                          options=EngineOptions(batch_size=4, workers=1))
+    assert [outcomes[s].status for s in SPECS[:2]] == ["failed", "failed"]
+    assert all(outcomes[s].computed == 0 and "does not fit" in outcomes[s].reason for s in SPECS[:2])
+    assert outcomes[OTHER_GROUP].status == "ok" and outcomes[OTHER_GROUP].computed == len(laionet)
+    assert len(read_predictions(outcomes[OTHER_GROUP].store)) == len(laionet)
+
+
 def test_out_of_memory_halves_the_batch(tmp_path, laionet, weights, monkeypatch):
     import torch
 

@@ -86,3 +86,35 @@ def test_ours_caption_form_equals_normalize_text():
     texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40))) for _ in range(2000)]
     padded = pl.DataFrame({"c": texts}).select(normalize_captions(pl.col("c"), "ours")).to_series().to_list()
     assert padded == [f" {normalize_text(t)} " for t in texts]
+
+
+OURS = lemma_map("ours").lemma_to_wnid
+
+
+def ours_reference_wnids(caption):
+    """``ours`` spelled out slowly: every occurrence of every padded lemma, minus those inside a longer one."""
+    text = f" {normalize_text(caption or '')} "
+    spans = []
+    for lemma, wnid in OURS.items():
+        start = text.find(f" {lemma} ")
+        while start >= 0:
+            spans.append((start, start + len(lemma) + 2, wnid))
+            start = text.find(f" {lemma} ", start + 1)
+    return {w for s, e, w in spans if not any(s2 <= s and e <= e2 and (s2, e2) != (s, e) for s2, e2, _ in spans)}
+
+
+def test_ours_longest_match_equals_the_slow_definition():
+    captions = synthetic_captions(1500, seed=2) + ["ÉÉ sea lion, lion", "Σ a lion and a sea lion", None]
+    assert wnids_of(LemmaMatcher("ours"), captions) == [ours_reference_wnids(c) for c in captions]
+
+
+def test_ours_nested_and_repeated_lemmas():
+    lion, sea_lion = OURS["lion"], OURS["sea lion"]
+    captions = ["ééé sea lion", "sea lion sea lion", "lion sea lion lion", "sea-lion; LION"]
+    assert wnids_of(LemmaMatcher("ours"), captions) == [{sea_lion}, {sea_lion}, {lion, sea_lion}, {lion, sea_lion}]
+
+
+def test_ours_separators_are_those_of_str_split():
+    texts = ["a\x1cb", "a\x1f\x1fb", "\x1e x \x1d", "a\u2003\u00a0b", "a\x85,b"]
+    padded = pl.DataFrame({"c": texts}).select(normalize_captions(pl.col("c"), "ours")).to_series().to_list()
+    assert padded == [" a b ", " a b ", " x ", " a b ", " a b "] == [f" {normalize_text(t)} " for t in texts]

@@ -34,6 +34,13 @@ __all__ = ["LemmaMatcher", "MatchCounts", "normalize_captions"]
 
 _PUNCTUATION = list(string.punctuation)
 _SPACES = [" "] * len(_PUNCTUATION)
+_PUNCT_CLASS = "".join(f"\\x{ord(c):02x}" for c in string.punctuation)
+# str.split()'s whitespace: Unicode White_Space (regex \s) plus the separators \x1c-\x1f
+_SPACE_CLASS = r"\s\x1c-\x1f"
+# A run of punctuation/whitespace that is not already one plain space: one regex pass does
+# "punctuation → space" and "collapse whitespace" while leaving the common single spaces untouched.
+_SEPARATOR_RUN = (rf"[{_PUNCT_CLASS}{_SPACE_CLASS}]*[{_PUNCT_CLASS}[{_SPACE_CLASS}--[ ]]][{_PUNCT_CLASS}{_SPACE_CLASS}]*"
+                  r"|  +")
 
 
 @dataclass
@@ -55,17 +62,24 @@ class MatchCounts:
 
 def normalize_captions(captions: pl.Expr, rules: str) -> pl.Expr:
     """The padded caption form each rule set searches (vectorised; nulls become "")."""
-    text = captions.fill_null("").str.replace_many(_PUNCTUATION, _SPACES)
-    if rules == "ours":  # == catalog.normalize_text, vectorised
-        # r"\s\s+|[^\S ]" == r"\s+" → " ", but leaves single spaces alone (5x fewer replacements)
-        text = text.str.to_lowercase().str.replace_all(r"\s\s+|[^\S ]", " ").str.strip_chars()
+    text = captions.fill_null("")
+    if rules != "ours":
+        return pl.concat_str([pl.lit(" "), text.str.replace_many(_PUNCTUATION, _SPACES), pl.lit(" ")])
+    # == catalog.normalize_text; lower-cased after the punctuation is gone, as in normalize_text (the
+    # final sigma depends on its neighbours)
+    text = text.str.replace_all(_SEPARATOR_RUN, " ").str.strip_chars(" ").str.to_lowercase()
     return pl.concat_str([pl.lit(" "), text, pl.lit(" ")])
 
 
-def _outermost(starts: list[int], found: list[str]) -> list[str]:
-    """Drop matches whose span lies inside another match's span (longest match wins)."""
-    spans = [(s, s + len(p), p) for s, p in zip(starts, found, strict=True)]
-    return [p for s, e, p in spans if not any(s2 <= s and e <= e2 and (s2, e2) != (s, e) for s2, e2, _ in spans)]
+def _outermost(hits: pl.DataFrame) -> pl.DataFrame:
+    """Drop the hits (one row each: ``position``, ``start``, ``end``) lying inside another hit's span.
+
+    Longest match wins: sorted by start, then longest first, a hit is inside an earlier one iff its end
+    does not pass the furthest end seen so far in its caption (spans of one caption are distinct).
+    """
+    reach = pl.col("end").cum_max().shift(1).over("position")
+    return hits.sort("position", "start", pl.col("end"), descending=[False, False, True]).filter(
+        reach.is_null() | (pl.col("end") > reach))
 
 
 class LemmaMatcher:
@@ -80,34 +94,29 @@ class LemmaMatcher:
     def matches(self, captions: pl.Series) -> pl.DataFrame:
         """Per caption: ``position`` in the batch and ``wnids`` (sorted, unique) of the lemmas found.
 
-        Only captions with at least one match are returned.
+        Only captions with at least one match are returned, in batch order.
         """
-        padded = pl.DataFrame({"c": captions}).select(
+        found = pl.DataFrame({"c": captions}).select(
             pl.int_range(pl.len(), dtype=pl.Int64).alias("position"),
             normalize_captions(pl.col("c"), self.rules).alias("padded"),
-        )
-        found = padded.with_columns(
+        ).with_columns(
             pl.col("padded").str.extract_many(self.patterns, overlapping=True).alias("found")
         ).filter(pl.col("found").list.len() > 0)
-        if self.rules == "ours":
-            found = self._longest(found)
-        return found.select(
-            "position",
-            pl.col("found")
-            .list.eval(pl.element().replace_strict(self.pattern_wnid, return_dtype=pl.String))
-            .list.unique()
-            .list.sort()
-            .alias("wnids"),
+        hits = self._longest(found) if self.rules == "ours" else found.select("position", "found").explode("found")
+        return hits.group_by("position", maintain_order=True).agg(
+            pl.col("found").replace_strict(self.pattern_wnid, return_dtype=pl.String).unique().sort().alias("wnids")
         )
 
     def _longest(self, found: pl.DataFrame) -> pl.DataFrame:
+        """One row per hit (``position``, ``found``) after dropping hits inside a longer one."""
+        single = found.filter(pl.col("found").list.len() == 1).select("position", pl.col("found").list.first())
         several = found.filter(pl.col("found").list.len() > 1)
         if several.is_empty():
-            return found
-        starts = several.select(pl.col("padded").str.find_many(self.patterns, overlapping=True))
-        resolved = [_outermost(s, f) for s, f in zip(starts.to_series(), several["found"], strict=True)]
-        fixed = several.select("position").with_columns(pl.Series("found", resolved, dtype=pl.List(pl.String)))
-        return found.update(fixed, on="position")
+            return single
+        spans = several.select(
+            "position", "found", pl.col("padded").str.find_many(self.patterns, overlapping=True).alias("start")
+        ).explode("found", "start").with_columns(end=pl.col("start") + pl.col("found").str.len_bytes())  # same hits, same order
+        return pl.concat([single, _outermost(spans).select("position", "found")]).sort("position", maintain_order=True)
 
     def match_table(self, table: pa.Table) -> tuple[pa.Table, MatchCounts]:
         """Keep the single-synset rows of ``table`` (field ``caption``), adding their ``wnid``."""
