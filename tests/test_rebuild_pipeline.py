@@ -193,3 +193,43 @@ def test_cli_publishes_the_rebuilt_index_through_the_hub(laion_parts, tmp_path, 
     local = read_index_file(tmp_path / "w" / "dataset" / "data" / "minilm_0.1.parquet")
     assert index.revision and len(index) == len(local) > 0
     assert index.table["similarity_encoder"].iloc[0] == "sentence-transformers:all-MiniLM-L6-v2"
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
+    """A real ``kill -9`` mid-run: finished parts are kept as they are, the rerun completes the rest, and the
+    index equals the one an uninterrupted run writes."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from .fakes.laion import make_tiny_openclip
+
+    encoder = make_tiny_openclip(tmp_path / "tiny")
+    lemmas = sorted(OFFICIAL)[:400]
+    for part in range(8):  # distinct captions per part, so every part has real text-encoder work
+        captions = [f"a photo of my {lemmas[(i + part) % len(lemmas)]} number {part}-{i}" for i in range(3000)]
+        write_laion_part(tmp_path / "laion" / f"part-{part:05d}.parquet", captions)
+    args = ["rebuild", "all", "--parts", str(tmp_path / "laion" / "part-*.parquet"), "--encoder", encoder,
+            "--threshold", "-1", "--variant", "tiny", "--batch-size", "64"]
+    command = [sys.executable, "-m", "laionet_bench", "-q", *args]
+    work = tmp_path / "killed"
+    proc = subprocess.Popen([*command, "--work", str(work)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    deadline = time.monotonic() + 120
+    while not (work / "textsim" / "part-00000.json").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL
+    done = {p: p.stat().st_mtime_ns for p in work.rglob("part-*.json")}
+    assert (work / "textsim" / "part-00000.json") in done
+    assert not (work / "textsim" / "part-00007.json").exists()  # killed mid-run, not after it
+
+    assert main([*args, "--work", str(work)]) == 0
+    assert {p: p.stat().st_mtime_ns for p in done} == done  # nothing finished was redone
+    assert main([*args, "--work", str(tmp_path / "clean")]) == 0
+    resumed = read_index_file(work / "dataset" / "data" / "tiny.parquet")
+    clean = read_index_file(tmp_path / "clean" / "dataset" / "data" / "tiny.parquet")
+    pd.testing.assert_frame_equal(resumed, clean)
