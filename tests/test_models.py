@@ -99,12 +99,12 @@ def test_registered_local_weights_make_up_all_in_local_context(tmp_path):
 
 
 def test_bundled_efficientnet_lite0_classifies_real_photos():
-    import skimage.data
     import torch
-    from PIL import Image
     from timm.data import create_transform
 
     from laionet_bench.bundled_weights import register_bundled_weights
+
+    from .fakes.photos import real_photo
 
     assert "tf_efficientnet_lite0.in1k" in register_bundled_weights()
     loaded = models.build_model("tf_efficientnet_lite0.in1k")
@@ -113,9 +113,8 @@ def test_bundled_efficientnet_lite0_classifies_real_photos():
     photos = {"chelsea": {"n02123045", "n02123159", "n02124075"},  # tabby / tiger cat / Egyptian cat
               "coffee": {"n07920052", "n03063599", "n07930864"}}  # espresso / coffee mug / cup
     for name, accepted in photos.items():
-        image = Image.fromarray(getattr(skimage.data, name)()).convert("RGB")
         with torch.no_grad():
-            logits = loaded.module(transform(image)[None])[0]
+            logits = loaded.module(transform(real_photo(name))[None])[0]
         top = loaded.label_map.wnids[int(logits.argmax())]
         assert top in accepted, f"{name}: predicted {catalog.get(top).name}"
 
