@@ -33,9 +33,9 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from laionet_bench.images.download import DownloadOptions, download_images  # noqa: E402
-from laionet_bench.images.fetch import FetchPolicy  # noqa: E402
-from laionet_bench.images.img2dataset import download_with_img2dataset  # noqa: E402
+from laionet_bench.images.download import DownloadOptions, download_images
+from laionet_bench.images.fetch import FetchPolicy
+from laionet_bench.images.img2dataset import download_with_img2dataset
 from tests.fakes.images import ImageServer, image_bytes  # noqa: E402
 
 

@@ -25,10 +25,10 @@ def one(rows: int, workers: int) -> dict:
     import timm
     import torch
 
-    from laionet_bench.datasets import create_dataset
-    from laionet_bench.engine import EngineOptions, run_models
-    from laionet_bench.metrics import per_class_recall
-    from laionet_bench.store import read_predictions
+    from laionet_bench.datasets.base import create_dataset
+    from laionet_bench.evaluation.engine import EngineOptions, run_models
+    from laionet_bench.evaluation.metrics import per_class_recall
+    from laionet_bench.evaluation.store import read_predictions
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

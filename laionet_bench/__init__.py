@@ -1,8 +1,8 @@
 """laionet-bench: how much do ImageNet models lose on LAIONet?
 
-The public API is re-exported here; everything else lives in modules named by concern
-(``catalog``, ``index``, ``hub``, ``metrics``, ``results`` ...). The evaluation entry point is
-``laionet_bench.evaluate.evaluate`` (not re-exported: the name would shadow its module).
+The public API is re-exported here; everything else lives in subpackages that follow the data flow
+(``catalog`` → ``hub`` → ``index`` → ``images`` → ``datasets`` → ``models`` → ``evaluation`` →
+``similarity`` → ``leaderboard`` → ``checks`` → ``plugin``, with ``rebuild`` and ``demo`` beside them).
 
 Names are resolved lazily (PEP 562): the pytest plugin imports this package in every pytest run of an
 environment where laionet-bench is installed, so ``import laionet_bench`` must not pull in pandas.
@@ -13,38 +13,44 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from .version import __version__
 
 #: public name -> module (relative to this package) that defines it
 _EXPORTS = {
     "Catalog": "catalog",
+    "EngineOptions": "evaluation.engine",
     "LaionetBenchError": "errors",
     "LaionetIndex": "index",
-    "ModelResult": "results",
-    "assert_robustness_gap": "assertions",
+    "ModelResult": "evaluation.results",
+    "assert_robustness_gap": "checks.gap",
     "compute_similarity": "similarity",
+    "create_dataset": "datasets",
     "download_images": "images.download",
-    "laionet_models": "_pytest.params",
+    "evaluate": "evaluation.evaluator",
+    "laionet_models": "plugin.params",
     "lemma_map": "catalog",
     "load_catalog": "catalog",
     "load_index": "index",
-    "read_results": "results",
+    "read_results": "evaluation.results",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
 
 if TYPE_CHECKING:  # pragma: no cover - static analysers see the eager imports
-    from ._pytest.params import laionet_models as laionet_models
-    from .assertions import assert_robustness_gap as assert_robustness_gap
     from .catalog import Catalog as Catalog
     from .catalog import lemma_map as lemma_map
     from .catalog import load_catalog as load_catalog
+    from .checks.gap import assert_robustness_gap as assert_robustness_gap
+    from .datasets import create_dataset as create_dataset
     from .errors import LaionetBenchError as LaionetBenchError
+    from .evaluation.engine import EngineOptions as EngineOptions
+    from .evaluation.evaluator import evaluate as evaluate
+    from .evaluation.results import ModelResult as ModelResult
+    from .evaluation.results import read_results as read_results
     from .images.download import download_images as download_images
     from .index import LaionetIndex as LaionetIndex
     from .index import load_index as load_index
-    from .results import ModelResult as ModelResult
-    from .results import read_results as read_results
+    from .plugin.params import laionet_models as laionet_models
     from .similarity import compute_similarity as compute_similarity
 
 

@@ -16,8 +16,8 @@ import types  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from laionet_bench import constants  # noqa: E402
-from laionet_bench.catalog import load_catalog  # noqa: E402
+from laionet_bench import constants
+from laionet_bench.catalog import load_catalog
 
 from .fakes.hub import FakeHub  # noqa: E402
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 import laionet_bench
-from laionet_bench._recorder import recording
-from laionet_bench._tolerance import metric_key, parse_tolerance
-from laionet_bench.assertions import assert_robustness_gap, check_robustness
+from laionet_bench.checks.gap import assert_robustness_gap, check_robustness
+from laionet_bench.checks.recorder import recording
+from laionet_bench.checks.tolerance import metric_key, parse_tolerance
 from laionet_bench.errors import ConfigError, RobustnessError
 
 from .fakes.results import make_counted_result

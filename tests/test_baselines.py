@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from laionet_bench.baselines import (
+from laionet_bench.checks.baselines import (
     DEFAULT_TOLERANCE,
     assert_no_regression,
     baseline_path,

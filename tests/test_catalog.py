@@ -3,13 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from laionet_bench.catalog import (
-    WNID_ALIASES,
-    lemma_map,
-    load_catalog,
-    normalize_text,
-    read_class_file,
-)
+from laionet_bench.catalog import WNID_ALIASES, lemma_map, load_catalog, normalize_text, read_class_file
 from laionet_bench.errors import CatalogError, UnknownNameError
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"

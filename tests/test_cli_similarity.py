@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from laionet_bench.cli import main
-from laionet_bench.evaluate import evaluate
+from laionet_bench.evaluation.evaluator import evaluate
+from laionet_bench.evaluation.results import read_results
 from laionet_bench.leaderboard.table import load_leaderboard, read_similarity
-from laionet_bench.results import read_results
 
 from .fakes.eval_data import tiny_weights
 from .fakes.similarity import clustered_images

@@ -7,9 +7,9 @@ import csv
 import pytest
 
 from laionet_bench.catalog import load_catalog
-from laionet_bench.datasets import create_dataset
+from laionet_bench.datasets.base import create_dataset
 from laionet_bench.errors import DatasetError, UnknownNameError
-from laionet_bench.index import load_index
+from laionet_bench.index.load import load_index
 
 from .fakes.eval_data import (
     WNIDS,

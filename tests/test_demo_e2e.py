@@ -18,17 +18,17 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from laionet_bench.bundled_weights import bundled_weights_file
 from laionet_bench.cli import main
 from laionet_bench.demo import build_demo
 from laionet_bench.demo import sources as demo_sources
 from laionet_bench.demo.benchmark import LEMMA_RULES, SIMILARITY_MODEL, TEXT_ENCODER, TEXT_THRESHOLD, VARIANT
 from laionet_bench.demo.build import POOL_URL_PREFIX
 from laionet_bench.errors import MissingSystemPackageError
+from laionet_bench.evaluation.results import read_results
 from laionet_bench.images.manifest import read_manifest
 from laionet_bench.images.shards import iter_shard_samples
-from laionet_bench.index import load_index
-from laionet_bench.results import read_results
+from laionet_bench.index.load import load_index
+from laionet_bench.models.bundled import bundled_weights_file
 
 from .fakes.images import ImageServer
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from laionet_bench.datasets import create_dataset
-from laionet_bench.engine import EngineOptions, make_decoder, run_models
+from laionet_bench.datasets.base import create_dataset
 from laionet_bench.errors import ConfigError
-from laionet_bench.index import write_index
-from laionet_bench.models import build_model, preprocess_key, resolve_data_config
-from laionet_bench.store import read_predictions
+from laionet_bench.evaluation.engine import EngineOptions, make_decoder, run_models
+from laionet_bench.evaluation.store import read_predictions
+from laionet_bench.index.load import write_index
+from laionet_bench.models.registry import build_model, preprocess_key, resolve_data_config
 
 from .conftest import make_index_frame
 from .fakes.eval_data import row_id_folder, tiny_index, tiny_weights
@@ -120,7 +120,7 @@ def test_models_failing_to_build_with_workers_already_decoding(tmp_path, laionet
 def test_out_of_memory_halves_the_batch(tmp_path, laionet, weights, monkeypatch):
     import torch
 
-    from laionet_bench import engine
+    from laionet_bench.evaluation import engine
 
     real = engine.build_model
     seen = []
@@ -169,7 +169,7 @@ def real_photos(tmp_path):
 def test_bf16_channels_last_agree_with_fp32_top1(tmp_path, real_photos):
     """Real ImageNet weights on real photos: bf16 autocast may move a probability by a few hundredths (how
     much depends on the CPU's kernels), so every photo whose fp32 top-1 leads by 0.15 keeps its top-1."""
-    from laionet_bench.bundled_weights import bundled_weights_file
+    from laionet_bench.models.bundled import bundled_weights_file
 
     spec = "tf_efficientnet_lite0.in1k"
     weights = {spec: bundled_weights_file(spec)}

@@ -8,10 +8,10 @@ import types
 import pytest
 
 from laionet_bench.cli import main
-from laionet_bench.evaluate import _fill_effective_robustness, evaluate
-from laionet_bench.index import load_index
-from laionet_bench.metrics import Estimate
-from laionet_bench.results import read_results
+from laionet_bench.evaluation.evaluator import _fill_effective_robustness, evaluate
+from laionet_bench.evaluation.metrics import Estimate
+from laionet_bench.evaluation.results import read_results
+from laionet_bench.index.load import load_index
 
 from .fakes.eval_data import WNIDS, row_id_folder, tiny_index, tiny_weights, wnid_folders
 

@@ -7,8 +7,8 @@ import pytest
 
 from laionet_bench._io import sha256_file
 from laionet_bench.errors import HubError
-from laionet_bench.hub import snapshot
-from laionet_bench.index import load_index, write_index
+from laionet_bench.hub.download import snapshot
+from laionet_bench.index.load import load_index, write_index
 
 from .conftest import make_index_frame
 

@@ -4,7 +4,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from laionet_bench.errors import IndexValidationError, UnknownNameError
-from laionet_bench.index import (
+from laionet_bench.index.load import (
     INDEX_COLUMNS,
     get_variant,
     list_variants,

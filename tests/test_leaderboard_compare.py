@@ -6,10 +6,10 @@ import pytest
 
 from laionet_bench.cli import main
 from laionet_bench.errors import ConfigError, DatasetError, UnknownNameError
+from laionet_bench.evaluation.results import write_result
 from laionet_bench.leaderboard import build_leaderboard, write_leaderboard
 from laionet_bench.leaderboard.compare import FailRule, compare_tables, load_table
 from laionet_bench.leaderboard.table import build_table
-from laionet_bench.results import write_result
 
 from .fakes.results import make_result
 

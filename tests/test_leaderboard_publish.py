@@ -9,9 +9,9 @@ import yaml
 
 from laionet_bench.cli import main
 from laionet_bench.errors import DatasetError, HubError
+from laionet_bench.evaluation.results import write_result
 from laionet_bench.leaderboard import build_leaderboard
 from laionet_bench.leaderboard.publish import dataset_card, leaderboard_card, publish_folder
-from laionet_bench.results import write_result
 
 from .fakes.results import make_result
 

@@ -14,13 +14,13 @@ import pytest
 
 from laionet_bench.cli import main
 from laionet_bench.errors import ConfigError, DatasetError
+from laionet_bench.evaluation.metrics import fit_effective_robustness
+from laionet_bench.evaluation.results import write_result
 from laionet_bench.leaderboard import build_leaderboard, load_leaderboard, write_leaderboard
 from laionet_bench.leaderboard.export import FORMATS
 from laionet_bench.leaderboard.plots import FIGURES
 from laionet_bench.leaderboard.render import to_csv, to_html, to_json, to_markdown
 from laionet_bench.leaderboard.table import COLUMNS, read_similarity
-from laionet_bench.metrics import fit_effective_robustness
-from laionet_bench.results import write_result
 
 from .fakes.results import make_result
 

@@ -8,8 +8,8 @@ import pytest
 from sklearn.metrics import balanced_accuracy_score
 from statsmodels.stats.proportion import proportion_confint
 
-from laionet_bench import metrics
 from laionet_bench.errors import DatasetError
+from laionet_bench.evaluation import metrics
 
 
 @pytest.fixture

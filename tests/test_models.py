@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from laionet_bench import models
 from laionet_bench.catalog import load_catalog
 from laionet_bench.errors import ModelSpecError, UnknownNameError
+from laionet_bench.models import registry as models
 
 from .fakes.eval_data import tiny_weights
 
@@ -102,7 +102,7 @@ def test_bundled_efficientnet_lite0_classifies_real_photos():
     import torch
     from timm.data import create_transform
 
-    from laionet_bench.bundled_weights import register_bundled_weights
+    from laionet_bench.models.bundled import register_bundled_weights
 
     from .fakes.photos import real_photo
 

@@ -9,8 +9,8 @@ import pytest
 
 from laionet_bench.cli import main
 from laionet_bench.errors import IndexValidationError, UnsafePickleError
-from laionet_bench.index import load_index
-from laionet_bench.official import convert_official, load_label_dict
+from laionet_bench.index.load import load_index
+from laionet_bench.index.official import convert_official, load_label_dict
 
 
 def _reference_parquet(tmp_path):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from laionet_bench.results import write_result
+from laionet_bench.evaluation.results import write_result
 
 from .fakes.results import DEFAULT_LAIONET, make_counted_result
 
@@ -365,7 +365,7 @@ import types
 from pathlib import Path
 
 from fake_results import make_counted_result
-from laionet_bench.results import write_result
+from laionet_bench.evaluation.results import write_result
 
 
 def evaluate(*, models, out, **options):
@@ -378,10 +378,10 @@ def evaluate(*, models, out, **options):
     return results
 
 
-engine = types.ModuleType("laionet_bench.evaluate")
-engine.__spec__ = importlib.machinery.ModuleSpec("laionet_bench.evaluate", loader=None)
+engine = types.ModuleType("laionet_bench.evaluation.evaluator")
+engine.__spec__ = importlib.machinery.ModuleSpec("laionet_bench.evaluation.evaluator", loader=None)
 engine.evaluate = evaluate
-sys.modules["laionet_bench.evaluate"] = engine
+sys.modules["laionet_bench.evaluation.evaluator"] = engine
 """
 
 
@@ -416,7 +416,7 @@ def test_live_run_on_a_tiny_offline_model(project, monkeypatch):
     for i, wnid in enumerate(wnids):
         (project.path / "val" / wnid).mkdir(parents=True, exist_ok=True)
         Image.new("RGB", (160, 120), (200, 40 * i, 90)).save(project.path / "val" / wnid / f"{i}.JPEG")
-    project.makeconftest("from laionet_bench.bundled_weights import register_bundled_weights\n"
+    project.makeconftest("from laionet_bench.models.bundled import register_bundled_weights\n"
                          "register_bundled_weights()\n")
     project.makepyfile(marker_test(model="tf_efficientnet_lite0.in1k", max_gap=1.0, tolerance=0))
     args = ["--laionet-index", "index.parquet", "--laionet-images", "images", "--laionet-imagenet", "val",
@@ -441,7 +441,7 @@ def test_option_builders_are_shared_with_the_cli():
     """With ``prefix=""`` the same builders make plain argparse options (``--results``, ``--tolerance``)."""
     import argparse
 
-    from laionet_bench._pytest.options import add_check_options, add_live_options, add_results_options
+    from laionet_bench.plugin.options import add_check_options, add_live_options, add_results_options
 
     parser = argparse.ArgumentParser(exit_on_error=False)
     for add in (add_results_options, add_live_options, add_check_options):

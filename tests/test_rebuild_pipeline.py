@@ -7,7 +7,7 @@ import pytest
 from laionet_bench.catalog import lemma_map
 from laionet_bench.cli import main
 from laionet_bench.errors import ConfigError, DatasetError
-from laionet_bench.index import read_index_file
+from laionet_bench.index.load import read_index_file
 from laionet_bench.rebuild import ColumnMap, RebuildConfig, resolve_parts, run_pipeline
 from laionet_bench.rebuild.select import select_rows, top_per_class
 
@@ -181,7 +181,7 @@ def test_cli_runs_a_step_and_reports(laion_parts, tmp_path, capsys):
 
 
 def test_cli_publishes_the_rebuilt_index_through_the_hub(laion_parts, tmp_path, fake_hub, capsys):
-    from laionet_bench.index import load_index
+    from laionet_bench.index.load import load_index
 
     args = ["rebuild", "all", "--parts", laion_parts, "--work", str(tmp_path / "w"), "--rules", "ours",
             "--encoder", "sentence-transformers:all-MiniLM-L6-v2", "--threshold", "0.1", "--variant", "minilm_0.1",

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from laionet_bench.errors import DatasetError
-from laionet_bench.metrics import per_class_recall
-from laionet_bench.results import Provenance, build_model_result, read_results, write_result
+from laionet_bench.evaluation.metrics import per_class_recall
+from laionet_bench.evaluation.results import Provenance, build_model_result, read_results, write_result
 
 
 def _table(spec: dict[str, tuple[int, int, int]]) -> pd.DataFrame:

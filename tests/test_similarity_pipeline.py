@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 from laionet_bench.catalog import load_catalog
-from laionet_bench.datasets import create_dataset
-from laionet_bench.metrics import per_class_recall
-from laionet_bench.results import Provenance, build_model_result, write_result
+from laionet_bench.datasets.base import create_dataset
+from laionet_bench.evaluation.metrics import per_class_recall
+from laionet_bench.evaluation.results import Provenance, build_model_result, write_result
 from laionet_bench.similarity import EmbedOptions, compute_similarity
 from laionet_bench.similarity.join import correlation, recall_table, result_key
 from laionet_bench.similarity.pipeline import MISSING_IMAGE
@@ -154,7 +154,7 @@ def test_efficientnet_lite0_with_its_bundled_weights_as_the_demo_calls_it(tmp_pa
     from PIL import Image
     from safetensors.torch import load_file
 
-    from laionet_bench.bundled_weights import bundled_weights_file
+    from laionet_bench.models.bundled import bundled_weights_file
     from laionet_bench.similarity import create_encoder
 
     weights = bundled_weights_file("tf_efficientnet_lite0.in1k")

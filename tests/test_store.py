@@ -10,10 +10,10 @@ import textwrap
 
 import pytest
 
-from laionet_bench.datasets import create_dataset
-from laionet_bench.engine import EngineOptions, run_models
+from laionet_bench.datasets.base import create_dataset
 from laionet_bench.errors import StoreError
-from laionet_bench.store import PredictionStore, read_predictions, run_key
+from laionet_bench.evaluation.engine import EngineOptions, run_models
+from laionet_bench.evaluation.store import PredictionStore, read_predictions, run_key
 
 from .fakes.eval_data import row_id_folder, tiny_index, tiny_weights
 
@@ -84,8 +84,8 @@ def test_resume_after_kill_minus_nine(tmp_path, setup):
     script = textwrap.dedent(f"""
         import os, signal
         from laionet_bench.datasets import create_dataset
-        from laionet_bench.engine import EngineOptions, run_models
-        from laionet_bench.store import PredictionStore
+        from laionet_bench.evaluation.engine import EngineOptions, run_models
+        from laionet_bench.evaluation.store import PredictionStore
         real = PredictionStore._write_chunk
         count = [0]
         def write_then_maybe_die(self, records):

@@ -13,7 +13,7 @@ import importlib
 import logging
 import sys
 
-from .. import __version__
+from ..version import __version__
 from ._errors import report
 
 __all__ = ["SUBCOMMANDS", "build_parser", "main"]

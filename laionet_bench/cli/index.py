@@ -24,7 +24,7 @@ def add_hub_options(parser: argparse.ArgumentParser) -> None:
 
 
 def load_from_args(args: argparse.Namespace, spec: str | None):
-    from ..index import load_index
+    from ..index.load import load_index
 
     return load_index(spec, repo_id=args.repo, revision=args.revision, cache_dir=args.cache_dir,
                       local_files_only=args.offline)
@@ -106,8 +106,8 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _import_official(args: argparse.Namespace) -> int:
-    from ..index import write_index
-    from ..official import convert_official
+    from ..index.load import write_index
+    from ..index.official import convert_official
 
     frame = convert_official(args.parquet, args.labels, variant=args.variant)
     digest = write_index(frame, args.out)

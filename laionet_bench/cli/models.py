@@ -24,7 +24,7 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
-    from ..models import expand_model_specs, preprocess_key, resolve_data_config
+    from ..models.registry import expand_model_specs, preprocess_key, resolve_data_config
 
     specs = expand_model_specs(args.patterns, exclude=args.exclude)
     if args.names_only:

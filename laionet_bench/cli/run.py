@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     from ..config import resolve_setting
     from ..constants import RESULTS_DIR
     from ..errors import ConfigError
-    from ..evaluate import evaluate
+    from ..evaluation.evaluator import evaluate
     from .index import load_from_args
 
     if args.demo:

@@ -62,7 +62,7 @@ def parse_dataset_names(specs: list[str], *, imagenet: str | None, imagenet_v2: 
     Only LAIONet takes a variant here (``laionet:clip_top50``); ImageNet-V2's comes with its folder
     (``--imagenet-v2 VARIANT=PATH``), as in ``run``. Each named ImageNet set needs its path.
     """
-    from ..datasets import parse_dataset_spec
+    from ..datasets.base import parse_dataset_spec
     from ..errors import ConfigError
 
     laionet, names = "laionet", []
@@ -85,8 +85,8 @@ def parse_dataset_names(specs: list[str], *, imagenet: str | None, imagenet_v2: 
 def run(args: argparse.Namespace) -> int:
     from .. import constants
     from ..config import resolve_setting
-    from ..engine import default_device
-    from ..evaluate import load_datasets
+    from ..evaluation.engine import default_device
+    from ..evaluation.evaluator import load_datasets
     from ..similarity import EmbedOptions, compute_similarity
     from ..similarity.encoders import parse_encoder_spec
     from ..similarity.join import result_key

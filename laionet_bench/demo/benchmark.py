@@ -90,8 +90,8 @@ def prepare_demo(root: str | Path | None = None, *, ocr: bool = True, workers: i
 
 def demo_models(specs: Sequence[str]) -> list[str]:
     """Expand ``specs`` with ``all`` meaning every model whose weights are available locally."""
-    from ..bundled_weights import register_bundled_weights
-    from ..models import expand_model_specs, only_local_weights
+    from ..models.bundled import register_bundled_weights
+    from ..models.registry import expand_model_specs, only_local_weights
 
     register_bundled_weights()
     with only_local_weights():
@@ -112,10 +112,10 @@ def run_demo(
     plots: bool = True,
 ) -> DemoRun:
     """Run the whole demo: data → predictions on both sets → metrics → similarity → leaderboard."""
-    from ..bundled_weights import bundled_weights_file
-    from ..evaluate import evaluate, load_datasets
+    from ..evaluation.evaluator import evaluate, load_datasets
+    from ..evaluation.results import read_results
     from ..leaderboard import build_leaderboard, write_leaderboard
-    from ..results import read_results
+    from ..models.bundled import bundled_weights_file
     from ..similarity import compute_similarity
     from ..similarity.pipeline import EmbedOptions
 

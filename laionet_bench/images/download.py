@@ -19,7 +19,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError
-from ..index import LaionetIndex
+from ..index.load import LaionetIndex
 from .decode import (
     DEFAULT_MAX_PIXELS,
     ImageRejectedError,

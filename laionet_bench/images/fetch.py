@@ -23,7 +23,7 @@ from urllib.parse import quote, urljoin, urlsplit
 
 import httpcore2
 
-from .. import __version__
+from ..version import __version__
 
 __all__ = [
     "DEFAULT_USER_AGENT",

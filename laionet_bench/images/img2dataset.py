@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 import pandas as pd
 
 from ..errors import DatasetError, MissingDependencyError
-from ..index import LaionetIndex
+from ..index.load import LaionetIndex
 from .download import DownloadOptions, DownloadReport, rows_to_fetch, verify_fetched
 from .fetch import FetchPolicy, FetchResult, RefusedAddressError, resolve_checked
 from .store import ImageStore

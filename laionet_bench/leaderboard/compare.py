@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, DatasetError
-from ..metrics import METRICS, Z95, get_metric
-from ..results import read_results
+from ..evaluation.metrics import METRICS, Z95, get_metric
+from ..evaluation.results import read_results
 from .table import COLUMNS, DTYPES, build_table
 
 __all__ = ["COMPARED_METRICS", "Comparison", "FailRule", "compare_tables", "load_table", "resolve_metric"]

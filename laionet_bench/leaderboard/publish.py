@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import __version__, constants
+from .. import constants
 from .._io import write_text_atomic
 from ..errors import DatasetError, HubError
+from ..version import __version__
 
 __all__ = ["PublishResult", "dataset_card", "leaderboard_card", "publish_folder"]
 

@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DatasetError
-from ..metrics import Estimate, RobustnessFit, fit_effective_robustness, get_metric
-from ..results import ModelResult, read_results
+from ..evaluation.metrics import Estimate, RobustnessFit, fit_effective_robustness, get_metric
+from ..evaluation.results import ModelResult, read_results
 from .groups import group_of, is_zero_shot
 
 __all__ = [

@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import __version__
 from .._io import write_text_atomic
 from ..catalog import load_catalog
-from ..index import INDEX_COLUMNS, write_index
+from ..index.load import INDEX_COLUMNS, write_index
+from ..version import __version__
 
 __all__ = ["index_frame", "variant_name", "write_dataset"]
 

@@ -23,8 +23,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .. import hub
 from ..errors import DatasetError
+from ..hub import download as hub
 
 __all__ = [
     "HUB_PREFIX",

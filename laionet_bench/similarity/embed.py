@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from .._io import atomic_write, write_text_atomic
 from ..errors import DatasetError
-from ..results import model_slug
+from ..evaluation.results import model_slug
 from .sampling import DatasetLike, Selection
 
 __all__ = ["EMBED_FORMAT_VERSION", "Embeddings", "embed_selection", "embedding_cache_key"]

@@ -19,7 +19,7 @@ import pandas as pd
 
 from ..catalog import load_catalog
 from ..errors import DatasetError
-from ..results import read_results
+from ..evaluation.results import read_results
 
 __all__ = ["column_prefix", "correlation", "join_per_class", "recall_table", "result_key"]
 

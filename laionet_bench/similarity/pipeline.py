@@ -28,7 +28,7 @@ import pandas as pd
 from .. import constants
 from .._io import atomic_write, write_text_atomic
 from ..errors import ConfigError
-from ..results import Provenance, model_slug
+from ..evaluation.results import Provenance, model_slug
 from . import plots
 from .embed import Embeddings, embed_selection
 from .encoders import DEFAULT_ENCODER, Encoder, create_encoder

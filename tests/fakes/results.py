@@ -12,8 +12,8 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from laionet_bench.metrics import per_class_recall
-from laionet_bench.results import ModelResult, Provenance, build_model_result
+from laionet_bench.evaluation.metrics import per_class_recall
+from laionet_bench.evaluation.results import ModelResult, Provenance, build_model_result
 
 __all__ = ["DEFAULT_IMAGENET", "DEFAULT_LAIONET", "WNIDS", "make_counted_result", "make_result", "provenance", "recall_table"]
 

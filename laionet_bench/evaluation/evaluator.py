@@ -23,15 +23,15 @@ from typing import Any
 
 import pandas as pd
 
-from . import constants
-from ._io import atomic_write, write_text_atomic
-from .config import resolve_setting
-from .datasets import Dataset, create_dataset, parse_dataset_spec
+from .. import constants
+from .._io import atomic_write, write_text_atomic
+from ..config import resolve_setting
+from ..datasets.base import Dataset, create_dataset, parse_dataset_spec
+from ..errors import DatasetError, ModelSpecError
+from ..index.load import LaionetIndex, load_index
+from ..models.registry import canonical_spec, expand_model_specs
 from .engine import EngineOptions, ModelOutcome, default_device, run_models
-from .errors import DatasetError, ModelSpecError
-from .index import LaionetIndex, load_index
 from .metrics import fit_effective_robustness, per_class_recall
-from .models import canonical_spec, expand_model_specs
 from .results import ModelResult, Provenance, build_model_result, summarize_dataset, write_result
 from .store import read_predictions
 
@@ -72,7 +72,7 @@ def load_datasets(*, dataset: str = "laionet", images=None, imagenet=None, image
 
 def _v2_spec(value: str) -> str:
     """``imagenet_v2`` is ``PATH`` or ``VARIANT=PATH``; the variant is also read off the folder name."""
-    from ._imagenet import IMAGENET_V2_VARIANTS
+    from ..datasets.imagenet import IMAGENET_V2_VARIANTS
 
     variant, sep, _ = value.partition("=")
     if sep:

@@ -28,9 +28,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import __version__
-from ._io import atomic_write, write_text_atomic
-from .errors import StoreError
+from .._io import atomic_write, write_text_atomic
+from ..errors import StoreError
+from ..version import __version__
 from .results import model_slug
 
 __all__ = ["CHUNK_ROWS", "RECORD_SCHEMA", "PredictionStore", "read_predictions", "run_key", "store_dir"]

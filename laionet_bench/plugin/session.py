@@ -16,11 +16,17 @@ from typing import Any
 
 import pytest
 
-from .._tolerance import METRIC_CHOICES, WEIGHTING_CHOICES, parse_tolerance
-from ..assertions import RobustnessCheck, check_robustness
-from ..baselines import BaselineComparison, baseline_path, compare_to_baseline, read_baseline, write_baseline
+from ..checks.baselines import (
+    BaselineComparison,
+    baseline_path,
+    compare_to_baseline,
+    read_baseline,
+    write_baseline,
+)
+from ..checks.gap import RobustnessCheck, check_robustness
+from ..checks.tolerance import METRIC_CHOICES, WEIGHTING_CHOICES, parse_tolerance
 from ..errors import ConfigError, MissingResultError, ModelSpecError, RobustnessError
-from ..results import RESULT_FILE, ModelResult, model_slug, read_result
+from ..evaluation.results import RESULT_FILE, ModelResult, model_slug, read_result
 from .options import PluginSettings
 
 __all__ = ["MARKER_KEYWORDS", "LaionetHandle", "LaionetSession", "marker_checks"]
@@ -29,7 +35,7 @@ log = logging.getLogger(__name__)
 
 #: Keywords ``@pytest.mark.laionet`` accepts; anything else is an error.
 MARKER_KEYWORDS = ("model", "max_gap", "min_accuracy", "metric", "weighting", "tolerance", "baseline")
-ENGINE_MODULE = "laionet_bench.evaluate"
+ENGINE_MODULE = "laionet_bench.evaluation.evaluator"
 
 
 def _shown(path: Path) -> str:
@@ -173,7 +179,7 @@ class LaionetSession:
         if importlib.util.find_spec(ENGINE_MODULE) is None:
             raise ConfigError("--laionet-run needs the evaluation engine (laionet_bench.evaluate), "
                               "which this installation of laionet-bench lacks")
-        from ..evaluate import evaluate
+        from ..evaluation.evaluator import evaluate
 
         s = self.settings
         options = {"dataset": s.dataset, "images": s.images, "imagenet": s.imagenet, "index": s.index,
@@ -258,7 +264,7 @@ class LaionetHandle:
 
     def check(self, model: str, **bounds: Any) -> RobustnessCheck:
         """``assert_robustness_gap`` on ``model``'s result, with the configured default tolerance."""
-        from ..assertions import assert_robustness_gap
+        from ..checks.gap import assert_robustness_gap
 
         bounds.setdefault("tolerance", self.settings.tolerance)
         return assert_robustness_gap(self.result(model), **bounds)
@@ -267,7 +273,7 @@ class LaionetHandle:
         """Compare ``model`` with its baseline (or write it under ``--laionet-update-baseline``)."""
         comparison = self._session.baseline(self.result(model), metric=metric)
         if comparison is not None:
-            from .._recorder import record
+            from ..checks.recorder import record
 
             record(comparison)
             if not comparison.passed:

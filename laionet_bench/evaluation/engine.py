@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from .datasets import Dataset
-from .errors import ConfigError
-from .models import LoadedModel, build_model, preprocess_key, resolve_data_config, weights_identity
+from ..datasets.base import Dataset
+from ..errors import ConfigError
+from ..models.registry import LoadedModel, build_model, preprocess_key, resolve_data_config, weights_identity
 from .store import PredictionStore, run_key
 
 __all__ = ["AMP_DTYPES", "EngineOptions", "ModelOutcome", "default_device", "make_decoder", "run_models"]

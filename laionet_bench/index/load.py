@@ -24,9 +24,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import _io
-from .catalog import load_catalog
-from .errors import IndexValidationError, UnknownNameError
+from .. import _io
+from ..catalog import load_catalog
+from ..errors import IndexValidationError, UnknownNameError
 
 __all__ = [
     "INDEX_COLUMNS",
@@ -95,7 +95,7 @@ class Variant:
 
 @lru_cache(maxsize=1)
 def _variant_table() -> tuple[str, dict[str, Variant]]:
-    raw = json.loads(resources.files(__package__).joinpath("_data/variants.json").read_text("utf-8"))
+    raw = json.loads(resources.files("laionet_bench").joinpath("_data/variants.json").read_text("utf-8"))
     return raw["default"], {name: Variant(name=name, **cfg) for name, cfg in raw["variants"].items()}
 
 
@@ -318,7 +318,7 @@ def load_index(
             sha256=_files_sha256(files),
             files=[str(f) for f in files],
         )
-    from . import hub
+    from ..hub import download as hub
 
     # a rebuilt repo may publish variants of its own (e.g. minilm_0.45): any name maps to data/<name>.parquet
     variant = value or list_variants()[0]

@@ -11,8 +11,8 @@ import json
 import math
 from pathlib import Path
 
-from .. import __version__
 from .._io import write_text_atomic
+from ..version import __version__
 
 __all__ = ["summary_table", "write_json_report"]
 

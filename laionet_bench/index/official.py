@@ -20,8 +20,8 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
-from .catalog import canonical_wnid, load_catalog
-from .errors import IndexValidationError, UnsafePickleError
+from ..catalog import canonical_wnid, load_catalog
+from ..errors import IndexValidationError, UnsafePickleError
 
 __all__ = ["ENCODER_SUFFIXES", "convert_official", "load_label_dict"]
 

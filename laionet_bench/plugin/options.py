@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import constants
-from .._tolerance import parse_tolerance
+from ..checks.tolerance import parse_tolerance
 from ..config import resolve_setting
 from ..errors import ConfigError
 

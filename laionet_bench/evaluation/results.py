@@ -25,10 +25,10 @@ from typing import Any
 
 import pandas as pd
 
-from . import __version__
-from ._io import atomic_write, write_text_atomic
-from .catalog import load_catalog
-from .errors import DatasetError
+from .._io import atomic_write, write_text_atomic
+from ..catalog import load_catalog
+from ..errors import DatasetError
+from ..version import __version__
 from .metrics import Estimate, equi_weighted, gap, laion_weighted, micro_accuracy
 
 __all__ = [

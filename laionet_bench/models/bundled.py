@@ -13,9 +13,9 @@ import importlib
 import logging
 from pathlib import Path
 
-from . import _io, constants
-from .errors import ModelSpecError
-from .models import register_local_weights
+from .. import _io, constants
+from ..errors import ModelSpecError
+from .registry import register_local_weights
 
 __all__ = ["BUNDLED", "bundled_weights_file", "register_bundled_weights"]
 

@@ -22,11 +22,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._recorder import record
-from ._tolerance import metric_key, parse_tolerance
-from .errors import ConfigError, RobustnessError
-from .metrics import Estimate
-from .results import ModelResult
+from ..errors import ConfigError, RobustnessError
+from ..evaluation.metrics import Estimate
+from ..evaluation.results import ModelResult
+from .recorder import record
+from .tolerance import metric_key, parse_tolerance
 
 __all__ = [
     "RobustnessCheck",

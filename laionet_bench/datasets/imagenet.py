@@ -25,16 +25,9 @@ import tarfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from .catalog import load_catalog
-from .datasets import (
-    IMAGE_EXTENSIONS,
-    Dataset,
-    apply_limits,
-    listing_frame,
-    listing_sha256,
-    restrict_classes,
-)
-from .errors import DatasetError, MissingDependencyError, UnknownNameError
+from ..catalog import load_catalog
+from ..errors import DatasetError, MissingDependencyError, UnknownNameError
+from .base import IMAGE_EXTENSIONS, Dataset, apply_limits, listing_frame, listing_sha256, restrict_classes
 
 __all__ = ["IMAGENET_V2_VARIANTS", "load_imagenet_v2", "load_imagenet_val"]
 

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from .errors import DatasetError, UnknownNameError
+from ..errors import DatasetError, UnknownNameError
 
 __all__ = [
     "METRICS",

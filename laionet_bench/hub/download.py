@@ -21,10 +21,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import __version__, constants
-from ._io import sha256_file
-from .config import resolve_setting
-from .errors import HubError
+from .. import constants
+from .._io import sha256_file
+from ..config import resolve_setting
+from ..errors import HubError
+from ..version import __version__
 
 __all__ = [
     "HubDownload",

@@ -12,8 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .catalog import load_catalog
-from .errors import ModelSpecError
+from ..catalog import load_catalog
+from ..errors import ModelSpecError
 
 __all__ = ["build_zero_shot", "openclip_data_config"]
 

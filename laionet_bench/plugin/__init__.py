@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ._pytest.options import INI_OPTIONS, PluginSettings, add_plugin_options, resolve_settings
-from ._recorder import recording
-from .errors import ConfigError, LaionetBenchError
+from ..checks.recorder import recording
+from ..errors import ConfigError, LaionetBenchError
+from .options import INI_OPTIONS, PluginSettings, add_plugin_options, resolve_settings
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ._pytest.session import LaionetHandle, LaionetSession
+    from .session import LaionetHandle, LaionetSession
 
 __all__ = ["laionet", "laionet_result"]
 
@@ -50,7 +50,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def _session(config: pytest.Config) -> LaionetSession:
     if SESSION_KEY not in config.stash:
-        from ._pytest.session import LaionetSession
+        from .session import LaionetSession
 
         config.stash[SESSION_KEY] = LaionetSession(config.stash[SETTINGS_KEY])
     return config.stash[SESSION_KEY]
@@ -60,7 +60,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     """Validate ``@pytest.mark.laionet`` keywords before the test runs (a bad marker is an error)."""
     if item.get_closest_marker("laionet") is None:
         return
-    from ._pytest.session import marker_checks
+    from .session import marker_checks
 
     try:
         item.stash[CHECKS_KEY] = marker_checks(item)
@@ -82,7 +82,7 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
 
 
 def _run_marker_checks(item: pytest.Item, checks: list[dict]) -> None:
-    from ._pytest.session import LaionetHandle
+    from .session import LaionetHandle
 
     session = _session(item.config)
     handle = LaionetHandle(session)
@@ -112,7 +112,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return
     settings = config.stash.get(SETTINGS_KEY, None)
     if settings is not None and settings.json_report is not None:
-        from ._pytest.report import write_json_report
+        from .report import write_json_report
 
         write_json_report(settings.json_report, records, settings.to_dict())
 
@@ -120,7 +120,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     if SESSION_KEY not in config.stash or not config.stash[SESSION_KEY].records:
         return
-    from ._pytest.report import summary_table
+    from .report import summary_table
 
     terminalreporter.write_sep("=", "LAIONet robustness")
     for line in summary_table(config.stash[SESSION_KEY].records).splitlines():
@@ -133,7 +133,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 @pytest.fixture(scope="session")
 def laionet(pytestconfig: pytest.Config) -> LaionetHandle:
     """Session-wide handle: ``result(model)``, ``evaluate(model)``, ``per_class(model)``, ``check(...)``."""
-    from ._pytest.session import LaionetHandle
+    from .session import LaionetHandle
 
     return LaionetHandle(_session(pytestconfig))
 

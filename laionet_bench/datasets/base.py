@@ -34,8 +34,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import DatasetError, UnknownNameError
-from .index import LaionetIndex, load_index
+from ..errors import DatasetError, UnknownNameError
+from ..index.load import LaionetIndex, load_index
 
 __all__ = [
     "DATASETS",
@@ -220,7 +220,7 @@ def _laionet_from_folder(rows: pd.DataFrame, folder: Path) -> tuple[pd.DataFrame
 
 
 def _laionet_from_shards(rows: pd.DataFrame, folder: Path) -> tuple[pd.DataFrame, dict]:
-    from .images.manifest import read_manifest
+    from ..images.manifest import read_manifest
 
     manifest = read_manifest(folder)
     ok = manifest.ok_rows()[["row_id", "shard", "key"]]
@@ -292,7 +292,7 @@ def create_dataset(spec: str, **options: Any) -> Dataset:
     kind, variant = parse_dataset_spec(spec)
     if kind == "laionet":
         return _load_laionet(variant, **options)
-    from . import _imagenet
+    from . import imagenet as _imagenet
 
     if kind == "imagenet-val":
         if variant is not None:

@@ -16,6 +16,6 @@ def laionet_models(*specs: str, exclude: Iterable[str] = ()) -> list[str]:
         @pytest.mark.laionet(max_gap=0.1)
         def test_convnext_gap(model): ...
     """
-    from ..models import expand_model_specs  # timm: imported only when a test module asks
+    from ..models.registry import expand_model_specs
 
     return list(expand_model_specs(list(specs), exclude=tuple(exclude)))

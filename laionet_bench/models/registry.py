@@ -30,9 +30,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from . import _io
-from .catalog import load_catalog
-from .errors import ModelSpecError, UnknownNameError
+from .. import _io
+from ..catalog import load_catalog
+from ..errors import ModelSpecError, UnknownNameError
 
 __all__ = [
     "OPENCLIP_PREFIX",
@@ -262,7 +262,7 @@ def expand_model_specs(specs: Sequence[str], *, exclude: Sequence[str] = ()) -> 
 def resolve_data_config(spec: str) -> dict[str, Any]:
     """The preprocessing of a canonical spec (timm test-size config; open_clip's resize + center crop)."""
     if spec.startswith(OPENCLIP_PREFIX):
-        from ._zeroshot import openclip_data_config
+        from .zeroshot import openclip_data_config
 
         return openclip_data_config(*_split_openclip(spec))
     from timm.data import resolve_data_config as timm_resolve
@@ -318,7 +318,7 @@ def build_model(spec: str, *, weights: Mapping[str, str | Path] | None = None, d
     A weights file that does not fit the architecture raises :class:`ModelSpecError` naming both.
     """
     if spec.startswith(OPENCLIP_PREFIX):
-        from ._zeroshot import build_zero_shot
+        from .zeroshot import build_zero_shot
 
         arch, tag = _split_openclip(spec)
         module, data_config, info = build_zero_shot(arch, tag, weights_path=_weights_path(spec, weights), device=device)

@@ -17,12 +17,12 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import __version__
-from ._io import write_text_atomic
-from ._recorder import record
-from ._tolerance import METRIC_CHOICES, parse_tolerance
-from .errors import ConfigError, DatasetError, RobustnessError
-from .results import ModelResult, model_slug
+from .._io import write_text_atomic
+from ..errors import ConfigError, DatasetError, RobustnessError
+from ..evaluation.results import ModelResult, model_slug
+from ..version import __version__
+from .recorder import record
+from .tolerance import METRIC_CHOICES, parse_tolerance
 
 __all__ = [
     "BASELINE_SCHEMA",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = ["METRIC_CHOICES", "WEIGHTING_CHOICES", "metric_key", "parse_tolerance"]
 
