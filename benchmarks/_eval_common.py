@@ -11,7 +11,7 @@ import pandas as pd
 from PIL import Image
 
 from laionet_bench.catalog import load_catalog
-from laionet_bench.index.load import write_index
+from laionet_bench.index.schema import write_index
 
 
 def synthetic_index(folder: Path, rows: int, classes: int = 100) -> Path:

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from _eval_common import Timer, image_folder, photo_jpegs, synthetic_index
 
-from laionet_bench.datasets.base import create_dataset
+from laionet_bench.datasets import create_dataset
 from laionet_bench.evaluation.engine import EngineOptions, run_models
 
 #: One preprocessing group (160 px, bicubic, crop 0.95). The ViTs' forward is cheaper than decoding a

@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 from _eval_common import Timer, image_folder, photo_jpegs, synthetic_index
 
-from laionet_bench.datasets.base import create_dataset
+from laionet_bench.datasets import create_dataset
 from laionet_bench.evaluation.engine import EngineOptions, make_decoder, run_models
 from laionet_bench.models.registry import build_model
 

@@ -25,7 +25,7 @@ def one(rows: int, workers: int) -> dict:
     import timm
     import torch
 
-    from laionet_bench.datasets.base import create_dataset
+    from laionet_bench.datasets import create_dataset
     from laionet_bench.evaluation.engine import EngineOptions, run_models
     from laionet_bench.evaluation.metrics import per_class_recall
     from laionet_bench.evaluation.store import read_predictions

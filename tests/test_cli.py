@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from laionet_bench.cli import main
-from laionet_bench.index.load import write_index
+from laionet_bench.index.schema import write_index
 
 
 def test_help_lists_subcommands(capsys):

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from laionet_bench.cli import main
+from laionet_bench.evaluation.engine import EngineOptions
 from laionet_bench.evaluation.evaluator import evaluate
 from laionet_bench.evaluation.results import read_results
 from laionet_bench.leaderboard.table import load_leaderboard, read_similarity
@@ -35,7 +36,8 @@ def bench(tmp_path_factory):
     data.results = folder / "results"
     data.evaluated = evaluate(["test_resnet"], index=data.index, images=data.images, imagenet=data.imagenet,
                               imagenet_v2=f"matched-frequency={data.imagenet_v2}", out=data.results,
-                              weights={MODEL: data.weights}, device="cpu", workers=0, batch_size=16)
+                              weights={MODEL: data.weights},
+                              engine=EngineOptions(device="cpu", workers=0, batch_size=16))
     return data
 
 

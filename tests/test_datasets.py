@@ -1,13 +1,18 @@
-"""Dataset readers: LAIONet from shards + manifest and from a row-id folder, ImageNet-val layouts, ImageNet-V2."""
+"""Dataset readers: LAIONet from shards + manifest and from a row-id folder, ImageNet-val layouts, ImageNet-V2;
+every image opened as RGB."""
 
 from __future__ import annotations
 
 import csv
+import io
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from laionet_bench.catalog import load_catalog
-from laionet_bench.datasets.base import create_dataset
+from laionet_bench.datasets import Dataset, Sample, create_dataset, listing_frame
+from laionet_bench.datasets.imagenet import HfdsDataset
 from laionet_bench.errors import DatasetError, UnknownNameError
 from laionet_bench.index.load import load_index
 
@@ -20,6 +25,7 @@ from .fakes.eval_data import (
     tiny_index,
     wnid_folders,
 )
+from .fakes.images import image_bytes as mode_image_bytes
 
 
 def test_laionet_from_row_id_folder_counts_missing_and_ocr(tmp_path):
@@ -49,6 +55,14 @@ def test_laionet_from_shards_and_manifest(tmp_path):
     assert data.read_bytes(data.sample(3)) == image_bytes(position, (40 + position, 36))  # bytes located in the tar
     assert data.identity()["images"]["manifest_sha256"]
     assert data.identity()["index"]["sha256"] == index.sha256
+
+
+def test_an_unreadable_shard_says_to_download_it_again(tmp_path):
+    path, frame = tiny_index(tmp_path)
+    store = shard_store(tmp_path / "store", frame)
+    (store / "shards" / "00000.tar").write_bytes(b"not a tar" * 100)
+    with pytest.raises(DatasetError, match="00000.tar: unreadable tar shard .*re-download it"):
+        create_dataset("laionet", index=path, images=store)
 
 
 def test_limits_are_per_class_then_total(tmp_path):
@@ -146,3 +160,36 @@ def test_imagenet_v2_maps_folders_numerically(tmp_path):
 def test_unknown_dataset_kind_suggests():
     with pytest.raises(UnknownNameError, match="imagenet-val"):
         create_dataset("imagenet-vall")
+
+
+def _opened(tmp_path, data: bytes) -> Image.Image:
+    (tmp_path / "image").write_bytes(data)
+    dataset = Dataset(name="t", table=listing_frame(["a"], [WNIDS[0]], [str(tmp_path / "image")]), source={})
+    return dataset.open(dataset.sample(0))
+
+
+@pytest.mark.parametrize("transparency", [0, bytes([0, 128] + [255] * 14)], ids=["index", "alpha-bytes"])
+def test_palette_with_transparency_opens_as_its_palette_colours(tmp_path, transparency):
+    data = mode_image_bytes("P", "PNG", transparency=transparency)
+    source = Image.open(io.BytesIO(data))
+    assert source.mode == "P" and "transparency" in source.info
+    palette = np.asarray(source.getpalette(), dtype=np.uint8).reshape(-1, 3)
+    image = _opened(tmp_path, data)  # no Pillow warning (filterwarnings = error): it goes through RGBA
+    assert image.mode == "RGB"
+    assert np.array_equal(np.asarray(image), palette[np.asarray(source)])
+
+
+def test_grey_images_open_as_rgb_with_equal_channels(tmp_path):
+    data = mode_image_bytes("L", "PNG")
+    pixels = np.asarray(_opened(tmp_path, data))
+    grey = np.asarray(Image.open(io.BytesIO(data)))
+    assert pixels.shape == (*grey.shape, 3) and all(np.array_equal(pixels[..., c], grey) for c in range(3))
+
+
+def test_hfds_images_are_converted_as_files_are(tmp_path):
+    data = mode_image_bytes("P", "PNG", transparency=bytes([0, 128] + [255] * 14))
+    dataset = HfdsDataset(name="imagenet-val", table=listing_frame(["0"], [WNIDS[0]], ["hfds/x"], offsets=[0]),
+                          source={"hfds": "x", "split": "validation"})
+    dataset._cache = [{"image": Image.open(io.BytesIO(data))}]
+    image = dataset.open(Sample("0", WNIDS[0], "hfds/x", offset=0))
+    assert image.mode == "RGB" and np.array_equal(np.asarray(image), np.asarray(_opened(tmp_path, data)))

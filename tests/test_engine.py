@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from laionet_bench.datasets.base import create_dataset
+from laionet_bench.datasets import create_dataset
 from laionet_bench.errors import ConfigError
 from laionet_bench.evaluation.engine import EngineOptions, make_decoder, run_models
 from laionet_bench.evaluation.store import read_predictions
-from laionet_bench.index.load import write_index
+from laionet_bench.index.schema import write_index
 from laionet_bench.models.registry import build_model, preprocess_key, resolve_data_config
 
 from .conftest import make_index_frame

@@ -1,20 +1,25 @@
-"""evaluate() and the ``run`` / ``models`` CLI end to end on a tiny local index, image folder and ImageNet-val."""
+"""evaluate() and its report, and the ``run`` / ``models`` CLI end to end on a tiny local index, image folder and ImageNet-val."""
 
 from __future__ import annotations
 
 import json
 import types
 
+import pandas as pd
 import pytest
 
+import laionet_bench
 from laionet_bench.cli import main
-from laionet_bench.evaluation.evaluator import _fill_effective_robustness, evaluate
+from laionet_bench.evaluation import evaluator
+from laionet_bench.evaluation.engine import EngineOptions
+from laionet_bench.evaluation.evaluator import SKIPPED_COLUMNS, EvaluationReport, ModelFailure, evaluate
 from laionet_bench.evaluation.metrics import Estimate
 from laionet_bench.evaluation.results import read_results
 from laionet_bench.index.load import load_index
 
 from .fakes.eval_data import WNIDS, row_id_folder, tiny_index, tiny_weights, wnid_folders
 
+CPU = EngineOptions(device="cpu", workers=0, batch_size=4)
 MODEL_INFO_KEYS = {"architecture", "pretrained_tag", "params", "input_size", "crop_pct", "interpolation", "mean",
                    "std", "num_classes", "weights", "weights_sha256", "label_map", "kind"}
 
@@ -32,9 +37,11 @@ def bench(tmp_path):
 
 def test_evaluate_writes_results_with_gap_and_counts(tmp_path, bench):
     index = load_index(bench.index)
-    results = evaluate(["test_resnet", "test_convnext"], index=index, images=bench.images, imagenet=bench.imagenet,
-                       out=tmp_path / "out", weights=bench.weights, device="cpu", workers=0, batch_size=4)
+    report = evaluate(["test_resnet", "test_convnext"], engine=CPU, index=index, images=bench.images,
+                      imagenet=bench.imagenet, out=tmp_path / "out", weights=bench.weights)
+    results = report.results
     assert [r.model for r in results] == ["test_resnet.r160_in1k", "test_convnext.r160_in1k"]
+    assert list(report) == results and report.ok and report.failures == [] and report.out == tmp_path / "out"
     result = results[0]
     laion, imnet = result.datasets["laionet"], result.datasets["imagenet"]
     n_ocr = int(bench.frame["ocr_flag"].sum())
@@ -46,9 +53,52 @@ def test_evaluate_writes_results_with_gap_and_counts(tmp_path, bench):
     written = read_results(tmp_path / "out")
     assert {r.model for r in written} == {r.model for r in results}
     assert (tmp_path / "out" / "skipped_images.csv").read_text().count("\n") == 2
+    assert not (tmp_path / "out" / "failures.json").exists()
     per_class = written[0].per_class
     assert set(per_class["wnid"]) == set(WNIDS) and "laionet_weight" in per_class
     assert per_class["laionet_weight"].sum() == pytest.approx(1.0)  # every class of the index is evaluated here
+
+
+def test_report_lists_the_skipped_images_as_the_csv_does(tmp_path, bench):
+    report = evaluate(["test_resnet"], engine=CPU, index=bench.index, images=bench.images, out=tmp_path / "out",
+                      weights=bench.weights)
+    skipped = report.skipped_images
+    assert list(skipped.columns) == SKIPPED_COLUMNS and len(skipped) == 1  # the broken file, once
+    assert skipped["key"].tolist() == [str(bench.frame["row_id"][2])] and skipped["error"][0]
+    written = pd.read_csv(tmp_path / "out" / "skipped_images.csv", dtype=str)
+    assert written.to_dict("records") == skipped.astype(str).to_dict("records")
+
+
+def test_failed_model_is_in_the_report_with_its_reason(tmp_path, bench):
+    weights = {**bench.weights, "test_convnext.r160_in1k": bench.weights["test_resnet.r160_in1k"]}  # wrong architecture
+    report = evaluate(["test_resnet", "test_convnext"], engine=CPU, index=bench.index, images=bench.images,
+                      imagenet=bench.imagenet, out=tmp_path / "out", weights=weights)
+    assert [r.model for r in report] == ["test_resnet.r160_in1k"] and not report.ok
+    assert {(f.model, f.dataset) for f in report.failures} == {("test_convnext.r160_in1k", "laionet"),
+                                                               ("test_convnext.r160_in1k", "imagenet")}
+    assert all(isinstance(f, ModelFailure) and f.reason for f in report.failures)
+    on_disk = json.loads((tmp_path / "out" / "failures.json").read_text())  # the file stays part of the output
+    assert on_disk == report.failure_reasons() == {"test_convnext.r160_in1k": {f.dataset: f.reason
+                                                                               for f in report.failures}}
+
+
+def test_report_without_failures_is_ok(tmp_path):
+    report = EvaluationReport(results=[], failures=[], skipped_images=pd.DataFrame(columns=SKIPPED_COLUMNS),
+                              out=tmp_path)
+    assert report.ok and list(report) == [] and report.failure_reasons() == {}
+    failed = EvaluationReport(results=[], failures=[ModelFailure("b", "laionet", "x"), ModelFailure("a", "laionet", "y"),
+                                                    ModelFailure("a", "imagenet", "z")],
+                              skipped_images=pd.DataFrame(columns=SKIPPED_COLUMNS), out=tmp_path)
+    assert not failed.ok
+    assert list(failed.failure_reasons().items()) == [("a", {"imagenet": "z", "laionet": "y"}), ("b", {"laionet": "x"})]
+
+
+def test_evaluate_and_engine_options_are_exported_from_the_package():
+    from laionet_bench import EngineOptions as exported_options
+    from laionet_bench import evaluate as exported
+
+    assert exported is evaluate and exported_options is EngineOptions
+    assert {"evaluate", "EngineOptions"} <= set(laionet_bench.__all__)
 
 
 def test_effective_robustness_filled_from_the_models_evaluated():
@@ -58,11 +108,11 @@ def test_effective_robustness_filled_from_the_models_evaluated():
         return types.SimpleNamespace(datasets=ds, effective_robustness=None)
 
     results = [fake(0.6, 0.5), fake(0.7, 0.55), fake(0.8, 0.75)]
-    _fill_effective_robustness(results)
+    evaluator._fill_effective_robustness(results)
     residuals = [r.effective_robustness for r in results]
     assert residuals[2] > 0 > residuals[1]
     single = [fake(0.6, 0.5)]
-    _fill_effective_robustness(single)
+    evaluator._fill_effective_robustness(single)
     assert single[0].effective_robustness is None
 
 
@@ -83,6 +133,18 @@ def test_cli_run_end_to_end_and_rerun_is_free(tmp_path, bench, capsys):
     chunks = sorted(p.stat().st_mtime_ns for p in (out / ".store").rglob("chunk-*.parquet"))
     assert _cli(bench, out, "--imagenet", str(bench.imagenet)) == 0
     assert sorted(p.stat().st_mtime_ns for p in (out / ".store").rglob("chunk-*.parquet")) == chunks
+
+
+def test_cli_prints_failed_models_from_the_report(tmp_path, bench, capsys, monkeypatch):
+    """The CLI learns of failures from evaluate()'s report: with no failures.json written it still prints them."""
+    monkeypatch.setattr(evaluator, "_write_reports", lambda report: None)
+    bench.weights["test_convnext.r160_in1k"] = bench.weights["test_resnet.r160_in1k"]  # wrong architecture
+    assert _cli(bench, tmp_path / "out", "--imagenet", str(bench.imagenet)) == 0
+    assert not (tmp_path / "out" / "failures.json").exists()
+    lines = capsys.readouterr().out.splitlines()
+    (failed,) = [line for line in lines if line.startswith("FAILED")]
+    assert failed.startswith("FAILED test_convnext.r160_in1k: imagenet: ") and "; laionet: " in failed
+    assert "1 result(s) written" in lines[-1]
 
 
 def test_cli_run_without_imagenet_says_the_gap_needs_it(tmp_path, bench, capsys):

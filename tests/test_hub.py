@@ -2,13 +2,17 @@
 
 import json
 
+import httpx2
 import huggingface_hub.constants as hf_constants
 import pytest
+from huggingface_hub import errors as hf_errors
 
 from laionet_bench._io import sha256_file
 from laionet_bench.errors import HubError
+from laionet_bench.hub._errors import hub_error
 from laionet_bench.hub.download import snapshot
-from laionet_bench.index.load import load_index, write_index
+from laionet_bench.index.load import load_index
+from laionet_bench.index.schema import write_index
 
 from .conftest import make_index_frame
 
@@ -130,3 +134,55 @@ def test_connection_reset_mid_body_leaves_no_partial_file(fake_hub, tmp_path, in
     blobs = list((tmp_path / "hf" / "hub").rglob("blobs/*"))
     assert all(not b.name.endswith(".incomplete") for b in blobs)
     assert len(load_index("laionet")) == 30
+
+
+TOKEN = "hf_SeCrEtToKeN4LaIoNeTxYz0123456789"
+
+
+def _http(cls, status: int):
+    """A huggingface_hub HTTP error as the client raises it: the request carries the token."""
+    request = httpx2.Request("POST", "https://hub.test/api/datasets/me/x/commit/v2",
+                             headers={"authorization": f"Bearer {TOKEN}"})
+    return cls(f"{status} Client Error.\n\nfor url {request.url} (token {TOKEN})",
+               response=httpx2.Response(status, request=request))
+
+
+@pytest.mark.parametrize(("exc", "direction", "message"), [
+    (_http(hf_errors.RepositoryNotFoundError, 404), "download",
+     "dataset repo 'me/x' not found on the Hub: check --repo / LAIONET_BENCH_HUB_REPO, or log in"),
+    (_http(hf_errors.HfHubHTTPError, 403), "upload",
+     "cannot write to dataset repo 'me/x': it does not exist or your token may not write to it; log in"),
+    (_http(hf_errors.RevisionNotFoundError, 404), "download",
+     "revision 'v2' not found in dataset repo 'me/x': check --revision"),
+    (_http(hf_errors.RevisionNotFoundError, 404), "upload",
+     "branch 'v2' of 'me/x' does not exist and could not be created: check --revision"),
+    (_http(hf_errors.RemoteEntryNotFoundError, 404), "download",
+     "data/x.parquet not found in dataset repo 'me/x' at revision 'v2': check the variant name"),
+    (_http(hf_errors.RemoteEntryNotFoundError, 404), "upload",  # no words for it on upload: the HTTP ones
+     "the Hub refused the upload to 'me/x'@v2 (HTTP 404); retry, or check the files"),
+    (_http(hf_errors.HfHubHTTPError, 500), "download",
+     "the Hub answered an error for data/x.parquet of 'me/x': 500 Client Error. for url"),
+    (_http(hf_errors.HfHubHTTPError, 500), "upload",
+     "the Hub refused the upload to 'me/x'@v2 (HTTP 500); retry, or check the files"),
+    (ConnectionResetError("reset by peer"), "download",
+     "download of data/x.parquet from 'me/x' failed (ConnectionResetError: reset by peer); retry the command"),
+    (ConnectionResetError("reset by peer"), "upload",
+     "upload to 'me/x'@v2 failed (ConnectionResetError); check your connection and retry"),
+])
+def test_one_translator_for_both_directions(exc, direction, message):
+    error = hub_error(exc, direction=direction, repo_id="me/x", revision="v2", what="data/x.parquet")
+    assert message in str(error)
+    assert "\n" not in str(error) and TOKEN not in str(error)  # one line, token-free
+
+
+def test_translator_offline_or_unreachable_download(monkeypatch):
+    missing = hf_errors.LocalEntryNotFoundError("not cached")
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
+    assert "offline mode is on (HF_HUB_OFFLINE=1)" in str(hub_error(missing, direction="download", repo_id="me/x"))
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+    try:
+        raise missing from TimeoutError("timed out")
+    except hf_errors.LocalEntryNotFoundError as exc:
+        error = hub_error(exc, direction="download", repo_id="me/x", what="data/x.parquet")
+    assert str(error).startswith("could not reach the Hub for data/x.parquet of 'me/x' and it is not cached "
+                                 "(TimeoutError: timed out)")

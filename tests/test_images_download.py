@@ -209,7 +209,7 @@ def test_kill_9_mid_run_then_resume_loses_nothing_and_refetches_only_in_flight(t
     from pathlib import Path
 
     from laionet_bench.images.store import ImageStore
-    from laionet_bench.index.load import write_index
+    from laionet_bench.index.schema import write_index
 
     files = {f"/{i}.jpg": image_bytes("RGB", "JPEG", (16 + i % 7, 16 + i)) for i in range(60)}
     workers = 3
@@ -263,7 +263,7 @@ def test_kill_9_mid_run_then_resume_loses_nothing_and_refetches_only_in_flight(t
 
 def test_cli_prints_a_summary_by_status(server, tmp_path, capsys):
     from laionet_bench.cli import main
-    from laionet_bench.index.load import write_index
+    from laionet_bench.index.schema import write_index
 
     frame = _index(server, ["/good.jpg", "/missing.jpg"])
     write_index(frame, tmp_path / "idx.parquet")

@@ -1,4 +1,4 @@
-"""Crash safety of shards and the store: torn shards are repaired, never read as good."""
+"""Crash safety of shards and the store: torn shards are repaired, never read as good; the tar index."""
 
 from __future__ import annotations
 
@@ -9,7 +9,13 @@ import tarfile
 import pytest
 
 from laionet_bench.images.manifest import MANIFEST_FILE
-from laionet_bench.images.shards import PARTIAL_SUFFIX, ShardWriter, iter_shard_samples, seal_partial
+from laionet_bench.images.shards import (
+    PARTIAL_SUFFIX,
+    ShardWriter,
+    iter_shard_samples,
+    iter_tar_index,
+    seal_partial,
+)
 from laionet_bench.images.store import JOURNAL_FILE, ImageStore
 
 from .fakes.images import image_bytes
@@ -77,6 +83,26 @@ def test_a_sample_with_a_wrong_checksum_ends_the_good_part(tmp_path):
     _crash(writer)
     final, samples = seal_partial(tmp_path / ("shards/00000.tar" + PARTIAL_SUFFIX))
     assert [s.key for s in samples] == ["0"]
+
+
+def test_tar_index_locates_every_member_of_a_webdataset_shard(tmp_path):
+    import webdataset as wds
+
+    keys = ["k" * 120, "000000001", "000000002"]  # a name over 100 characters needs an extra header
+    samples = {key: _sample(i)[0] for i, key in enumerate(keys)}
+    path = tmp_path / "wds.tar"
+    with wds.TarWriter(str(path)) as sink:
+        for i, (key, data) in enumerate(samples.items()):
+            sink.write({"__key__": key, "jpg": data, "cls": str(i).encode()})
+    members = list(iter_tar_index(path))
+    with open(path, "rb") as handle:
+        found = {m.name: m.read(handle) for m in members if m.is_file}
+    labels = {f"{key}.cls": str(i).encode() for i, key in enumerate(keys)}
+    assert found == {**{f"{key}.jpg": data for key, data in samples.items()}, **labels}
+    with tarfile.open(path) as tar:  # data offsets, not header offsets; ``end``: where the next headers start
+        infos = tar.getmembers()
+    assert [(m.offset, m.size) for m in members] == [(t.offset_data, t.size) for t in infos]
+    assert [m.end for m in members[:-1]] == [t.offset for t in infos[1:]]
 
 
 def test_store_recovers_partial_unreferenced_shards_and_the_journal(tmp_path):

@@ -4,15 +4,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from laionet_bench.errors import IndexValidationError, UnknownNameError
-from laionet_bench.index.load import (
-    INDEX_COLUMNS,
-    get_variant,
-    list_variants,
-    load_index,
-    parse_index_spec,
-    read_index_file,
-    write_index,
-)
+from laionet_bench.index.load import get_variant, list_variants, load_index, parse_index_spec
+from laionet_bench.index.schema import INDEX_COLUMNS, read_index_file, write_index
 
 from .conftest import make_index_frame
 

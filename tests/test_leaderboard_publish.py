@@ -10,8 +10,9 @@ import yaml
 from laionet_bench.cli import main
 from laionet_bench.errors import DatasetError, HubError
 from laionet_bench.evaluation.results import write_result
+from laionet_bench.hub.upload import dataset_card, publish_folder
 from laionet_bench.leaderboard import build_leaderboard
-from laionet_bench.leaderboard.publish import dataset_card, leaderboard_card, publish_folder
+from laionet_bench.leaderboard.publish import leaderboard_card
 
 from .fakes.results import make_result
 
@@ -103,6 +104,19 @@ def test_missing_repo_without_create_and_bad_folders(tmp_path, fake_hub, loud_lo
     (tmp_path / "empty").mkdir()
     with pytest.raises(DatasetError, match="nothing to publish"):
         publish_folder(tmp_path / "empty", repo_id="me/laionet", token=TOKEN)
+
+
+@pytest.mark.parametrize(("fault", "message"), [
+    ("403", r"cannot write to dataset repo 'me/laionet': .* write access"),
+    ("500", r"the Hub refused the upload to 'me/laionet'@v2 \(HTTP 500\); retry, or check the files"),
+])
+def test_refused_upload_says_what_to_do_without_the_token(tmp_path, fake_hub, loud_logs, capsys, fault, message):
+    folder, _ = _folder(tmp_path)
+    fake_hub.faults["/commit/"] = [fault] * 50  # more than the client retries a server error
+    with pytest.raises(HubError, match=message) as info:
+        publish_folder(folder, repo_id="me/laionet", revision="v2", token=TOKEN)
+    assert "\n" not in str(info.value) and TOKEN not in str(info.value) and info.value.__cause__ is None
+    _assert_token_nowhere(TOKEN, loud_logs, capsys)
 
 
 def test_leaderboard_card_holds_the_table():

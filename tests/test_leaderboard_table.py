@@ -13,14 +13,15 @@ import pandas as pd
 import pytest
 
 from laionet_bench.cli import main
-from laionet_bench.errors import ConfigError, DatasetError
+from laionet_bench.errors import ConfigError, DatasetError, UnknownNameError
 from laionet_bench.evaluation.metrics import fit_effective_robustness
 from laionet_bench.evaluation.results import write_result
 from laionet_bench.leaderboard import build_leaderboard, load_leaderboard, write_leaderboard
+from laionet_bench.leaderboard.columns import COLUMNS, DTYPES, METRICS, RANKED_METRICS, get_metric
 from laionet_bench.leaderboard.export import FORMATS
 from laionet_bench.leaderboard.plots import FIGURES
 from laionet_bench.leaderboard.render import to_csv, to_html, to_json, to_markdown
-from laionet_bench.leaderboard.table import COLUMNS, read_similarity
+from laionet_bench.leaderboard.table import read_similarity
 
 from .fakes.results import make_result
 
@@ -80,6 +81,14 @@ def test_ranks_follow_metric_direction_and_rank_change(board):
         "ViT-B-32/laion2b_s34b_b79k": 1, "resnet18.tv_in1k": 2, "vit_base_patch16_224.augreg_in21k_ft_in1k": 3,
         "resnet50.a1_in1k": 4}
     assert board.table["model"].iloc[0] == "vit_base_patch16_224.augreg_in21k_ft_in1k"  # best LAIONet first
+
+
+def test_every_registered_metric_is_a_typed_column_with_a_direction():
+    assert set(METRICS) <= set(COLUMNS) and set(RANKED_METRICS) <= set(METRICS)
+    assert set(DTYPES) == set(COLUMNS)
+    assert get_metric("laionet_top1").higher_is_better and not get_metric("gap_top1").higher_is_better
+    with pytest.raises(UnknownNameError, match="gap_top1"):
+        get_metric("gap_top")
 
 
 def test_effective_robustness_is_fitted_without_zero_shot_models(board):

@@ -364,18 +364,23 @@ import sys
 import types
 from pathlib import Path
 
+import pandas as pd
 from fake_results import make_counted_result
+from laionet_bench.evaluation.evaluator import SKIPPED_COLUMNS, EvaluationReport, ModelFailure
 from laionet_bench.evaluation.results import write_result
 
 
-def evaluate(*, models, out, **options):
+def evaluate(models, *, engine=None, out, **data):
     calls = Path("calls.json")
     log = json.loads(calls.read_text()) if calls.exists() else []
-    calls.write_text(json.dumps(log + [{"models": models, "out": str(out), **options}]))
-    results = [make_counted_result(m) for m in models]
+    device = {} if engine is None else {"device": engine.device}
+    calls.write_text(json.dumps(log + [{"models": models, "out": str(out), **data, **device}]))
+    failures = [ModelFailure(m, "laionet", "RuntimeError: no weights") for m in models if m.startswith("broken")]
+    results = [make_counted_result(m) for m in models if not m.startswith("broken")]
     for result in results:
         write_result(result, out)
-    return results
+    return EvaluationReport(results=results, failures=failures, skipped_images=pd.DataFrame(columns=SKIPPED_COLUMNS),
+                            out=Path(out))
 
 
 engine = types.ModuleType("laionet_bench.evaluation.evaluator")
@@ -399,6 +404,23 @@ def test_live_run_calls_the_engine_then_reads_the_stored_result(project):
 
     project.runpytest().assert_outcomes(passed=1)  # precomputed now: no second engine call
     assert len(json.loads((project.path / "calls.json").read_text())) == 1
+
+
+def test_live_run_without_a_device_lets_the_engine_choose(project):
+    project.makepyfile(fake_results=FAKES.read_text(), conftest=ENGINE_CONFTEST)
+    project.makepyfile(marker_test(model="convnext_tiny.fb_in1k", max_gap=0.3))
+    project.runpytest("--laionet-run").assert_outcomes(passed=1)
+    (call,) = json.loads((project.path / "calls.json").read_text())
+    assert "device" not in call  # engine=None: evaluate() resolves the device itself
+
+
+def test_live_run_failure_names_the_engine_reason(project):
+    """A model the engine could not evaluate fails the test with the report's reason, not a pointer to the log."""
+    project.makepyfile(fake_results=FAKES.read_text(), conftest=ENGINE_CONFTEST)
+    project.makepyfile(marker_test(model="broken_model", max_gap=0.3))
+    live = project.runpytest("--laionet-run")
+    live.assert_outcomes(failed=1)
+    live.stdout.fnmatch_lines(["*produced no result: broken_model on laionet: RuntimeError: no weights*"])
 
 
 def test_live_run_on_a_tiny_offline_model(project, monkeypatch):

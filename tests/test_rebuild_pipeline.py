@@ -7,7 +7,7 @@ import pytest
 from laionet_bench.catalog import lemma_map
 from laionet_bench.cli import main
 from laionet_bench.errors import ConfigError, DatasetError
-from laionet_bench.index.load import read_index_file
+from laionet_bench.index.schema import read_index_file
 from laionet_bench.rebuild import ColumnMap, RebuildConfig, resolve_parts, run_pipeline
 from laionet_bench.rebuild.select import select_rows, top_per_class
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from laionet_bench.catalog import load_catalog
-from laionet_bench.datasets.base import create_dataset
+from laionet_bench.datasets import create_dataset
 from laionet_bench.errors import ConfigError, DatasetError
 from laionet_bench.similarity.embed import embed_selection
 from laionet_bench.similarity.sampling import DatasetLike, reference_per_class, select_samples

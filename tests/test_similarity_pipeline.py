@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from laionet_bench.catalog import load_catalog
-from laionet_bench.datasets.base import create_dataset
+from laionet_bench.datasets import create_dataset
 from laionet_bench.evaluation.metrics import per_class_recall
 from laionet_bench.evaluation.results import Provenance, build_model_result, write_result
 from laionet_bench.similarity import EmbedOptions, compute_similarity

@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from laionet_bench.datasets.base import create_dataset
+from laionet_bench.datasets import create_dataset
 from laionet_bench.errors import StoreError
 from laionet_bench.evaluation.engine import EngineOptions, run_models
 from laionet_bench.evaluation.store import PredictionStore, read_predictions, run_key

@@ -106,8 +106,8 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _import_official(args: argparse.Namespace) -> int:
-    from ..index.load import write_index
     from ..index.official import convert_official
+    from ..index.schema import write_index
 
     frame = convert_official(args.parquet, args.labels, variant=args.variant)
     digest = write_index(frame, args.out)

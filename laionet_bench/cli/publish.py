@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from .leaderboard import add_results_option, results_dir
@@ -22,10 +20,6 @@ EPILOG = """examples:
 The token comes from huggingface_hub's usual sources (HF_TOKEN, 'hf auth login'), or from the
 environment variable named by --token-env. It is never printed or logged.
 """
-
-#: Result files copied under results/ in the repo (per model folder, plus similarity summaries).
-RESULT_PATTERNS = ("*/result.json", "*/per_class.parquet", "*/per_class.csv", "similarity/*/summary.json")
-
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("publish", help="upload the leaderboard and results to a Hub dataset repo",
@@ -57,35 +51,16 @@ def _token(args: argparse.Namespace) -> str | None:
     return value
 
 
-def _stage(folder: Path, results: Path | None, staging: Path) -> None:
-    """Copy the folder, and the result files under results/, into the staging folder."""
-    from ..errors import DatasetError
-
-    if not folder.is_dir():
-        raise DatasetError(f"{folder}: no such folder; run 'laionet-bench leaderboard --out {folder}' first")
-    shutil.copytree(folder, staging, dirs_exist_ok=True)
-    for pattern in RESULT_PATTERNS if results else ():
-        for path in results.glob(pattern):
-            target = staging / "results" / path.relative_to(results)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(path, target)
-
-
 def run(args: argparse.Namespace) -> int:
-    from ..leaderboard.publish import leaderboard_card, publish_folder
-    from ..leaderboard.table import load_leaderboard
+    from ..leaderboard.publish import publish_leaderboard
 
     results = None if args.no_results else Path(results_dir(args))
     if results is not None and not results.is_dir() and args.results is None:
         logger.warning("no results folder %s: publishing %s only", results, args.folder)
         results = None
-    card = None if args.no_card or results is None else leaderboard_card(load_leaderboard(results), repo_id=args.repo)
-    with tempfile.TemporaryDirectory(prefix="laionet-publish-") as tmp:
-        staging = Path(tmp) / "repo"
-        _stage(Path(args.folder), results, staging)
-        outcome = publish_folder(staging, repo_id=args.repo, revision=args.revision, token=_token(args),
-                                 commit_message=args.message, create=not args.no_create,
-                                 private=True if args.private else None, card=card)
+    outcome = publish_leaderboard(args.folder, repo_id=args.repo, results=results, revision=args.revision,
+                                  token=_token(args), commit_message=args.message, create=not args.no_create,
+                                  private=True if args.private else None, card=not args.no_card)
     print(f"published {len(outcome.files)} file(s) to {outcome.repo_id}@{outcome.revision}: "
           f"{outcome.commit_url or outcome.commit}")
     return 0

@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         print(tabulate(list(report.variants.items()), headers=["variant", "rows"], intfmt=","))
         print(f"\n{len(report.class_counts)} classes; dataset folder: {report.out_dir}")
     if args.publish_repo:
-        from ..leaderboard.publish import publish_folder
+        from ..hub.upload import publish_folder
 
         if not report.variants:
             raise ConfigError("--publish-repo needs the card step: run 'rebuild card' or 'rebuild all'")

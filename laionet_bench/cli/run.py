@@ -8,6 +8,8 @@ import math
 from ._datasets import add_data_options
 from .index import add_hub_options
 
+__all__ = ["add_parser", "engine_options", "parse_weights", "print_report", "run", "run_demo_command", "summary_rows"]
+
 EPILOG = """examples:
   laionet-bench run --demo --models all      the embedded demo benchmark end to end (offline, a few minutes)
   laionet-bench run --models resnet50 convnext_tiny.fb_in1k --images ~/laionet-images --imagenet ~/imagenet/val
@@ -94,14 +96,29 @@ def run_demo_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def run(args: argparse.Namespace) -> int:
-    import json
-    from pathlib import Path
+def engine_options(args: argparse.Namespace):
+    """The ``engine`` option group as :class:`EngineOptions`; the device resolved as ``evaluate`` would."""
+    from ..evaluation.engine import EngineOptions, resolve_device
 
+    return EngineOptions(device=resolve_device(args.device), batch_size=args.batch_size, workers=args.workers,
+                         amp=args.amp, channels_last=args.channels_last, compile=args.compile)
+
+
+def print_report(report, *, with_imagenet: bool) -> None:
+    """The summary table, the failed models with their reasons, and where the results went."""
     from tabulate import tabulate
 
-    from ..config import resolve_setting
-    from ..constants import RESULTS_DIR
+    headers = ["model", "ImageNet top1", "LAIONet top1", "LAIONet lw top1", "gap top1", "eff. robustness", "images", "failed"]
+    if report.results:
+        print(tabulate(summary_rows(report.results), headers=headers))
+    if not with_imagenet:
+        print("\nno --imagenet given: the ImageNet-val → LAIONet gap needs ImageNet-val (pass --imagenet PATH)")
+    for spec, reasons in report.failure_reasons().items():
+        print(f"FAILED {spec}: " + "; ".join(f"{k}: {v}" for k, v in reasons.items()))
+    print(f"\n{len(report.results)} result(s) written to {report.out}")
+
+
+def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
     from ..evaluation.evaluator import evaluate
     from .index import load_from_args
@@ -111,22 +128,10 @@ def run(args: argparse.Namespace) -> int:
     if not args.images:
         raise ConfigError("run needs --images DIR (the LAIONet image store from 'laionet-bench download'), or --demo")
     index = load_from_args(args, args.index or args.dataset)
-    results = evaluate(
-        args.models, dataset=args.dataset, images=args.images, imagenet=args.imagenet, imagenet_v2=args.imagenet_v2,
-        out=args.out, weights=parse_weights(args.weights), device=args.device, batch_size=args.batch_size,
-        workers=args.workers, amp=args.amp, channels_last=args.channels_last, compile=args.compile,
-        limit_per_class=args.limit_per_class, limit=args.limit, exclude=args.exclude, index=index,
+    report = evaluate(
+        args.models, engine=engine_options(args), dataset=args.dataset, images=args.images, imagenet=args.imagenet,
+        imagenet_v2=args.imagenet_v2, index=index, limit_per_class=args.limit_per_class, limit=args.limit,
+        out=args.out, weights=parse_weights(args.weights), exclude=args.exclude,
     )
-    out = Path(resolve_setting("results_dir", args.out, env=RESULTS_DIR))
-    headers = ["model", "ImageNet top1", "LAIONet top1", "LAIONet lw top1", "gap top1", "eff. robustness", "images", "failed"]
-    if results:
-        print(tabulate(summary_rows(results), headers=headers))
-    if not args.imagenet:
-        print("\nno --imagenet given: the ImageNet-val → LAIONet gap needs ImageNet-val (pass --imagenet PATH)")
-    failures_file = out / "failures.json"
-    failures = json.loads(failures_file.read_text("utf-8")) if failures_file.exists() else {}
-    for spec, reasons in failures.items():
-        if spec not in {r.model for r in results}:
-            print(f"FAILED {spec}: " + "; ".join(f"{k}: {v}" for k, v in reasons.items()))
-    print(f"\n{len(results)} result(s) written to {out}")
-    return 1 if failures and not results else 0
+    print_report(report, with_imagenet=bool(args.imagenet))
+    return 1 if report.failures and not report.results else 0

@@ -62,7 +62,7 @@ def parse_dataset_names(specs: list[str], *, imagenet: str | None, imagenet_v2: 
     Only LAIONet takes a variant here (``laionet:clip_top50``); ImageNet-V2's comes with its folder
     (``--imagenet-v2 VARIANT=PATH``), as in ``run``. Each named ImageNet set needs its path.
     """
-    from ..datasets.base import parse_dataset_spec
+    from ..datasets import parse_dataset_spec
     from ..errors import ConfigError
 
     laionet, names = "laionet", []
@@ -85,7 +85,7 @@ def parse_dataset_names(specs: list[str], *, imagenet: str | None, imagenet_v2: 
 def run(args: argparse.Namespace) -> int:
     from .. import constants
     from ..config import resolve_setting
-    from ..evaluation.engine import default_device
+    from ..evaluation.engine import resolve_device
     from ..evaluation.evaluator import load_datasets
     from ..similarity import EmbedOptions, compute_similarity
     from ..similarity.encoders import parse_encoder_spec
@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         results_dir=args.results,
         model=args.model,
         class_weights=index.class_weights(),
-        embed=EmbedOptions(weights=args.weights, device=resolve_setting("device", args.device) or default_device(),
+        embed=EmbedOptions(weights=args.weights, device=resolve_device(args.device),
                            amp=args.amp, batch_size=args.batch_size, workers=args.workers),
         plot=not args.no_plots,
     )

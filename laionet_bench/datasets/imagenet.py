@@ -21,12 +21,12 @@ from __future__ import annotations
 import csv
 import os
 import re
-import tarfile
 from collections.abc import Iterable
 from pathlib import Path
 
 from ..catalog import load_catalog
 from ..errors import DatasetError, MissingDependencyError, UnknownNameError
+from ..images.shards import iter_tar_index
 from .base import IMAGE_EXTENSIONS, Dataset, apply_limits, listing_frame, listing_sha256, restrict_classes
 
 __all__ = ["IMAGENET_V2_VARIANTS", "load_imagenet_v2", "load_imagenet_val"]
@@ -166,13 +166,13 @@ def _from_wds(root: Path) -> tuple[list, list, list, list, list]:
     keys, wnids, paths, offsets, sizes = [], [], [], [], []
     for shard in shards:
         classes, images = {}, {}
-        with tarfile.open(shard, "r:") as archive:
-            for member in archive:
+        with open(shard, "rb") as handle:
+            for member in iter_tar_index(shard):
                 stem, _, ext = member.name.rpartition(".")
                 if ext == "cls":
-                    classes[stem] = int(archive.extractfile(member).read().decode().strip())
+                    classes[stem] = int(member.read(handle).decode().strip())
                 elif "." + ext.lower() in IMAGE_EXTENSIONS:
-                    images[stem] = (member.offset_data, member.size)
+                    images[stem] = (member.offset, member.size)
         for stem, (offset, size) in images.items():
             if stem not in classes:
                 raise DatasetError(f"{shard}: sample {stem} has no .cls label")
@@ -188,8 +188,9 @@ class HfdsDataset(Dataset):
     """ImageNet-val held in a Hugging Face ``datasets`` dataset; ``offset`` is the row number."""
 
     def open(self, sample):
-        image = self._hf()[sample.offset]["image"]
-        return image if image.mode == "RGB" else image.convert("RGB")
+        from ..images.decode import to_rgb
+
+        return to_rgb(self._hf()[sample.offset]["image"])
 
     def _hf(self):
         if getattr(self, "_cache", None) is None:

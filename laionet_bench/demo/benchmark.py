@@ -112,6 +112,7 @@ def run_demo(
     plots: bool = True,
 ) -> DemoRun:
     """Run the whole demo: data → predictions on both sets → metrics → similarity → leaderboard."""
+    from ..evaluation.engine import EngineOptions, resolve_device
     from ..evaluation.evaluator import evaluate, load_datasets
     from ..evaluation.results import read_results
     from ..leaderboard import build_leaderboard, write_leaderboard
@@ -122,9 +123,9 @@ def run_demo(
     data = prepare_demo(root)
     specs = demo_models(models)
     out = Path(out)
-    results = evaluate(specs, index=data.index, images=data.images, imagenet=data.imagenet, out=out,
-                       device=device, batch_size=batch_size, workers=workers, amp=amp,
-                       channels_last=channels_last)
+    engine = EngineOptions(device=resolve_device(device), batch_size=batch_size, workers=workers, amp=amp,
+                           channels_last=channels_last)
+    report = evaluate(specs, engine=engine, index=data.index, images=data.images, imagenet=data.imagenet, out=out)
     index, sets = load_datasets(index=data.index, images=data.images, imagenet=data.imagenet)
     similarity = compute_similarity(
         {"laionet": sets["laionet"], "imagenet-val": sets["imagenet"]},
@@ -135,5 +136,5 @@ def run_demo(
     board = build_leaderboard(read_results(out), results_dir=out)
     board_dir = Path(leaderboard_dir) if leaderboard_dir else out / "leaderboard"
     write_leaderboard(board, board_dir, plots=plots)
-    return DemoRun(data=data, results=results, similarity=similarity, leaderboard=board, out=out,
+    return DemoRun(data=data, results=report.results, similarity=similarity, leaderboard=board, out=out,
                    leaderboard_dir=board_dir)

@@ -24,12 +24,14 @@ from typing import Any
 
 import numpy as np
 
+from ..config import resolve_setting
 from ..datasets.base import Dataset
 from ..errors import ConfigError
 from ..models.registry import LoadedModel, build_model, preprocess_key, resolve_data_config, weights_identity
 from .store import PredictionStore, run_key
 
-__all__ = ["AMP_DTYPES", "EngineOptions", "ModelOutcome", "default_device", "make_decoder", "run_models"]
+__all__ = ["AMP_DTYPES", "EngineOptions", "ModelOutcome", "default_device", "make_decoder", "resolve_device",
+           "run_models"]
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +84,15 @@ def default_device() -> str:
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return "mps"
     return "cpu"
+
+
+def resolve_device(device: str | None = None) -> str:
+    """``device``, else ``[tool.laionet-bench] device``, else the best available (cuda, mps, cpu).
+
+    ``EngineOptions.device`` defaults to ``cpu``; callers that take a device from a user (the CLI, the
+    demo, the similarity embedding) resolve it here so that every surface picks the same one.
+    """
+    return resolve_setting("device", device) or default_device()
 
 
 def make_decoder(data_config: Mapping[str, Any]):

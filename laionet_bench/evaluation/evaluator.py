@@ -8,8 +8,11 @@ stored true ranks into per-class recall (:func:`metrics.per_class_recall`), summ
 before the OCR drop), fit effective robustness over the evaluated models when there are at least two
 with ImageNet-val numbers, and write each result with :func:`results.write_result`.
 
-Failed models are logged and listed in ``<out>/failures.json``; unreadable images are listed in
-``<out>/skipped_images.csv``.
+The engine settings come as one :class:`engine.EngineOptions`, as :func:`similarity.compute_similarity`
+takes its ``EmbedOptions``. What happened comes back as an :class:`EvaluationReport` (the results, the
+models that failed and why, the images that could not be read), so callers never re-read the output
+folder to learn it. The same facts stay part of the output: failed models are logged and listed in
+``<out>/failures.json``, unreadable images in ``<out>/skipped_images.csv``.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,21 +30,61 @@ import pandas as pd
 from .. import constants
 from .._io import atomic_write, write_text_atomic
 from ..config import resolve_setting
-from ..datasets.base import Dataset, create_dataset, parse_dataset_spec
+from ..datasets import Dataset, create_dataset, parse_dataset_spec
 from ..errors import DatasetError, ModelSpecError
 from ..index.load import LaionetIndex, load_index
 from ..models.registry import canonical_spec, expand_model_specs
-from .engine import EngineOptions, ModelOutcome, default_device, run_models
+from .engine import EngineOptions, ModelOutcome, resolve_device, run_models
 from .metrics import fit_effective_robustness, per_class_recall
 from .results import ModelResult, Provenance, build_model_result, summarize_dataset, write_result
 from .store import read_predictions
 
-__all__ = ["STORE_FOLDER", "evaluate", "load_datasets"]
+__all__ = ["SKIPPED_COLUMNS", "STORE_FOLDER", "EvaluationReport", "ModelFailure", "evaluate", "load_datasets"]
 
 logger = logging.getLogger(__name__)
 
 #: Sub-folder of the results folder that holds the prediction store.
 STORE_FOLDER = ".store"
+#: Columns of :attr:`EvaluationReport.skipped_images` and ``skipped_images.csv``.
+SKIPPED_COLUMNS = ["dataset", "key", "wnid", "error"]
+
+
+@dataclass(frozen=True)
+class ModelFailure:
+    """One model that gave no result because it failed on one dataset (an entry of ``failures.json``)."""
+
+    model: str  # expanded spec, e.g. ``resnet50.a1_in1k``
+    dataset: str  # ``laionet``, ``imagenet`` or ``imagenet-v2``
+    reason: str  # the engine's ``ExceptionType: message``
+
+
+@dataclass(frozen=True, eq=False)
+class EvaluationReport:
+    """What one :func:`evaluate` call produced; iterating it yields the results.
+
+    A model that failed on any dataset has no result and one :class:`ModelFailure` per dataset it
+    failed on. Unreadable images do not fail a model: they are counted in ``n_failed`` and listed here.
+    """
+
+    results: list[ModelResult]  # written to ``out``, in the order of the expanded specs
+    failures: list[ModelFailure]
+    skipped_images: pd.DataFrame  # one row per unreadable image: SKIPPED_COLUMNS
+    out: Path  # the results folder
+
+    def __iter__(self) -> Iterator[ModelResult]:
+        return iter(self.results)
+
+    @property
+    def ok(self) -> bool:
+        """True when every model produced a result (skipped images do not count)."""
+        return not self.failures
+
+    def failure_reasons(self) -> dict[str, dict[str, str]]:
+        """``{model: {dataset: reason}}``, sorted by model then dataset: the content of ``failures.json``."""
+        reasons: dict[str, dict[str, str]] = {}
+        for failure in sorted(self.failures, key=lambda f: (f.model, f.dataset)):
+            reasons.setdefault(failure.model, {})[failure.dataset] = failure.reason
+        return reasons
 
 
 def _resolve_index(dataset: str, index: LaionetIndex | str | Path | None, hub_options: Mapping[str, Any]) -> LaionetIndex:
@@ -72,7 +116,7 @@ def load_datasets(*, dataset: str = "laionet", images=None, imagenet=None, image
 
 def _v2_spec(value: str) -> str:
     """``imagenet_v2`` is ``PATH`` or ``VARIANT=PATH``; the variant is also read off the folder name."""
-    from ..datasets.imagenet import IMAGENET_V2_VARIANTS
+    from ..datasets import IMAGENET_V2_VARIANTS
 
     variant, sep, _ = value.partition("=")
     if sep:
@@ -136,47 +180,71 @@ def _fill_effective_robustness(results: list[ModelResult]) -> None:
         result.effective_robustness = float(residual)
 
 
-def _write_reports(out: Path, failures: dict[str, dict[str, str]], skipped: list[pd.DataFrame]) -> None:
-    if failures:
-        write_text_atomic(out / "failures.json", json.dumps(failures, indent=1, sort_keys=True) + "\n")
-    if skipped:
-        frame = pd.concat(skipped).drop_duplicates(["dataset", "key"])[["dataset", "key", "wnid", "error"]]
-        with atomic_write(out / "skipped_images.csv", "w") as handle:
-            frame.to_csv(handle, index=False)
+def _skipped_frame(skipped: list[pd.DataFrame]) -> pd.DataFrame:
+    """Each unreadable image once, although every model of the run met it."""
+    if not skipped:
+        return pd.DataFrame(columns=SKIPPED_COLUMNS)
+    return pd.concat(skipped).drop_duplicates(["dataset", "key"])[SKIPPED_COLUMNS].reset_index(drop=True)
+
+
+def _write_reports(report: EvaluationReport) -> None:
+    if report.failures:
+        text = json.dumps(report.failure_reasons(), indent=1, sort_keys=True) + "\n"
+        write_text_atomic(report.out / "failures.json", text)
+    if len(report.skipped_images):
+        with atomic_write(report.out / "skipped_images.csv", "w") as handle:
+            report.skipped_images.to_csv(handle, index=False)
+
+
+def _collect(specs: Sequence[str], outcomes: dict[str, dict[str, ModelOutcome]], sets: dict[str, Dataset],
+             idx: LaionetIndex, provenance: Provenance) -> tuple[list[ModelResult], list[ModelFailure], pd.DataFrame]:
+    """Per spec a result, or one failure per dataset it failed on; plus the unreadable images."""
+    results, failures, skipped = [], [], []
+    for spec in specs:
+        failed = [ModelFailure(spec, name, o[spec].reason) for name, o in outcomes.items() if o[spec].status != "ok"]
+        if failed:
+            failures.extend(failed)
+            continue
+        result, skipped_rows = _result_for(spec, outcomes, sets, idx, provenance)
+        results.append(result)
+        skipped.extend(skipped_rows)
+    return results, failures, _skipped_frame(skipped)
 
 
 def evaluate(
     models: Sequence[str],
     *,
+    engine: EngineOptions | None = None,
     dataset: str = "laionet",
     images: str | Path | None = None,
     imagenet: str | Path | None = None,
     imagenet_v2: str | None = None,
-    out: str | Path | None = None,
-    weights: Mapping[str, str] | None = None,
-    device: str | None = None,
-    batch_size: int = 64,
-    workers: int = 2,
-    amp: str | None = None,
-    channels_last: bool = False,
-    compile: bool = False,
+    index: LaionetIndex | str | Path | None = None,
     limit_per_class: int | None = None,
     limit: int | None = None,
+    out: str | Path | None = None,
+    weights: Mapping[str, str] | None = None,
     exclude: Sequence[str] = (),
-    index: LaionetIndex | str | Path | None = None,
-) -> list[ModelResult]:
-    """Evaluate ``models`` on LAIONet (and ImageNet-val / -V2 when given); returns the written results.
+) -> EvaluationReport:
+    """Evaluate ``models`` on LAIONet (and ImageNet-val / -V2 when given) and write their results.
 
     Args:
         models: model specs (names, wildcards, ``@file``, ``all``, ``openclip:ARCH/TAG``).
+        engine: how to run inference (:class:`engine.EngineOptions`); default: its defaults on
+            :func:`~.engine.resolve_device`'s device.
         dataset: ``laionet[:variant]`` (index from the Hub) or a local index parquet.
         images: the LAIONet image store (shards + manifest folder, or ``<row_id>.<ext>`` files).
         imagenet: ImageNet-val in any accepted layout; without it there is no gap.
         imagenet_v2: ImageNet-V2 folder, ``PATH`` or ``VARIANT=PATH``.
+        index: a :class:`LaionetIndex` or parquet path, so no Hub access is needed.
+        limit_per_class: at most this many rows per class of each dataset.
+        limit: at most this many rows of each dataset.
         out: results folder (default ``[tool.laionet-bench] results_dir`` / ``LAIONET_BENCH_RESULTS``).
         weights: ``{spec: local weights file}``.
-        index: a :class:`LaionetIndex` or parquet path, so no Hub access is needed.
-        The remaining options tune the engine (:class:`engine.EngineOptions`) and limit the rows.
+        exclude: fnmatch patterns dropped from the expanded specs.
+
+    Returns:
+        The :class:`EvaluationReport`: results (also written to ``out``), failed models, skipped images.
     """
     specs = expand_model_specs(models, exclude=exclude)
     if not specs:
@@ -184,25 +252,16 @@ def evaluate(
     if weights:
         weights = {canonical_spec(spec): str(path) for spec, path in weights.items()}
     out = Path(resolve_setting("results_dir", out, env=constants.RESULTS_DIR))
-    device = resolve_setting("device", device) or default_device()
-    options = EngineOptions(device=device, batch_size=batch_size, workers=workers, amp=amp,
-                            channels_last=channels_last, compile=compile)
+    engine = engine or EngineOptions(device=resolve_device())
     idx, sets = load_datasets(dataset=dataset, images=images, imagenet=imagenet, imagenet_v2=imagenet_v2,
                               index=index, limit_per_class=limit_per_class, limit=limit)
-    outcomes = {name: run_models(specs, data, store_root=out / STORE_FOLDER, weights=weights, options=options)
+    outcomes = {name: run_models(specs, data, store_root=out / STORE_FOLDER, weights=weights, options=engine)
                 for name, data in sets.items()}
-    provenance = Provenance.collect(device=device, dtype=options.dtype)
-    results, failures, skipped = [], {}, []
-    for spec in specs:
-        failed = {name: o[spec].reason for name, o in outcomes.items() if o[spec].status != "ok"}
-        if failed:
-            failures[spec] = failed
-            continue
-        result, skipped_rows = _result_for(spec, outcomes, sets, idx, provenance)
-        results.append(result)
-        skipped.extend(skipped_rows)
+    provenance = Provenance.collect(device=engine.device, dtype=engine.dtype)
+    results, failures, skipped = _collect(specs, outcomes, sets, idx, provenance)
     _fill_effective_robustness(results)
     for result in results:
         write_result(result, out)
-    _write_reports(out, failures, skipped)
-    return results
+    report = EvaluationReport(results=results, failures=failures, skipped_images=skipped, out=out)
+    _write_reports(report)
+    return report

@@ -10,12 +10,12 @@
 * effective robustness: a linear fit of logit(LAIONet acc) on logit(ImageNet acc) over a reference
   model set; each model's residual, back in accuracy units.
 
-Metrics are registered with their direction so tables and the leaderboard can sort them.
+Only the statistics live here. Which of them are leaderboard columns, and whether higher is better,
+is declared next to the leaderboard, in :mod:`laionet_bench.leaderboard.columns`.
 """
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
@@ -23,21 +23,18 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from ..errors import DatasetError, UnknownNameError
+from ..errors import DatasetError
 
 __all__ = [
-    "METRICS",
+    "Z95",
     "Estimate",
-    "MetricInfo",
     "RobustnessFit",
     "equi_weighted",
     "fit_effective_robustness",
     "gap",
-    "get_metric",
     "laion_weighted",
     "micro_accuracy",
     "per_class_recall",
-    "register_metric",
     "wilson_se",
 ]
 
@@ -57,42 +54,6 @@ class Estimate:
     @classmethod
     def from_dict(cls, data: Mapping) -> Estimate:
         return cls(float(data["value"]), float(data["se"]))
-
-
-@dataclass(frozen=True)
-class MetricInfo:
-    """A registered metric: its name, direction and meaning."""
-
-    name: str
-    higher_is_better: bool
-    doc: str
-
-
-METRICS: dict[str, MetricInfo] = {}
-
-
-def register_metric(name: str, *, higher_is_better: bool, doc: str) -> MetricInfo:
-    """Declare a metric column (used by tables, ranks and ``compare``)."""
-    info = MetricInfo(name, higher_is_better, doc)
-    METRICS[name] = info
-    return info
-
-
-def get_metric(name: str) -> MetricInfo:
-    """The registered metric ``name``; unknown names get suggestions."""
-    if name not in METRICS:
-        raise UnknownNameError("metric", name, difflib.get_close_matches(name, METRICS))
-    return METRICS[name]
-
-
-for _k in ("top1", "top5"):
-    register_metric(f"imagenet_{_k}", higher_is_better=True, doc=f"ImageNet-val {_k}, equi-weighted over LAIONet classes")
-    register_metric(f"laionet_{_k}", higher_is_better=True, doc=f"LAIONet {_k}, equi-weighted")
-    register_metric(f"laionet_lw_{_k}", higher_is_better=True, doc=f"LAIONet {_k}, LAION-weighted")
-    register_metric(f"imagenet_lw_{_k}", higher_is_better=True, doc=f"ImageNet-val {_k}, LAION-weighted (control)")
-    register_metric(f"gap_{_k}", higher_is_better=False, doc=f"ImageNet-val minus LAIONet {_k}, equi-weighted")
-    register_metric(f"gap_lw_{_k}", higher_is_better=False, doc=f"ImageNet-val minus LAIONet {_k}, LAION-weighted")
-register_metric("effective_robustness", higher_is_better=True, doc="LAIONet top-1 above the logit-linear fit")
 
 
 def wilson_se(successes, n) -> np.ndarray:

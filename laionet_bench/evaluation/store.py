@@ -162,6 +162,3 @@ class PredictionStore:
             pq.write_table(table, handle)
         self._next += 1
         logger.debug("wrote %s (%d records)", path, len(records))
-
-    def records(self, columns: list[str] | None = None) -> pd.DataFrame:
-        return read_predictions(self.folder, columns)

@@ -1,9 +1,10 @@
-"""Hugging Face Hub access for LAIONet indexes and published results.
+"""Downloads from the Hugging Face Hub: LAIONet indexes, published results, LAION metadata parts.
 
 Thin functions over ``huggingface_hub`` that follow its conventions (cache layout, revisions,
-``HF_HUB_OFFLINE``, ``HF_ENDPOINT``, tokens) and translate its exceptions into :class:`HubError`
-messages that say what to do. A download pins and records the resolved commit and verifies the
-file's sha256 against the repo's ``manifest.json`` when the repo has one.
+``HF_HUB_OFFLINE``, ``HF_ENDPOINT``, tokens); its exceptions become :class:`HubError` messages that
+say what to do (:func:`._errors.hub_error`, shared with :mod:`.upload`). A download pins and records
+the resolved commit and verifies the file's sha256 against the repo's ``manifest.json`` when the repo
+has one.
 
 Repo layout this project publishes (see ``docs/index.md``)::
 
@@ -26,6 +27,7 @@ from .._io import sha256_file
 from ..config import resolve_setting
 from ..errors import HubError
 from ..version import __version__
+from ._errors import hub_error, hub_offline
 
 __all__ = [
     "HubDownload",
@@ -61,40 +63,6 @@ def resolve_repo_id(repo_id: str | None = None) -> str:
 def _commit_of(path: str) -> str | None:
     match = _SNAPSHOT_RE.search(Path(path).as_posix())
     return match.group(1) if match else None
-
-
-def _translate(exc: Exception, repo_id: str, what: str, revision: str | None) -> HubError:
-    """Map a huggingface_hub / transport exception to one actionable :class:`HubError`."""
-    from huggingface_hub import errors as hf_errors
-
-    rev = revision or "main"
-    if isinstance(exc, hf_errors.RepositoryNotFoundError):
-        msg = (f"dataset repo {repo_id!r} not found on the Hub: check --repo / LAIONET_BENCH_HUB_REPO, "
-               "or log in (hf auth login) if it is private")
-    elif isinstance(exc, hf_errors.RevisionNotFoundError):
-        msg = f"revision {rev!r} not found in dataset repo {repo_id!r}: check --revision"
-    elif isinstance(exc, hf_errors.EntryNotFoundError) and not isinstance(exc, hf_errors.LocalEntryNotFoundError):
-        msg = f"{what} not found in dataset repo {repo_id!r} at revision {rev!r}: check the variant name"
-    elif isinstance(exc, hf_errors.LocalEntryNotFoundError):
-        if constants_offline():
-            msg = (f"{what} of {repo_id!r} is not in the local Hugging Face cache and offline mode is on "
-                   "(HF_HUB_OFFLINE=1): download it once online, or pass a local parquet path")
-        else:
-            cause = exc.__cause__ or exc.__context__
-            detail = f" ({type(cause).__name__}: {cause})" if cause else ""
-            msg = (f"could not reach the Hub for {what} of {repo_id!r} and it is not cached{detail}: "
-                   "retry later, or pass a local parquet path")
-    elif isinstance(exc, hf_errors.HfHubHTTPError):
-        msg = f"the Hub answered an error for {what} of {repo_id!r}: {exc}; retry later"
-    else:
-        msg = f"download of {what} from {repo_id!r} failed ({type(exc).__name__}: {exc}); retry the command"
-    return HubError(msg)
-
-
-def constants_offline() -> bool:
-    from huggingface_hub import constants as hf_constants
-
-    return bool(hf_constants.is_offline_mode())
 
 
 def _hf_kwargs(cache_dir, local_files_only: bool) -> dict:
@@ -144,7 +112,7 @@ def download_index_file(
         commit = _commit_of(path)
         expected = _expected_sha256(repo_id, filename, commit or revision, kwargs)
     except Exception as exc:  # huggingface_hub raises transport errors unwrapped (httpx2.*)
-        raise _translate(exc, repo_id, filename, revision) from exc
+        raise hub_error(exc, direction="download", repo_id=repo_id, revision=revision, what=filename) from exc
     actual = sha256_file(path)
     if expected and expected != actual:
         raise HubError(
@@ -171,7 +139,8 @@ def snapshot(
     try:
         folder = snapshot_download(repo_id, revision=revision, allow_patterns=allow_patterns, **kwargs)
     except Exception as exc:
-        raise _translate(exc, repo_id, "the repo snapshot", revision) from exc
+        raise hub_error(exc, direction="download", repo_id=repo_id, revision=revision,
+                        what="the repo snapshot") from exc
     return Path(folder), _commit_of(folder)
 
 
@@ -185,14 +154,15 @@ def list_dataset_files(
     """
     from huggingface_hub import HfApi
 
-    if local_files_only or constants_offline():
+    if local_files_only or hub_offline():
         raise HubError(
             f"cannot list the files of dataset repo {repo_id!r} offline: pass local parquet paths instead"
         )
     try:
         files = HfApi().list_repo_files(repo_id, repo_type="dataset", revision=revision)
     except Exception as exc:
-        raise _translate(exc, repo_id, "the file listing", revision) from exc
+        raise hub_error(exc, direction="download", repo_id=repo_id, revision=revision,
+                        what="the file listing") from exc
     return sorted(f for f in files if fnmatch.fnmatch(f, pattern))
 
 
@@ -214,5 +184,5 @@ def download_dataset_file(
             repo_id, filename, revision=revision, local_dir=str(local_dir) if local_dir else None, **kwargs
         )
     except Exception as exc:
-        raise _translate(exc, repo_id, filename, revision) from exc
+        raise hub_error(exc, direction="download", repo_id=repo_id, revision=revision, what=filename) from exc
     return Path(path)

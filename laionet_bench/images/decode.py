@@ -1,10 +1,14 @@
-"""Verify fetched bytes are an image, describe them, and optionally shrink them.
+"""Decode image bytes: verify fetched bodies, describe and shrink them, and turn any image into RGB.
 
-Every body is decoded in full with Pillow before it is kept, so a stored ``ok`` image is known to
-load. The original bytes are kept (no recompression: models convert on read) unless a resize is
-asked for. Only common raster formats are opened (no EPS/PSD/... plugins, which can call out to
-other programs), and the pixel count is checked against a limit *before* decoding: a PNG header can
-claim 100k x 100k pixels in a few hundred bytes.
+:func:`to_rgb` (and :func:`decode_rgb` on bytes) is the one place where an image of any mode becomes
+the RGB pixels a model sees; every reader (datasets, the similarity embedder, the rebuild's OCR) calls
+it, so a change to how transparency or high bit depths are handled is made here once.
+
+Every fetched body is decoded in full with Pillow before it is kept, so a stored ``ok`` image is
+known to load. The original bytes are kept (no recompression: models convert on read) unless a
+resize is asked for. Only common raster formats are opened (no EPS/PSD/... plugins, which can call
+out to other programs), and the pixel count is checked against a limit *before* decoding: a PNG
+header can claim 100k x 100k pixels in a few hundred bytes.
 """
 
 from __future__ import annotations
@@ -20,9 +24,11 @@ __all__ = [
     "OFFICIAL_MIN_PIXELS",
     "ImageInfo",
     "ImageRejectedError",
+    "decode_rgb",
     "inspect_image",
     "passes_official_filter",
     "resize_image",
+    "to_rgb",
 ]
 
 #: Pillow's own decompression-bomb threshold (about 89.5 megapixels).
@@ -116,3 +122,21 @@ def resize_image(data: bytes, info: ImageInfo, size: int) -> tuple[bytes, ImageI
     buffer = io.BytesIO()
     resized.save(buffer, format=fmt, **params)
     return buffer.getvalue(), ImageInfo(width=new_size[0], height=new_size[1], mode=info.mode, format=fmt)
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """``image`` in mode RGB: palette images with transparency go through RGBA, others convert directly.
+
+    Alpha is dropped, not composited. The RGBA step keeps Pillow from warning about palette
+    transparency given as bytes; the pixels are the palette colours either way.
+    """
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def decode_rgb(data: bytes) -> Image.Image:
+    """Decode image bytes in full and return them as RGB (:func:`to_rgb`); raises what Pillow raises."""
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    return to_rgb(image)

@@ -18,7 +18,6 @@ import os
 import re
 import shutil
 import subprocess
-import tarfile
 import tempfile
 import time
 from collections.abc import Iterator
@@ -32,6 +31,7 @@ from ..errors import DatasetError, MissingDependencyError
 from ..index.load import LaionetIndex
 from .download import DownloadOptions, DownloadReport, rows_to_fetch, verify_fetched
 from .fetch import FetchPolicy, FetchResult, RefusedAddressError, resolve_checked
+from .shards import iter_tar_index
 from .store import ImageStore
 
 __all__ = ["classify_error", "download_with_img2dataset", "find_img2dataset"]
@@ -109,11 +109,11 @@ def _run_img2dataset(command: list[str], log_path: Path) -> None:
 
 def _tar_images(path: Path) -> Iterator[tuple[str, bytes]]:
     """(img2dataset key, image bytes) for every image member of one of its shards."""
-    with tarfile.open(path) as tar:
-        for member in tar:
+    with open(path, "rb") as handle:
+        for member in iter_tar_index(path):
             key, _, ext = member.name.partition(".")
-            if member.isfile() and ext not in ("json", "txt"):
-                yield key, tar.extractfile(member).read()
+            if member.is_file and ext not in ("json", "txt"):
+                yield key, member.read(handle)
 
 
 def _adopt(output: Path, by_row: dict[int, dict], store: ImageStore, options: DownloadOptions,

@@ -6,6 +6,10 @@ including the bytes' sha256); the writer's caller flushes after each batch of sa
 process loses at most the samples of the batch it was writing. :func:`seal_partial` turns a partial shard left by a crash into a good one:
 it keeps every complete, checksum-verified sample, cuts the torn tail, writes the end-of-archive
 blocks and renames. Sealed shards are fsynced before the rename.
+
+:func:`iter_tar_index` is the one reader of where a tar's members lie (name, data offset, size), from
+the headers alone: the repair walks it, and the datasets locate images inside shards with it (theirs
+and timm-style ``wds/`` shards), so an image is read with one ``seek`` + ``read`` and no tar parsing.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from .manifest import SHARDS_DIR
 
@@ -27,7 +32,9 @@ __all__ = [
     "PARTIAL_SUFFIX",
     "ShardSample",
     "ShardWriter",
+    "TarMember",
     "iter_shard_samples",
+    "iter_tar_index",
     "next_shard_number",
     "seal_partial",
     "shard_name",
@@ -144,18 +151,49 @@ def _padded(size: int) -> int:
     return -(-size // _BLOCK) * _BLOCK
 
 
+@dataclass(frozen=True)
+class TarMember:
+    """Where one tar member's bytes lie in the file, as its header says."""
+
+    name: str
+    offset: int  # first byte of the member's data
+    size: int  # length of the data in bytes
+    is_file: bool  # a regular file (not a directory, link, ...)
+
+    @property
+    def end(self) -> int:
+        """Offset just past the data and its padding to a whole block: where the next header starts."""
+        return self.offset + _padded(self.size)
+
+    def read(self, handle: BinaryIO) -> bytes:
+        """The member's data, read from ``handle`` (the tar opened in binary mode)."""
+        handle.seek(self.offset)
+        return handle.read(self.size)
+
+
+def iter_tar_index(path: str | Path) -> Iterator[TarMember]:
+    """Every member of an uncompressed tar, in file order, read from its headers only.
+
+    Lazy, so a caller can stop at the first member it does not trust (a torn shard's tail) before the
+    next header is read. Raises what :mod:`tarfile` raises on an unreadable archive
+    (``tarfile.TarError``, ``OSError``, ...); each caller turns that into its own error.
+    """
+    with tarfile.open(path, mode="r:") as archive:
+        for member in archive:
+            yield TarMember(member.name, member.offset_data, member.size, member.isfile())
+
+
 def _complete_samples(path: Path) -> Iterator[tuple[ShardSample, int]]:
     """Yield each complete, verified sample and the file offset just past it; stop at the first tear."""
     file_size = path.stat().st_size
     pending: dict[str, tuple[str, bytes]] = {}
     try:
-        with tarfile.open(path, mode="r:") as tar:
-            for member in tar:
-                end = member.offset_data + _padded(member.size)
-                if not member.isfile() or member.offset_data + member.size > file_size:
+        with open(path, "rb") as handle:
+            for member in iter_tar_index(path):
+                if not member.is_file or member.offset + member.size > file_size:
                     return
                 key, _, ext = member.name.partition(".")
-                data = tar.extractfile(member).read()
+                data = member.read(handle)
                 if ext != "json":
                     pending = {key: (ext, data)}
                     continue
@@ -165,7 +203,7 @@ def _complete_samples(path: Path) -> Iterator[tuple[ShardSample, int]]:
                 image_ext, image = pending.pop(key)
                 if meta.get("sha256") != hashlib.sha256(image).hexdigest():
                     return
-                yield ShardSample(key=key, ext=image_ext, data=image, meta=meta), end
+                yield ShardSample(key=key, ext=image_ext, data=image, meta=meta), member.end
     except (tarfile.TarError, OSError, ValueError, EOFError) as exc:  # a torn header or json ends the good part
         logger.debug("%s: stops being readable: %s", path, exc)
 

@@ -1,8 +1,10 @@
 """The leaderboard: tables (Markdown, CSV, JSON, HTML) and figures from stored results, result-set
 comparison for CI, and publishing to a Hugging Face Hub dataset repo.
 
-Modules: ``groups`` (pretrain groups), ``table`` (the frame), ``render`` (formats), ``plots`` (figures),
-``export`` (write a folder), ``compare`` (diff two result sets), ``publish`` (upload a folder).
+Modules: ``columns`` (every column, metric directions), ``groups`` (pretrain groups), ``table`` (the
+frame), ``render`` (formats), ``plots`` (figures), ``export`` (write a folder), ``compare`` (diff two
+result sets), ``publish`` (the board's card, and the board with its results uploaded through
+:mod:`laionet_bench.hub.upload`).
 """
 
 from .export import write_leaderboard as write_leaderboard

@@ -22,9 +22,10 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, DatasetError
-from ..evaluation.metrics import METRICS, Z95, get_metric
+from ..evaluation.metrics import Z95
 from ..evaluation.results import read_results
-from .table import COLUMNS, DTYPES, build_table
+from .columns import COLUMNS, DTYPES, METRICS, get_metric
+from .table import build_table
 
 __all__ = ["COMPARED_METRICS", "Comparison", "FailRule", "compare_tables", "load_table", "resolve_metric"]
 

@@ -1,21 +1,19 @@
 """Leaderboard figures (PNG, matplotlib, headless): the paper's Fig. 1 and Fig. 5, per-class recall vs
 LAIONet class frequency, and intra-class similarity when summaries exist.
 
-Figures are drawn on :class:`matplotlib.figure.Figure` objects (no pyplot global state, no display
-needed) and written atomically. Each pretrain group keeps one colour in every figure.
+Figures are set up and saved by :mod:`laionet_bench._figures` (headless, atomic, one DPI for every
+figure of the package). Each pretrain group keeps one colour in every figure.
 """
 
 from __future__ import annotations
 
-import io
 import logging
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .._io import write_bytes_atomic
-from ..errors import MissingDependencyError
+from .._figures import new_figure, save_figure
 from .groups import GROUPS
 from .table import Leaderboard
 
@@ -38,18 +36,10 @@ FIGURES = {
     "similarity": "similarity.png",
 }
 _LABEL_LIMIT = 12  # annotate points with model names up to this many models
-_DPI = 150
 
 
 def _figure(width: float = 7.0, height: float = 5.5):
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise MissingDependencyError("matplotlib", "plots", "drawing leaderboard plots") from None
-    fig = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(fig)  # headless renderer, needed to measure label extents
-    return fig
+    return new_figure(width, height, purpose="drawing leaderboard plots")
 
 
 #: One colour per group in every figure: ImageNet-trained groups in cool/earth tones, zero-shot CLIP in reds.
@@ -63,14 +53,6 @@ _COLOURS = {
 
 def _colour(group: str) -> str:
     return _COLOURS.get(group, "black")
-
-
-def _save(fig, path: Path) -> Path:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=_DPI)
-    write_bytes_atomic(path, buffer.getvalue())
-    logger.info("wrote %s", path)
-    return path
 
 
 def _label_offsets() -> list[tuple[int, int]]:
@@ -157,7 +139,7 @@ def plot_accuracy_scatter(board: Leaderboard, path: str | Path) -> Path | None:
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", fontsize=8)
     _place_labels(fig, ax, table["imagenet_top1"], table["laionet_top1"], table["model"].tolist())
-    return _save(fig, Path(path))
+    return save_figure(fig, path)
 
 
 def plot_weighting(board: Leaderboard, path: str | Path) -> Path | None:
@@ -180,7 +162,7 @@ def plot_weighting(board: Leaderboard, path: str | Path) -> Path | None:
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", fontsize=8)
     _place_labels(fig, ax, table["laionet_top1"], table["laionet_lw_top1"], table["model"].tolist())
-    return _save(fig, Path(path))
+    return save_figure(fig, path)
 
 
 def _mean_per_class(board: Leaderboard) -> pd.DataFrame:
@@ -215,7 +197,7 @@ def plot_per_class_frequency(board: Leaderboard, path: str | Path) -> Path | Non
     ax.set_title("Per-class recall vs LAIONet class frequency")
     ax.grid(alpha=0.3)
     fig.legend(loc="outside lower center", ncol=2, fontsize=8)  # below the axes: the points fill the plot
-    return _save(fig, Path(path))
+    return save_figure(fig, path)
 
 
 def _binned_mean(ax, x: pd.Series, y: pd.Series, colour, label: str, bins: int = 8) -> None:
@@ -247,7 +229,7 @@ def plot_similarity(board: Leaderboard, path: str | Path) -> Path | None:
     ax.set_xlim(0, min(1.0, float(np.nanmax(pivot.to_numpy(float))) * 1.15))
     ax.set_title("Intra-class similarity")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, title="dataset", title_fontsize=8)
-    return _save(fig, Path(path))
+    return save_figure(fig, path)
 
 
 def _encoder_labels(board: Leaderboard, encoders) -> list[str]:

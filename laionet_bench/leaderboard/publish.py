@@ -1,142 +1,29 @@
-"""Publish a folder to a Hugging Face Hub dataset repo: a leaderboard, results, or a rebuilt index.
+"""Publish the leaderboard to a Hugging Face Hub dataset repo: its card, and the board with its results.
 
-:func:`publish_folder` is generic — it creates the repo (and branch) when asked and uploads every file
-of the folder in one ``upload_folder`` call; hidden files (``.name``, e.g. temp files of an
-interrupted write) are skipped. :func:`dataset_card` writes a dataset card (README.md with YAML front
-matter) for callers that want one; :func:`leaderboard_card` is the leaderboard's.
-
-The token comes from ``token=`` or, when that is None, from huggingface_hub's usual sources
-(``HF_TOKEN``, the token file of ``hf auth login``). It is never logged, and error messages are built
-from the Hub's answer, never from the request.
+The upload itself is generic and lives in the Hub layer (:func:`laionet_bench.hub.upload.publish_folder`,
+which a rebuilt index uses too). What only a leaderboard has is here: :func:`leaderboard_card` (what
+the board measures, its table, how to reproduce it) and :func:`publish_leaderboard`, which stages the
+board folder and the result files into one folder so they go up in one commit, the card in the staged
+copy only.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+import shutil
+import tempfile
 from pathlib import Path
-from typing import Any
 
-from .. import constants
-from .._io import write_text_atomic
-from ..errors import DatasetError, HubError
-from ..version import __version__
+from ..errors import DatasetError
+from ..hub.upload import PublishResult, dataset_card, publish_folder
+from .table import Leaderboard, load_leaderboard
 
-__all__ = ["PublishResult", "dataset_card", "leaderboard_card", "publish_folder"]
+__all__ = ["RESULT_PATTERNS", "leaderboard_card", "publish_leaderboard"]
 
-logger = logging.getLogger(__name__)
-
-#: Never uploaded: hidden files and folders (atomic-write temp files, caches, .git).
-IGNORE_PATTERNS = [".*", "**/.*", "**/.*/**", "__pycache__/**"]
+#: Result files copied under results/ in the repo (per model folder, plus similarity summaries).
+RESULT_PATTERNS = ("*/result.json", "*/per_class.parquet", "*/per_class.csv", "similarity/*/summary.json")
 
 
-@dataclass(frozen=True)
-class PublishResult:
-    """Where a folder went: repo, branch, the commit made (None when nothing changed), files sent."""
-
-    repo_id: str
-    revision: str
-    commit: str | None
-    commit_url: str | None
-    files: list[str] = field(default_factory=list)
-
-
-def _files(folder: Path) -> list[str]:
-    return sorted(
-        p.relative_to(folder).as_posix()
-        for p in folder.rglob("*")
-        if p.is_file() and not any(part.startswith(".") or part == "__pycache__"
-                                   for part in p.relative_to(folder).parts)
-    )
-
-
-def _translate(exc: Exception, repo_id: str, revision: str) -> HubError:
-    """A one-line, token-free message for an upload failure."""
-    from huggingface_hub import errors as hf_errors
-
-    status = getattr(getattr(exc, "response", None), "status_code", None)
-    if isinstance(exc, hf_errors.RepositoryNotFoundError) or status in (401, 403):
-        msg = (f"cannot write to dataset repo {repo_id!r}: it does not exist or your token may not write to it; "
-               "log in with 'hf auth login', set HF_TOKEN to a token with write access, or pass --repo")
-    elif isinstance(exc, hf_errors.RevisionNotFoundError):
-        msg = f"branch {revision!r} of {repo_id!r} does not exist and could not be created: check --revision"
-    elif isinstance(exc, hf_errors.HfHubHTTPError):
-        msg = f"the Hub refused the upload to {repo_id!r}@{revision} (HTTP {status}); retry, or check the files"
-    else:
-        msg = f"upload to {repo_id!r}@{revision} failed ({type(exc).__name__}); check your connection and retry"
-    return HubError(msg)
-
-
-def publish_folder(
-    folder: str | Path,
-    *,
-    repo_id: str,
-    revision: str | None = None,
-    token: str | None = None,
-    commit_message: str = "Publish with laionet-bench",
-    create: bool = True,
-    private: bool | None = None,
-    card: str | None = None,
-) -> PublishResult:
-    """Upload every (non-hidden) file under ``folder`` to the dataset repo ``repo_id`` in one commit.
-
-    Args:
-        folder: the folder to publish; its layout becomes the repo's layout.
-        repo_id: ``owner/name`` of the Hub dataset repo.
-        revision: branch to commit to (created from ``main`` when missing); None means ``main``.
-        token: a Hub token; None uses huggingface_hub's usual sources (HF_TOKEN, ``hf auth login``).
-        commit_message: the commit's summary.
-        create: create the repo first when it does not exist (``exist_ok``); False fails on a missing repo.
-        private: visibility of a newly created repo (None: the Hub's default).
-        card: dataset card text; written to ``folder/README.md`` before the upload when given.
-    """
-    from huggingface_hub import HfApi
-
-    root = Path(folder)
-    if not root.is_dir():
-        raise DatasetError(f"{root}: no such folder to publish; build it first (e.g. 'laionet-bench leaderboard')")
-    if card is not None:
-        write_text_atomic(root / "README.md", card)
-    files = _files(root)
-    if not files:
-        raise DatasetError(f"{root}: nothing to publish (the folder holds no files)")
-    branch = revision or "main"
-    api = HfApi(token=token, library_name=constants.LIBRARY_NAME, library_version=__version__)
-    logger.info("publishing %d file(s) from %s to dataset %s@%s", len(files), root, repo_id, branch)
-    try:
-        if create:
-            api.create_repo(repo_id, repo_type="dataset", exist_ok=True, private=private)
-        if branch != "main":
-            api.create_branch(repo_id, branch=branch, repo_type="dataset", exist_ok=True)
-        info = api.upload_folder(repo_id=repo_id, folder_path=root, repo_type="dataset", revision=branch,
-                                 commit_message=commit_message, ignore_patterns=IGNORE_PATTERNS)
-    except Exception as exc:  # huggingface_hub raises transport errors unwrapped (httpx2.*)
-        raise _translate(exc, repo_id, branch) from None  # no chained request (headers hold the token)
-    logger.info("published %s@%s: commit %s", repo_id, branch, info.oid)
-    return PublishResult(repo_id=repo_id, revision=branch, commit=info.oid, commit_url=info.commit_url, files=files)
-
-
-def dataset_card(
-    body: str,
-    *,
-    pretty_name: str,
-    tags: Iterable[str] = (),
-    data_files: Mapping[str, str] | None = None,
-    license: str | None = None,
-    **extra: Any,
-) -> str:
-    """A dataset card: YAML front matter (``pretty_name``, ``tags``, ``configs`` from ``data_files`` as
-    {config name: file pattern}, ``license``, anything in ``extra``) followed by the Markdown ``body``."""
-    from huggingface_hub import DatasetCardData
-
-    configs = [{"config_name": name, "data_files": pattern} for name, pattern in (data_files or {}).items()]
-    data = DatasetCardData(pretty_name=pretty_name, tags=list(tags) or None, license=license,
-                           configs=configs or None, **extra)
-    return f"---\n{data.to_yaml()}\n---\n\n{body.strip()}\n"
-
-
-def leaderboard_card(board, *, repo_id: str) -> str:
+def leaderboard_card(board: Leaderboard, *, repo_id: str) -> str:
     """The card of a published leaderboard: what it measures, the table, how to reproduce it."""
     from .render import to_markdown
 
@@ -161,3 +48,48 @@ laionet-bench publish --repo {repo_id} --folder leaderboard/ --results results/
     return dataset_card(body, pretty_name="LAIONet leaderboard",
                         tags=["laionet", "imagenet", "laion", "robustness", "leaderboard"],
                         data_files={"default": "leaderboard.csv"})
+
+
+def _stage(folder: Path, results: Path | None, staging: Path) -> None:
+    """Copy the folder, and the result files under results/, into the staging folder."""
+    if not folder.is_dir():
+        raise DatasetError(f"{folder}: no such folder; run 'laionet-bench leaderboard --out {folder}' first")
+    shutil.copytree(folder, staging, dirs_exist_ok=True)
+    for pattern in RESULT_PATTERNS if results else ():
+        for path in results.glob(pattern):
+            target = staging / "results" / path.relative_to(results)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target)
+
+
+def publish_leaderboard(
+    folder: str | Path,
+    *,
+    repo_id: str,
+    results: str | Path | None = None,
+    revision: str | None = None,
+    token: str | None = None,
+    commit_message: str = "Publish LAIONet leaderboard with laionet-bench",
+    create: bool = True,
+    private: bool | None = None,
+    card: bool = True,
+) -> PublishResult:
+    """Upload the leaderboard ``folder`` and the result files of ``results`` in one commit.
+
+    ``folder`` itself is left untouched: both are copied to a temporary staging folder first.
+
+    Args:
+        folder: the board written by ``laionet-bench leaderboard`` (or any folder to publish as is).
+        repo_id: ``owner/name`` of the Hub dataset repo.
+        results: results folder whose :data:`RESULT_PATTERNS` files go under ``results/``; None: none.
+        revision, token, commit_message, create, private: as for :func:`~laionet_bench.hub.upload.publish_folder`.
+        card: generate the leaderboard's card (``README.md``) from ``results``; without results, or with
+            False, the folder's own README.md (if any) is kept.
+    """
+    results = Path(results) if results is not None else None
+    card_text = leaderboard_card(load_leaderboard(results), repo_id=repo_id) if card and results else None
+    with tempfile.TemporaryDirectory(prefix="laionet-publish-") as tmp:
+        staging = Path(tmp) / "repo"
+        _stage(Path(folder), results, staging)
+        return publish_folder(staging, repo_id=repo_id, revision=revision, token=token,
+                              commit_message=commit_message, create=create, private=private, card=card_text)

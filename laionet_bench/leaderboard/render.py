@@ -16,8 +16,9 @@ from typing import Any
 
 import pandas as pd
 
+from .columns import COLUMNS
 from .groups import GROUPS
-from .table import COLUMNS, Leaderboard
+from .table import Leaderboard
 
 __all__ = ["DISPLAY_COLUMNS", "to_csv", "to_html", "to_json", "to_markdown"]
 

@@ -1,11 +1,11 @@
 """The leaderboard frame: one row per evaluated model, numbers as numbers, accuracies in percent.
 
-Built from :func:`laionet_bench.results.read_results` records. Columns (see :data:`COLUMNS`) hold the
-model's facts, equi- and LAION-weighted accuracies with standard errors, the ImageNet − LAIONet gaps,
-effective robustness fitted over the models on the board, ranks and the rank change between ImageNet
-and LAIONet, and evaluated image counts. The intra-class similarity summaries written by
-``laionet-bench similarity`` (``<results>/similarity/<encoder>/summary.json``) and a provenance footer
-travel with the table.
+Built from :func:`laionet_bench.results.read_results` records. Columns (declared in
+:mod:`laionet_bench.leaderboard.columns`) hold the model's facts, equi- and LAION-weighted accuracies
+with standard errors, the ImageNet − LAIONet gaps, effective robustness fitted over the models on the
+board, ranks and the rank change between ImageNet and LAIONet, and evaluated image counts. The
+intra-class similarity summaries written by ``laionet-bench similarity``
+(``<results>/similarity/<encoder>/summary.json``) and a provenance footer travel with the table.
 """
 
 from __future__ import annotations
@@ -23,67 +23,17 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DatasetError
-from ..evaluation.metrics import Estimate, RobustnessFit, fit_effective_robustness, get_metric
+from ..evaluation.metrics import Estimate, RobustnessFit, fit_effective_robustness
 from ..evaluation.results import ModelResult, read_results
+from .columns import COLUMNS, DTYPES, RANKED_METRICS, get_metric
 from .groups import group_of, is_zero_shot
 
-__all__ = [
-    "COLUMNS",
-    "DTYPES",
-    "RANKED_METRICS",
-    "Leaderboard",
-    "build_leaderboard",
-    "build_table",
-    "load_leaderboard",
-    "read_similarity",
-]
+__all__ = ["Leaderboard", "build_leaderboard", "build_table", "load_leaderboard", "read_similarity"]
 
 logger = logging.getLogger(__name__)
 
-#: Metric columns that get a ``rank_<metric>`` column (direction from the metric registry).
-RANKED_METRICS = ("imagenet_top1", "laionet_top1", "laionet_lw_top1", "gap_top1", "effective_robustness")
-
-#: Every column of the leaderboard frame and what it holds. Accuracies, gaps and SEs are in percent points.
-COLUMNS: dict[str, str] = {
-    "model": "model spec (timm arch.tag, or open_clip model/tag)",
-    "group": "pretrain group (see laionet_bench.leaderboard.groups.GROUPS)",
-    "params": "number of parameters",
-    "img_size": "input height in pixels",
-    "crop_pct": "centre-crop fraction of the eval transform",
-    "interpolation": "resize interpolation of the eval transform",
-    **{
-        f"{ds}_{lw}{k}{se}": f"{name} {k}, {weighting}{' standard error' if se else ''} (%)"
-        for ds, name in (("imagenet", "ImageNet-val"), ("laionet", "LAIONet"))
-        for lw, weighting in (("", "equi-weighted"), ("lw_", "LAION-weighted"))
-        for k in ("top1", "top5")
-        for se in ("", "_se")
-    },
-    **{
-        f"gap_{lw}{k}{se}": f"ImageNet-val minus LAIONet {k}, {weighting}{' standard error' if se else ''} (points)"
-        for lw, weighting in (("", "equi-weighted"), ("lw_", "LAION-weighted"))
-        for k in ("top1", "top5")
-        for se in ("", "_se")
-    },
-    "effective_robustness": "LAIONet top1 above the logit-linear fit over the board's models (points)",
-    **{f"rank_{m}": f"rank by {m} (1 = best)" for m in RANKED_METRICS},
-    "rank_change": "rank_imagenet_top1 minus rank_laionet_top1 (positive: climbs on LAIONet)",
-    "n_classes": "classes averaged over (present in LAIONet)",
-    "n_laionet": "LAIONet images evaluated",
-    "n_laionet_failed": "LAIONet images missing or undecodable",
-    "n_laionet_excluded": "LAIONet images excluded on purpose (OCR flag)",
-    "n_imagenet": "ImageNet-val images evaluated",
-}
-
 _DATASETS = ("imagenet", "laionet")
 _SUMMARY_FIELDS = ("top1", "top5", "lw_top1", "lw_top5")
-_INT_COLUMNS = ("params", "img_size", "n_classes", "n_laionet", "n_laionet_failed", "n_laionet_excluded",
-                "n_imagenet", *(f"rank_{m}" for m in RANKED_METRICS), "rank_change")
-_STRING_COLUMNS = ("model", "group", "interpolation")
-#: pandas dtype of every column: nullable integers for counts and ranks, strings, floats for the rest.
-DTYPES: dict[str, str] = {
-    name: "Int64" if name in _INT_COLUMNS else "string" if name in _STRING_COLUMNS else "float64"
-    for name in COLUMNS
-}
 
 
 @dataclass

@@ -41,7 +41,6 @@ __all__ = [
     "build_model",
     "canonical_spec",
     "expand_model_specs",
-    "list_local_weights",
     "only_local_weights",
     "preprocess_key",
     "register_local_weights",
@@ -89,11 +88,6 @@ def register_local_weights(spec: str, path: str | Path) -> str:
     canonical = _canonical_spec(spec, local_tag_ok=True)
     _LOCAL_WEIGHTS[canonical] = str(path.resolve())
     return canonical
-
-
-def list_local_weights() -> dict[str, str]:
-    """The registered ``{spec: weights path}`` pairs."""
-    return dict(_LOCAL_WEIGHTS)
 
 
 @contextlib.contextmanager

@@ -179,17 +179,19 @@ class LaionetSession:
         if importlib.util.find_spec(ENGINE_MODULE) is None:
             raise ConfigError("--laionet-run needs the evaluation engine (laionet_bench.evaluate), "
                               "which this installation of laionet-bench lacks")
+        from ..evaluation.engine import EngineOptions
         from ..evaluation.evaluator import evaluate
 
         s = self.settings
-        options = {"dataset": s.dataset, "images": s.images, "imagenet": s.imagenet, "index": s.index,
-                   "device": s.device}
+        data = {"dataset": s.dataset, "images": s.images, "imagenet": s.imagenet, "index": s.index}
+        engine = EngineOptions(device=s.device) if s.device else None  # None: the engine picks the best device
         log.info("evaluating %s live into %s", model, self.results_dir)
-        results = evaluate(models=[model], out=self.results_dir,
-                           **{k: v for k, v in options.items() if v is not None})
-        matching = [r for r in results if _matches(r.model, model)]
+        report = evaluate(models=[model], out=self.results_dir, engine=engine,
+                          **{k: v for k, v in data.items() if v is not None})
+        matching = [r for r in report.results if _matches(r.model, model)]
         if not matching:
-            raise ModelSpecError(f"the live evaluation of {model!r} produced no result; see the log above")
+            why = "; ".join(f"{f.model} on {f.dataset}: {f.reason}" for f in report.failures) or "see the log above"
+            raise ModelSpecError(f"the live evaluation of {model!r} produced no result: {why}")
         return self._remember(model, matching[0], "live")
 
     # -- checks --------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """Regenerate LAIONet from LAION metadata: match → textsim → select → OCR flag → index + card.
 
 Each step is a module (:mod:`.parts`, :mod:`.match`, :mod:`.textsim`, :mod:`.select`, :mod:`.ocr`,
-:mod:`.card`); :mod:`.pipeline` runs them per part with resumable outputs and :mod:`.executors` runs
-the same step functions locally or on Ray. Start with :func:`run_pipeline`::
+:mod:`.card`); :mod:`.steps` runs one of them on one part with a resumable output, :mod:`.executors`
+runs that step function over every part locally or on Ray, and :mod:`.pipeline` drives both and writes
+the index and card. Start with :func:`run_pipeline`::
 
     from laionet_bench.rebuild import RebuildConfig, run_pipeline
 
@@ -20,9 +21,9 @@ from .ocr import TesseractEngine as TesseractEngine
 from .parts import ColumnMap as ColumnMap
 from .parts import resolve_parts as resolve_parts
 from .pipeline import STEPS as STEPS
-from .pipeline import RebuildConfig as RebuildConfig
 from .pipeline import RebuildReport as RebuildReport
 from .pipeline import run_pipeline as run_pipeline
+from .steps import RebuildConfig as RebuildConfig
 from .textsim import load_encoder as load_encoder
 
 __all__ = [

@@ -6,7 +6,7 @@ Layout (docs/index.md)::
     <out>/manifest.json           {"files": {"data/<variant>.parquet": {"sha256", "rows", "classes"}}, ...}
     <out>/data/<variant>.parquet
 
-Publishing the folder to the Hub is the leaderboard's ``publish`` path; this module only writes it.
+Publishing the folder is :func:`laionet_bench.hub.upload.publish_folder`; this module only writes it.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import pandas as pd
 
 from .._io import write_text_atomic
 from ..catalog import load_catalog
-from ..index.load import INDEX_COLUMNS, write_index
+from ..index.schema import INDEX_COLUMNS, write_index
 from ..version import __version__
 
 __all__ = ["index_frame", "variant_name", "write_dataset"]

@@ -1,4 +1,4 @@
-"""Two ways to run the per-part steps, both calling :func:`~laionet_bench.rebuild.pipeline.run_part_step`.
+"""Two ways to run the per-part steps, both calling :func:`~laionet_bench.rebuild.steps.run_part_step`.
 
 ``local``
     Part by part on this machine: fetch → match → (delete) → textsim → select → OCR, so at most one
@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ..errors import MissingDependencyError
 from .parts import Part
-from .pipeline import RebuildConfig, StepContext, run_part_step
+from .steps import RebuildConfig, StepContext, run_part_step
 
 __all__ = ["run_local", "run_ray"]
 

@@ -70,11 +70,10 @@ class ImageSource(Protocol):
 
 
 def _decode(data: bytes):
-    from PIL import Image
+    from ..images.decode import decode_rgb
 
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            return img.convert("RGB")
+        return decode_rgb(data)
     except Exception as exc:  # noqa: BLE001 - PIL raises many types for bad bytes
         logger.debug("undecodable image: %s", exc)
         return None

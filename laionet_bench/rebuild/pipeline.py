@@ -1,258 +1,31 @@
-"""The rebuild pipeline: per-part steps with resumable outputs, and the final index + card.
+"""The rebuild pipeline: every part through the per-part steps, then the report and the final index + card.
 
-Work-dir layout (one file pair per part and step; the ``.json`` record is written last and marks the
-step done)::
-
-    <work>/match/part-00003.parquet    single-synset rows + wnid
-    <work>/match/part-00003.json       {"key": ..., "counts": {...}, "seconds": ...}
-    <work>/textsim/...                 + similarity
-    <work>/select/...                  rows kept by NSFW + threshold
-    <work>/ocr/...                     + ocr_flag, x_recognized_text
-    <work>/downloads/                  Hub parts while they are processed
-
-Each record carries a key hashed from the step's parameters and the upstream step's key, so a rerun
-skips exactly the (part, step) pairs whose inputs did not change and redoes the rest. Writes are
-atomic, so a killed run resumes where it stopped.
+:func:`run_pipeline` resolves the parts, hands them to an executor (:mod:`.executors`, local or Ray),
+which runs :func:`~laionet_bench.rebuild.steps.run_part_step` on each (part, step), then sums the
+records into a :class:`RebuildReport` and writes the dataset folder. The work-dir layout and how a
+rerun resumes are described in :mod:`.steps`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import logging
-import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
-from .._io import atomic_write, write_text_atomic
 from ..errors import ConfigError
-from .parts import ColumnMap, Part, fetch_part, iter_part_batches, release_part
-from .textsim import default_threshold
+from .parts import Part
+from .steps import PART_STEPS, RebuildConfig, StepContext, part_done, read_step, step_keys
 
 __all__ = [
-    "PART_STEPS",
     "STEPS",
-    "RebuildConfig",
     "RebuildReport",
-    "StepContext",
     "build_card",
     "collect_report",
-    "part_done",
-    "read_step",
-    "run_part_step",
     "run_pipeline",
-    "step_keys",
 ]
 
-logger = logging.getLogger(__name__)
-
-PART_STEPS = ("match", "textsim", "select", "ocr")
 STEPS = (*PART_STEPS, "card")
-
-
-@dataclass
-class RebuildConfig:
-    """Everything that defines a rebuild (recorded in the dataset card and manifest)."""
-
-    # input
-    parts: list[str]  # files, folders, globs, hf://datasets/<repo>[@rev][/glob]
-    columns: ColumnMap = field(default_factory=ColumnMap)
-    # method
-    rules: str = "official"  # lemma rules: official | ours
-    encoder: str = "openclip:ViT-B-32/openai"
-    threshold: float | None = None  # None: the reference's value for the encoder
-    top_per_class: int | None = None  # also write the top-N-per-class variant
-    variant: str | None = None  # main variant name (default from encoder + threshold)
-    ocr_engine: str = "none"  # none | tesseract[:LANG]
-    images: str | None = None  # folder of <row_id>.<ext> images for OCR
-    # where
-    work_dir: str = "rebuild-work"
-    out_dir: str | None = None  # default <work_dir>/dataset
-    # running
-    device: str | None = None
-    batch_size: int = 256  # encoder batch
-    batch_rows: int = 1_000_000  # rows per matching batch (bounds memory)
-    delete_downloaded: bool = False  # delete Hub parts once matched
-
-    def resolved_threshold(self) -> float:
-        threshold = self.threshold if self.threshold is not None else default_threshold(self.encoder)
-        if threshold is None:
-            raise ConfigError(f"no reference threshold for encoder {self.encoder!r}: pass --threshold")
-        return float(threshold)
-
-    @property
-    def output_dir(self) -> Path:
-        return Path(self.out_dir) if self.out_dir else Path(self.work_dir) / "dataset"
-
-    def to_dict(self) -> dict:
-        data = asdict(self)
-        data["threshold"] = self.resolved_threshold()
-        return data
-
-
-def _hash(*items: Any) -> str:
-    return hashlib.sha256(json.dumps(items, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def step_keys(part: Part, config: RebuildConfig, *, ocr_name: str | None = None) -> dict[str, str]:
-    """The key each step's record must carry to count as done for ``part`` under ``config``."""
-    match = _hash("match", part.source, part.index, config.rules, config.columns.to_dict())
-    textsim = _hash("textsim", match, config.encoder)
-    select = _hash("select", textsim, config.resolved_threshold(), config.columns.nsfw is not None)
-    ocr = _hash("ocr", select, ocr_name or config.ocr_engine, config.images)
-    return {"match": match, "textsim": textsim, "select": select, "ocr": ocr}
-
-
-def _paths(config: RebuildConfig, step: str, part: Part) -> tuple[Path, Path]:
-    folder = Path(config.work_dir) / step
-    return folder / f"{part.name}.parquet", folder / f"{part.name}.json"
-
-
-def part_done(config: RebuildConfig, step: str, part: Part, key: str) -> dict | None:
-    """The record of ``step`` for ``part`` when it is done with ``key``, else ``None``."""
-    data_path, record_path = _paths(config, step, part)
-    if not (record_path.is_file() and data_path.is_file()):
-        return None
-    record = json.loads(record_path.read_text("utf-8"))
-    return record if record.get("key") == key else None
-
-
-def read_step(config: RebuildConfig, step: str, part: Part) -> pd.DataFrame:
-    """The rows ``step`` wrote for ``part``."""
-    return pq.read_table(_paths(config, step, part)[0]).to_pandas()
-
-
-_STRING_FIELDS = ("sample_id", "url", "caption", "nsfw", "license", "wnid", "x_recognized_text")
-
-
-def _write_step(config: RebuildConfig, step: str, part: Part, rows: pa.Table | pd.DataFrame, record: dict) -> None:
-    data_path, record_path = _paths(config, step, part)
-    table = rows if isinstance(rows, pa.Table) else pa.Table.from_pandas(rows, preserve_index=False)
-    for i, name in enumerate(table.column_names):  # same types in every part, even all-null columns
-        if name in _STRING_FIELDS and not pa.types.is_string(table.schema.field(name).type):
-            table = table.set_column(i, name, table.column(name).cast(pa.string()))
-    with atomic_write(data_path) as handle:
-        pq.write_table(table, handle, compression="zstd")
-    write_text_atomic(record_path, json.dumps(record, sort_keys=True) + "\n")
-
-
-@dataclass
-class StepContext:
-    """Heavy objects a step needs, created on first use (a resumed run may need none of them)."""
-
-    config: RebuildConfig
-    encoder: Any = None  # TextEncoder
-    ocr_engine: Any = None  # OcrEngine | None (None with ocr_engine="none")
-    images: Any = None  # ImageSource | None
-    _matcher: Any = None
-    _ocr_loaded: bool = False
-
-    def __post_init__(self) -> None:
-        #: The OCR engine's name in step keys: an injected engine's own name, else the configured one.
-        self.ocr_label = self.ocr_engine.name if self.ocr_engine is not None else self.config.ocr_engine
-
-    def matcher(self):
-        if self._matcher is None:
-            from .match import LemmaMatcher
-
-            self._matcher = LemmaMatcher(self.config.rules)
-        return self._matcher
-
-    def text_encoder(self):
-        if self.encoder is None:
-            from .textsim import load_encoder
-
-            self.encoder = load_encoder(self.config.encoder, device=self.config.device,
-                                        batch_size=self.config.batch_size)
-        return self.encoder
-
-    def ocr(self):
-        if self.ocr_engine is None and not self._ocr_loaded:
-            from .ocr import FolderImages, load_ocr_engine
-
-            self.ocr_engine = load_ocr_engine(self.config.ocr_engine)
-            if self.images is None and self.config.images:
-                self.images = FolderImages(self.config.images)
-        self._ocr_loaded = True
-        return self.ocr_engine, self.images
-
-
-def _match(part: Part, ctx: StepContext) -> tuple[pa.Table, dict]:
-    from .match import MatchCounts
-
-    config, matcher = ctx.config, ctx.matcher()
-    local = fetch_part(part, download_dir=Path(config.work_dir) / "downloads")
-    total, kept = MatchCounts(), []
-    for batch in iter_part_batches(local, part.index, config.columns, batch_rows=config.batch_rows):
-        rows, counts = matcher.match_table(batch)
-        kept.append(rows)
-        total.add(counts)
-    release_part(part, local, delete_downloaded=config.delete_downloaded)
-    if not kept:
-        schema = pa.schema([("row_id", pa.int64()), ("caption", pa.string()), ("wnid", pa.string())])
-        return schema.empty_table(), total.to_dict()
-    return pa.concat_tables(kept), total.to_dict()
-
-
-def _textsim(part: Part, ctx: StepContext) -> tuple[pd.DataFrame, dict]:
-    from .textsim import caption_similarities
-
-    rows = read_step(ctx.config, "match", part)
-    encoder = ctx.text_encoder()
-    rows["similarity"] = caption_similarities(rows["caption"].tolist(), rows["wnid"].tolist(), encoder) \
-        if len(rows) else pd.Series([], dtype="float32")
-    return rows, {"rows": len(rows), "distinct_captions": int(rows["caption"].nunique(dropna=False))}
-
-
-def _select(part: Part, ctx: StepContext) -> tuple[pd.DataFrame, dict]:
-    from .select import select_rows
-
-    rows = read_step(ctx.config, "textsim", part)
-    kept, counts = select_rows(rows, threshold=ctx.config.resolved_threshold(),
-                               nsfw_filter=ctx.config.columns.nsfw is not None)
-    return kept, counts.to_dict()
-
-
-def _ocr(part: Part, ctx: StepContext) -> tuple[pd.DataFrame, dict]:
-    from .ocr import flag_rows
-
-    engine, images = ctx.ocr()
-    flagged, counts = flag_rows(read_step(ctx.config, "select", part), engine, images)
-    return flagged, counts.to_dict()
-
-
-_RUNNERS = {"match": _match, "textsim": _textsim, "select": _select, "ocr": _ocr}
-
-
-def run_part_step(step: str, part: Part, ctx: StepContext) -> dict:
-    """Run ``step`` on ``part`` unless its record is current; returns the step's record.
-
-    This is the one step function both executors call.
-    """
-    keys = step_keys(part, ctx.config, ocr_name=ctx.ocr_label)
-    done = part_done(ctx.config, step, part, keys[step])
-    if done is not None:
-        logger.debug("%s %s: done, skipped", step, part.name)
-        return done
-    upstream = PART_STEPS[PART_STEPS.index(step) - 1] if step != "match" else None
-    if upstream and part_done(ctx.config, upstream, part, keys[upstream]) is None:
-        raise ConfigError(f"{step} {part.name}: the {upstream} step has not run for this part with these "
-                          f"settings: run 'laionet-bench rebuild {upstream}' (or 'all') first")
-    start = time.perf_counter()
-    rows, counts = _RUNNERS[step](part, ctx)
-    seconds = time.perf_counter() - start
-    record = {"key": keys[step], "step": step, "part": part.name, "source": part.source, "counts": counts,
-              "seconds": round(seconds, 3)}
-    _write_step(ctx.config, step, part, rows, record)
-    n = counts.get("rows", 0)
-    logger.info("%s %s: %s rows in %.2f s (%s rows/s)", step, part.name, f"{n:,}", seconds,
-                f"{n / seconds:,.0f}" if seconds > 0 else "-")
-    return record
 
 
 @dataclass

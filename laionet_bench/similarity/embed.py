@@ -78,8 +78,10 @@ def embedding_cache_key(encoder: Any, identity: dict, selection: Selection) -> s
 def _load_one(dataset: DatasetLike, transform, sample) -> tuple[Any, str | None]:
     try:
         image = dataset.open(sample)
-        if getattr(image, "mode", "RGB") != "RGB":
-            image = image.convert("RGB")
+        if getattr(image, "mode", "RGB") != "RGB":  # a PIL image in another mode; arrays pass as they are
+            from ..images.decode import to_rgb
+
+            image = to_rgb(image)
         return transform(image), None
     except (OSError, ValueError) as exc:  # unreadable image: recorded, never fatal
         return None, f"{type(exc).__name__}: {exc}"

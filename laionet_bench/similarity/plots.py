@@ -1,6 +1,6 @@
 """PNG figures of the similarity study: Fig. 6a-style histograms, Fig. 6b-style per-class intervals,
-and Δrecall against Δsimilarity. Drawn on matplotlib ``Figure`` objects with the Agg renderer (no
-pyplot state, safe in threads and headless runs).
+and Δrecall against Δsimilarity. Set up and saved by :mod:`laionet_bench._figures` (headless Agg
+figures, atomic writes, the package's one DPI).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import MissingDependencyError
+from .._figures import new_figure, save_figure
 
 __all__ = ["plot_class_intervals", "plot_histograms", "plot_recall_vs_similarity"]
 
@@ -19,21 +19,8 @@ SIGNIFICANCE_COLORS = {"lower": "#d62728", "higher": "#1f77b4", "none": "#7f7f7f
 
 
 def _figure(width: float = 6.4, height: float = 4.2):
-    try:
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise MissingDependencyError("matplotlib", "plots", "similarity plots") from None
-    fig = Figure(figsize=(width, height), dpi=120, layout="constrained")
+    fig = new_figure(width, height, purpose="similarity plots")
     return fig, fig.add_subplot()
-
-
-def _save(fig, path: str | Path) -> Path:
-    from .._io import atomic_write
-
-    path = Path(path)
-    with atomic_write(path) as handle:
-        fig.savefig(handle, format="png")
-    return path
 
 
 def plot_histograms(table: pd.DataFrame, path: str | Path, *, encoder: str, n_classes: int) -> Path:
@@ -53,7 +40,7 @@ def plot_histograms(table: pd.DataFrame, path: str | Path, *, encoder: str, n_cl
     ax.set_ylabel("density")
     ax.set_title(f"Pooled pair similarities, {n_classes} common classes (≤100 pairs each)", fontsize=10)
     ax.legend(loc="upper left", frameon=False)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_class_intervals(comparison: pd.DataFrame, path: str | Path, *, a: str, b: str) -> Path:
@@ -73,7 +60,7 @@ def plot_class_intervals(comparison: pd.DataFrame, path: str | Path, *, a: str, 
     ax.set_ylabel(f"Δ mean similarity ({a} − {b})")
     ax.set_title(f"Per-class intra-class similarity: {a} vs {b}", fontsize=10)
     ax.legend(loc="upper left", frameon=False, fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_recall_vs_similarity(
@@ -99,4 +86,4 @@ def plot_recall_vs_similarity(
         f"{correlation['n']} classes: Pearson {correlation['pearson']:.2f}, Spearman {correlation['spearman']:.2f}",
         fontsize=10,
     )
-    return _save(fig, path)
+    return save_figure(fig, path)

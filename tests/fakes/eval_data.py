@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from laionet_bench.index.load import write_index
+from laionet_bench.index.schema import write_index
 
 from ..conftest import make_index_frame
 

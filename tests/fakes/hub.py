@@ -7,7 +7,8 @@ answering "regular", NDJSON commit) and Hub-style errors (``X-Error-Code``), fol
 "refs": {branch_or_tag: sha}}}``; every commit gets a fresh sha and old commits stay readable.
 
 Fault injection: ``hub.faults`` maps a path substring to a list of actions consumed one per matching
-request: ``"500"`` / ``"501"`` (status), ``"rst"`` (connection reset), ``"short"`` (body cut short).
+request: ``"500"`` / ``"501"`` (status; downloads, revision lookups and every POST of an upload), ``"rst"``
+(connection reset), ``"short"`` (body cut short).
 """
 
 from __future__ import annotations
@@ -222,6 +223,9 @@ class FakeHub:
                 self._record("POST")
                 seg = self._segments()
                 body = self._body()
+                fault = self._fault()
+                if fault and fault.isdigit():
+                    return self._error(int(fault), None, f"injected {fault}")
                 if seg == ["api", "repos", "create"]:
                     req = json.loads(body)
                     repo_id = f"{req['organization']}/{req['name']}" if req.get("organization") else req["name"]

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from laionet_bench.datasets.base import Dataset, create_dataset
-from laionet_bench.index.load import write_index
+from laionet_bench.datasets import Dataset, create_dataset
+from laionet_bench.index.schema import write_index
 from laionet_bench.similarity.encoders import EncoderSpec
 
 from ..conftest import make_index_frame

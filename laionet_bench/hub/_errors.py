@@ -1,0 +1,108 @@
+"""One translator from huggingface_hub failures to :class:`HubError` messages, for downloads and uploads.
+
+Every Hub call of this package ends in :func:`hub_error`: the caller says what it was doing (downloading
+a file from ``repo@rev``, or uploading to ``repo@rev``) and gets one line that names the cause and the fix.
+The failure is classified once (:func:`_causes`); the message table is keyed by (cause, direction), so a
+cause that means something else in the other direction (a missing revision is a branch that could not be
+created on upload) gets its own words, and a cause without words for a direction falls through to the
+next, more general one.
+
+Messages are token-free: upload messages never quote the exception (its request carries the
+``Authorization`` header, and callers raise ``from None``), download messages quote the Hub's answer with
+anything shaped like a Hub token masked, and every message is folded onto one line.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Literal
+
+from ..errors import HubError
+
+__all__ = ["Direction", "hub_error", "hub_offline"]
+
+Direction = Literal["download", "upload"]
+
+_TOKEN_RE = re.compile(r"hf_[A-Za-z0-9]{8,}")
+
+#: (cause, direction) → message template; fields: repo_id, rev, what, status, error, detail, cause.
+_MESSAGES: dict[tuple[str, Direction], str] = {
+    ("no_access", "download"): "dataset repo {repo_id!r} not found on the Hub: check --repo / LAIONET_BENCH_HUB_REPO, "
+                               "or log in (hf auth login) if it is private",
+    ("no_access", "upload"): "cannot write to dataset repo {repo_id!r}: it does not exist or your token may not write "
+                             "to it; log in with 'hf auth login', set HF_TOKEN to a token with write access, "
+                             "or pass --repo",
+    ("no_revision", "download"): "revision {rev!r} not found in dataset repo {repo_id!r}: check --revision",
+    ("no_revision", "upload"): "branch {rev!r} of {repo_id!r} does not exist and could not be created: "
+                               "check --revision",
+    ("no_entry", "download"): "{what} not found in dataset repo {repo_id!r} at revision {rev!r}: "
+                              "check the variant name",
+    ("offline", "download"): "{what} of {repo_id!r} is not in the local Hugging Face cache and offline mode is on "
+                             "(HF_HUB_OFFLINE=1): download it once online, or pass a local parquet path",
+    ("unreachable", "download"): "could not reach the Hub for {what} of {repo_id!r} and it is not cached{cause}: "
+                                 "retry later, or pass a local parquet path",
+    ("http", "download"): "the Hub answered an error for {what} of {repo_id!r}: {detail}; retry later",
+    ("http", "upload"): "the Hub refused the upload to {repo_id!r}@{rev} (HTTP {status}); retry, or check the files",
+    ("other", "download"): "download of {what} from {repo_id!r} failed ({error}: {detail}); retry the command",
+    ("other", "upload"): "upload to {repo_id!r}@{rev} failed ({error}); check your connection and retry",
+}
+
+
+def hub_offline() -> bool:
+    """huggingface_hub's offline mode (``HF_HUB_OFFLINE``), read at call time as the library does."""
+    from huggingface_hub import constants as hf_constants
+
+    return bool(hf_constants.is_offline_mode())
+
+
+def _status(exc: BaseException) -> int | None:
+    return getattr(getattr(exc, "response", None), "status_code", None)
+
+
+def _causes(exc: BaseException) -> Iterator[str]:
+    """What went wrong, most specific first; ``other`` always comes last."""
+    from huggingface_hub import errors as hf_errors
+
+    if isinstance(exc, hf_errors.RepositoryNotFoundError) or _status(exc) in (401, 403):
+        yield "no_access"
+    if isinstance(exc, hf_errors.RevisionNotFoundError):
+        yield "no_revision"
+    if isinstance(exc, hf_errors.LocalEntryNotFoundError):
+        yield "offline" if hub_offline() else "unreachable"
+    elif isinstance(exc, hf_errors.EntryNotFoundError):
+        yield "no_entry"
+    if isinstance(exc, hf_errors.HfHubHTTPError):
+        yield "http"
+    yield "other"
+
+
+def _one_line(text: object) -> str:
+    """``text`` on one line, with anything shaped like a Hub token masked."""
+    return _TOKEN_RE.sub("hf_***", " ".join(str(text).split()))
+
+
+def hub_error(
+    exc: BaseException, *, direction: Direction, repo_id: str, revision: str | None = None, what: str = "the file"
+) -> HubError:
+    """The :class:`HubError` to raise for ``exc``, raised while the caller was doing ``direction``.
+
+    Args:
+        exc: what huggingface_hub (or its transport) raised.
+        direction: ``download`` (of ``what`` from ``repo_id@revision``) or ``upload`` (to ``repo_id@revision``).
+        repo_id: the dataset repo.
+        revision: branch, tag or commit; None means ``main``.
+        what: the thing being downloaded (a file name, "the repo snapshot", "the file listing").
+    """
+    cause = exc.__cause__ or exc.__context__
+    fields = {
+        "repo_id": repo_id,
+        "rev": revision or "main",
+        "what": what,
+        "status": _status(exc),
+        "error": type(exc).__name__,
+        "detail": _one_line(exc),
+        "cause": f" ({type(cause).__name__}: {_one_line(cause)})" if cause else "",
+    }
+    template = next(_MESSAGES[key] for key in ((c, direction) for c in _causes(exc)) if key in _MESSAGES)
+    return HubError(template.format(**fields))

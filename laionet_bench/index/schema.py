@@ -1,0 +1,207 @@
+"""The LAIONet index schema: its columns, validation, and reading and writing index parquet files.
+
+An index is a table of LAION rows, each labelled with exactly one ImageNet-1k wnid (the columns are
+:data:`INDEX_COLUMNS`, documented in ``docs/index.md``). Every file read or written goes through
+:func:`validate_index_table`, so a bad row is reported with its file, column and row ids before any
+evaluation sees it. Where an index comes from (Hub, local files, variants) is :mod:`.load`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .. import _io
+from ..catalog import load_catalog
+from ..errors import IndexValidationError
+
+__all__ = [
+    "EXTENSION_PREFIX",
+    "INDEX_COLUMNS",
+    "INDEX_SCHEMA",
+    "Column",
+    "index_files",
+    "read_index_file",
+    "validate_index_table",
+    "write_index",
+]
+
+#: Extra columns are allowed only under this prefix (e.g. ``x_recognized_text``).
+EXTENSION_PREFIX = "x_"
+
+
+@dataclass(frozen=True)
+class Column:
+    """One index column: arrow type, whether nulls are allowed, and what it holds."""
+
+    name: str
+    dtype: pa.DataType
+    nullable: bool
+    doc: str
+
+
+INDEX_COLUMNS: tuple[Column, ...] = (
+    Column("row_id", pa.int64(), False, "global LAION row id = part * 10**8 + row within the part; unique"),
+    Column("sample_id", pa.string(), True, "LAION SAMPLE_ID as a string"),
+    Column("url", pa.string(), False, "image URL"),
+    Column("caption", pa.string(), False, "LAION caption (alt text)"),
+    Column("wnid", pa.string(), False, "the one ImageNet-1k wnid this row is labelled with"),
+    Column("class_index", pa.int32(), False, "timm class index of wnid (0..999)"),
+    Column("similarity", pa.float32(), False, "cosine(caption, synset text) under similarity_encoder"),
+    Column("similarity_encoder", pa.string(), False, "text encoder, e.g. openclip:ViT-B-32/openai"),
+    Column("nsfw", pa.string(), True, "LAION NSFW tag (UNLIKELY / UNSURE / NSFW)"),
+    Column("ocr_flag", pa.bool_(), False, "synset name found in text rendered in the image; excluded at evaluation"),
+    Column("width", pa.int32(), True, "image width from LAION metadata"),
+    Column("height", pa.int32(), True, "image height from LAION metadata"),
+    Column("license", pa.string(), True, "LAION LICENSE field"),
+    Column("variant", pa.string(), False, "index variant, e.g. clip_0.82"),
+)
+INDEX_SCHEMA = pa.schema([pa.field(c.name, c.dtype, nullable=c.nullable) for c in INDEX_COLUMNS])
+
+
+def _is_compatible(actual: pa.DataType, expected: pa.DataType) -> bool:
+    if pa.types.is_integer(expected):
+        return pa.types.is_integer(actual)
+    if pa.types.is_floating(expected):
+        return pa.types.is_floating(actual) or pa.types.is_integer(actual)
+    if pa.types.is_string(expected):
+        return pa.types.is_string(actual) or pa.types.is_large_string(actual) or pa.types.is_null(actual)
+    if pa.types.is_dictionary(actual):
+        return _is_compatible(actual.value_type, expected)
+    return actual.equals(expected)
+
+
+def _row_ids(frame: pd.DataFrame, mask, limit: int = 5) -> list:
+    ids = frame.loc[mask, "row_id"] if "row_id" in frame else frame.index[mask]
+    return [int(i) if isinstance(i, (int, np.integer)) else i for i in list(ids[:limit])]
+
+
+def _fail_rows(path: str, frame: pd.DataFrame, mask, field_name: str, what: str, fix: str):
+    count = int(np.count_nonzero(mask))
+    ids = _row_ids(frame, mask)
+    more = ", ..." if count > len(ids) else ""
+    shown = ", ".join(str(i) for i in ids)
+    raise IndexValidationError(
+        path, f"{count} row(s) {what} (row_id {shown}{more}): {fix}", field=field_name, row_ids=ids
+    )
+
+
+def validate_index_table(table: pa.Table, path: str = "<table>") -> pd.DataFrame:
+    """Check ``table`` against the schema and return it as a typed DataFrame.
+
+    Raises :class:`IndexValidationError` naming the file, the column and the offending row ids for:
+    an empty table, missing or unknown columns, wrong dtypes, nulls where none are allowed (NaN
+    captions included), duplicate row ids, several wnids in one row, wnids outside ImageNet-1k,
+    class indices that disagree with the wnid, similarities outside [-1, 1].
+    """
+    names = set(table.column_names)
+    expected = [c.name for c in INDEX_COLUMNS]
+    missing = [n for n in expected if n not in names]
+    if missing:
+        raise IndexValidationError(path, f"missing column(s) {missing}; the schema is in docs/index.md")
+    extra = [n for n in table.column_names if n not in expected and not n.startswith(EXTENSION_PREFIX)]
+    if extra:
+        raise IndexValidationError(
+            path, f"unknown column(s) {extra}: drop them or rename them with the {EXTENSION_PREFIX!r} prefix"
+        )
+    for col in INDEX_COLUMNS:
+        actual = table.schema.field(col.name).type
+        if not _is_compatible(actual, col.dtype):
+            raise IndexValidationError(path, f"has type {actual}, expected {col.dtype}", field=col.name)
+    if table.num_rows == 0:
+        raise IndexValidationError(path, "the index has no rows")
+    table = table.select(expected + [n for n in table.column_names if n.startswith(EXTENSION_PREFIX)])
+    # cast with every field nullable: null checks below report them with row ids
+    frame = table.cast(
+        pa.schema([
+            INDEX_SCHEMA.field(n).with_nullable(True) if n in expected else table.schema.field(n)
+            for n in table.column_names
+        ])
+    ).to_pandas()
+    for col in INDEX_COLUMNS:
+        if col.nullable and pa.types.is_integer(col.dtype):  # keep ints ints when some are missing
+            frame[col.name] = frame[col.name].astype("Int32")
+        if not col.nullable:
+            nulls = frame[col.name].isna().to_numpy()
+            if nulls.any():
+                what = "with an empty (NaN) caption" if col.name == "caption" else "with a missing value"
+                _fail_rows(path, frame, nulls, col.name, what, "fill or drop these rows")
+    _check_rows(frame, path)
+    return frame
+
+
+def _check_rows(frame: pd.DataFrame, path: str) -> None:
+    duplicated = frame["row_id"].duplicated(keep=False).to_numpy()
+    if duplicated.any():
+        by_id = frame.loc[duplicated].groupby("row_id")["wnid"].nunique()
+        several = frame["row_id"].isin(by_id[by_id > 1].index).to_numpy()
+        if several.any():
+            _fail_rows(path, frame, several, "wnid", "labelled with several wnids", "keep one wnid per row")
+        _fail_rows(path, frame, duplicated, "row_id", "with a duplicated row_id", "row ids must be unique")
+    wnids = frame["wnid"].astype(str)
+    multi = wnids.str.contains(r"[,;\s|]", regex=True).to_numpy()
+    if multi.any():
+        _fail_rows(path, frame, multi, "wnid", "labelled with several wnids", "keep one wnid per row")
+    catalog = load_catalog()
+    known = wnids.isin(catalog.wnids).to_numpy()
+    if not known.all():
+        _fail_rows(path, frame, ~known, "wnid", "with a wnid outside ImageNet-1k", "fix or drop these rows")
+    index_of = {c.wnid: c.index for c in catalog}
+    wrong = (wnids.map(index_of).to_numpy() != frame["class_index"].to_numpy())
+    if wrong.any():
+        _fail_rows(path, frame, wrong, "class_index", "whose class_index disagrees with the wnid",
+                   "class_index must be the timm index of wnid")
+    sims = frame["similarity"].to_numpy()
+    bad_sim = ~((sims >= -1.0001) & (sims <= 1.0001))
+    if bad_sim.any():
+        _fail_rows(path, frame, bad_sim, "similarity", "with a similarity outside [-1, 1]", "recompute it")
+
+
+def index_files(path: str | Path) -> list[Path]:
+    """The parquet file(s) an index path stands for: the file itself, or a folder's ``*.parquet``, sorted."""
+    path = Path(path)
+    return sorted(path.glob("*.parquet")) if path.is_dir() else [path]
+
+
+def read_index_file(path: str | Path) -> pd.DataFrame:
+    """Read and validate one parquet file (or every ``*.parquet`` in a folder, concatenated)."""
+    path = Path(path)
+    files = index_files(path)
+    if not files:
+        raise IndexValidationError(str(path), "folder holds no *.parquet files")
+    tables = []
+    for file in files:
+        if not file.exists():
+            raise IndexValidationError(str(file), "no such file")
+        try:
+            tables.append(pq.read_table(file))
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise IndexValidationError(
+                str(file), f"cannot be read as parquet (truncated or corrupt?): {exc}; re-download or regenerate it"
+            ) from None
+    try:
+        table = pa.concat_tables(tables, promote_options="permissive")
+    except pa.ArrowInvalid as exc:
+        raise IndexValidationError(str(path), f"parquet parts have incompatible schemas: {exc}") from None
+    return validate_index_table(table, str(path))
+
+
+def write_index(frame: pd.DataFrame, path: str | Path) -> str:
+    """Validate ``frame`` and write it atomically as parquet; returns the file's sha256."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    validated = validate_index_table(table, str(path))
+    out = pa.Table.from_pandas(validated, schema=_schema_for(validated), preserve_index=False)
+    with _io.atomic_write(path) as handle:
+        pq.write_table(out, handle, compression="zstd")
+    return _io.sha256_file(path)
+
+
+def _schema_for(frame: pd.DataFrame) -> pa.Schema:
+    extra = [pa.field(n, pa.Table.from_pandas(frame[[n]], preserve_index=False).schema.field(n).type)
+             for n in frame.columns if n.startswith(EXTENSION_PREFIX)]
+    return pa.schema(list(INDEX_SCHEMA) + extra)
