@@ -1,16 +1,17 @@
-"""Crash-safe file writes and content hashes shared by every writer in the package."""
+"""Crash-safe file writes, content hashes and path-safe names, shared by every writer in the package."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-__all__ = ["atomic_write", "sha256_file", "write_bytes_atomic", "write_text_atomic"]
+__all__ = ["atomic_write", "sha256_file", "slug", "write_bytes_atomic", "write_text_atomic"]
 
 
 @contextlib.contextmanager
@@ -50,3 +51,11 @@ def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
         while chunk := handle.read(chunk_size):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def slug(name: str) -> str:
+    """A file-system-safe path component for a spec: a model, a dataset (``laionet:clip_0.82``), an encoder.
+
+    Keeps letters, digits, ``.``, ``_`` and ``-``; every other run of characters becomes one ``_``.
+    """
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")

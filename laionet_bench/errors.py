@@ -8,6 +8,7 @@ messages (see ``laionet_bench.cli._errors``).
 from __future__ import annotations
 
 __all__ = [
+    "BaselineError",
     "CatalogError",
     "ConfigError",
     "DatasetError",
@@ -18,6 +19,7 @@ __all__ = [
     "MissingResultError",
     "MissingSystemPackageError",
     "ModelSpecError",
+    "ResultsError",
     "RobustnessError",
     "StoreError",
     "UnsafePickleError",
@@ -81,7 +83,15 @@ class HubError(LaionetBenchError, OSError):
 
 
 class DatasetError(LaionetBenchError, ValueError):
-    """A dataset path or layout cannot be read."""
+    """A dataset (index rows, images, ImageNet layouts, LAION parts, demo sources) cannot be read or used."""
+
+
+class ResultsError(LaionetBenchError, ValueError):
+    """A results folder, result file or leaderboard file is missing or unreadable, or predictions disagree."""
+
+
+class BaselineError(LaionetBenchError, ValueError):
+    """A per-class baseline file is missing, unreadable or of another schema; the message says how to rewrite it."""
 
 
 class ModelSpecError(LaionetBenchError, ValueError):
@@ -89,7 +99,7 @@ class ModelSpecError(LaionetBenchError, ValueError):
 
 
 class StoreError(LaionetBenchError, OSError):
-    """The prediction store is locked by another run or holds unreadable files."""
+    """A store (predictions, embedding cache) is locked by another run or holds unreadable files."""
 
 
 class MissingDependencyError(LaionetBenchError, ImportError):

@@ -14,7 +14,7 @@ from laionet_bench.checks.baselines import (
     read_baseline,
     write_baseline,
 )
-from laionet_bench.errors import DatasetError, RobustnessError
+from laionet_bench.errors import BaselineError, RobustnessError
 
 from .fakes.results import DEFAULT_LAIONET, make_counted_result
 
@@ -81,10 +81,10 @@ def test_missing_class_is_a_regression(tmp_path):
 def test_broken_baseline_names_the_file(tmp_path):
     path = tmp_path / "m.json"
     path.write_text("{not json")
-    with pytest.raises(DatasetError, match="m.json: not valid JSON"):
+    with pytest.raises(BaselineError, match="m.json: not valid JSON"):
         read_baseline(path)
     path.write_text(json.dumps({"schema_version": 1}))
-    with pytest.raises(DatasetError, match="not a laionet-bench baseline"):
+    with pytest.raises(BaselineError, match="not a laionet-bench baseline"):
         read_baseline(path)
-    with pytest.raises(DatasetError, match="no baseline for 'other'"):
+    with pytest.raises(BaselineError, match="no baseline for 'other'"):
         assert_no_regression(make_counted_result("other"), tmp_path)

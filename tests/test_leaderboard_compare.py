@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from laionet_bench.cli import main
-from laionet_bench.errors import ConfigError, DatasetError, UnknownNameError
+from laionet_bench.errors import ConfigError, ResultsError, UnknownNameError
 from laionet_bench.evaluation.results import write_result
 from laionet_bench.leaderboard import build_leaderboard, write_leaderboard
 from laionet_bench.leaderboard.compare import FailRule, compare_tables, load_table
@@ -78,9 +78,9 @@ def test_leaderboard_json_and_csv_load_like_the_results_folder(tmp_path):
         assert result.changes().empty, path
         assert len(result.diff) > 0
     (tmp_path / "bad.json").write_text("[]")
-    with pytest.raises(DatasetError, match="not a leaderboard.json"):
+    with pytest.raises(ResultsError, match="not a leaderboard.json"):
         load_table(tmp_path / "bad.json")
-    with pytest.raises(DatasetError, match="no such"):
+    with pytest.raises(ResultsError, match="no such"):
         load_table(tmp_path / "missing")
 
 

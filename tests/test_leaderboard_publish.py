@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from laionet_bench.cli import main
-from laionet_bench.errors import DatasetError, HubError
+from laionet_bench.errors import ConfigError, HubError
 from laionet_bench.evaluation.results import write_result
 from laionet_bench.hub.upload import dataset_card, publish_folder
 from laionet_bench.leaderboard import build_leaderboard
@@ -99,10 +99,10 @@ def test_missing_repo_without_create_and_bad_folders(tmp_path, fake_hub, loud_lo
         publish_folder(folder, repo_id="me/absent", token=TOKEN, create=False)
     assert TOKEN not in str(info.value) and info.value.__cause__ is None
     _assert_token_nowhere(TOKEN, loud_logs, capsys)
-    with pytest.raises(DatasetError, match="no such folder"):
+    with pytest.raises(ConfigError, match="no such folder"):
         publish_folder(tmp_path / "nope", repo_id="me/laionet", token=TOKEN)
     (tmp_path / "empty").mkdir()
-    with pytest.raises(DatasetError, match="nothing to publish"):
+    with pytest.raises(ConfigError, match="nothing to publish"):
         publish_folder(tmp_path / "empty", repo_id="me/laionet", token=TOKEN)
 
 

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from laionet_bench.cli import main
-from laionet_bench.errors import ConfigError, DatasetError, UnknownNameError
+from laionet_bench.errors import ConfigError, ResultsError, UnknownNameError
 from laionet_bench.evaluation.metrics import fit_effective_robustness
 from laionet_bench.evaluation.results import write_result
 from laionet_bench.leaderboard import build_leaderboard, load_leaderboard, write_leaderboard
@@ -115,7 +115,7 @@ def test_single_model_and_missing_imagenet_leave_gaps_and_robustness_empty():
 
 
 def test_no_results_is_an_error(tmp_path):
-    with pytest.raises(DatasetError, match="no model results"):
+    with pytest.raises(ResultsError, match="no model results"):
         build_leaderboard([])
 
 

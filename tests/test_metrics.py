@@ -8,7 +8,7 @@ import pytest
 from sklearn.metrics import balanced_accuracy_score
 from statsmodels.stats.proportion import proportion_confint
 
-from laionet_bench.errors import DatasetError
+from laionet_bench.errors import ResultsError
 from laionet_bench.evaluation import metrics
 
 
@@ -78,10 +78,10 @@ def test_gap_and_effective_robustness():
     fit = metrics.fit_effective_robustness(imagenet, laionet)
     assert fit.slope == pytest.approx(0.9) and fit.intercept == pytest.approx(-0.4)
     np.testing.assert_allclose(fit.residual(imagenet, laionet), 0, atol=1e-9)
-    with pytest.raises(DatasetError, match="at least two models"):
+    with pytest.raises(ResultsError, match="at least two models"):
         metrics.fit_effective_robustness([0.5], [0.4])
 
 
 def test_inconsistent_rows_are_refused():
-    with pytest.raises(DatasetError, match="top-1 correct but not top-5"):
+    with pytest.raises(ResultsError, match="top-1 correct but not top-5"):
         metrics.per_class_recall(["n01440764"], [True], [False])

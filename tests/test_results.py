@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from laionet_bench.errors import DatasetError
+from laionet_bench.errors import DatasetError, ResultsError
 from laionet_bench.evaluation.metrics import per_class_recall
 from laionet_bench.evaluation.results import Provenance, build_model_result, read_results, write_result
 
@@ -77,9 +77,9 @@ def test_disjoint_classes_and_missing_results_are_clear(tmp_path):
             laionet=(_table({"n01440764": (3, 1, 2)}), {"dataset": "l", "identity": {}, "n_listed": 3, "n_failed": 0}),
             imagenet=(_table({"n01443537": (3, 1, 2)}), {"dataset": "i", "identity": {}, "n_listed": 3, "n_failed": 0}),
         )
-    with pytest.raises(DatasetError, match="run 'laionet-bench run --out"):
+    with pytest.raises(ResultsError, match="run 'laionet-bench run --out"):
         read_results(tmp_path / "nothing")
     (tmp_path / "r" / "m").mkdir(parents=True)
     (tmp_path / "r" / "m" / "result.json").write_text("{not json")
-    with pytest.raises(DatasetError, match="not valid JSON"):
+    with pytest.raises(ResultsError, match="not valid JSON"):
         read_results(tmp_path / "r")

@@ -17,9 +17,9 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from .._io import write_text_atomic
-from ..errors import ConfigError, DatasetError, RobustnessError
-from ..evaluation.results import ModelResult, model_slug
+from .._io import slug, write_text_atomic
+from ..errors import BaselineError, ConfigError, ResultsError, RobustnessError
+from ..evaluation.results import ModelResult
 from ..version import __version__
 from .recorder import record
 from .tolerance import METRIC_CHOICES, parse_tolerance
@@ -46,7 +46,7 @@ MAX_LISTED = 20
 
 def baseline_path(directory: str | Path, model: str) -> Path:
     """Where the baseline of ``model`` lives inside ``directory``."""
-    return Path(directory) / f"{model_slug(model)}.json"
+    return Path(directory) / f"{slug(model)}.json"
 
 
 @dataclass
@@ -75,24 +75,24 @@ class Baseline:
     @classmethod
     def from_dict(cls, data: dict, *, path: str = "<baseline>") -> Baseline:
         if data.get("schema_version") != BASELINE_SCHEMA:
-            raise DatasetError(f"{path}: baseline schema {data.get('schema_version')!r} is not {BASELINE_SCHEMA}; "
+            raise BaselineError(f"{path}: baseline schema {data.get('schema_version')!r} is not {BASELINE_SCHEMA}; "
                                "rewrite it with pytest --laionet-update-baseline")
         try:
             return cls(model=data["model"], dataset=data["dataset"], tolerance=parse_tolerance(data["tolerance"]),
                        classes=dict(data["classes"]), created=data.get("created", ""),
                        harness_version=data.get("harness_version", ""))
         except (KeyError, ConfigError) as exc:
-            raise DatasetError(f"{path}: not a laionet-bench baseline ({exc}); rewrite it with "
+            raise BaselineError(f"{path}: not a laionet-bench baseline ({exc}); rewrite it with "
                                "pytest --laionet-update-baseline") from None
 
 
 def read_baseline(path: str | Path) -> Baseline:
-    """Read a baseline file (``DatasetError`` naming the file when it is broken)."""
+    """Read a baseline file (``BaselineError`` naming the file when it is broken)."""
     path = Path(path)
     try:
         data = json.loads(path.read_text("utf-8"))
     except json.JSONDecodeError as exc:
-        raise DatasetError(f"{path}: not valid JSON ({exc}); fix it or rewrite it with "
+        raise BaselineError(f"{path}: not valid JSON ({exc}); fix it or rewrite it with "
                            "pytest --laionet-update-baseline") from None
     return Baseline.from_dict(data, path=str(path))
 
@@ -100,7 +100,7 @@ def read_baseline(path: str | Path) -> Baseline:
 def _class_entries(result: ModelResult) -> dict[str, dict]:
     table = result.per_class
     if table is None:
-        raise DatasetError(f"result for {result.model!r} has no per-class table (per_class.parquet): "
+        raise ResultsError(f"result for {result.model!r} has no per-class table (per_class.parquet): "
                            "a baseline needs per-class recalls; re-run the evaluation")
     entries: dict[str, dict] = {}
     for row in table.to_dict("records"):
@@ -244,7 +244,7 @@ def assert_no_regression(
     if path.is_dir() or not path.suffix:
         path = baseline_path(path, result.model)
     if not path.exists():
-        raise DatasetError(f"{path}: no baseline for {result.model!r}; write it with pytest --laionet-update-baseline")
+        raise BaselineError(f"{path}: no baseline for {result.model!r}; write it with pytest --laionet-update-baseline")
     comparison = compare_to_baseline(result, read_baseline(path), metric=metric, tolerance=tolerance, path=str(path))
     record(comparison)
     if not comparison.passed:

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from ..errors import DatasetError
+from ..errors import ResultsError
 
 __all__ = [
     "Z95",
@@ -78,9 +78,9 @@ def per_class_recall(wnids: Iterable[str], top1: Iterable[bool], top5: Iterable[
     """
     frame = pd.DataFrame({"wnid": list(wnids), "c1": np.asarray(list(top1), bool), "c5": np.asarray(list(top5), bool)})
     if frame.empty:
-        raise DatasetError("no evaluated rows: nothing to compute recall over")
+        raise ResultsError("no evaluated rows: nothing to compute recall over")
     if (frame["c1"] & ~frame["c5"]).any():
-        raise DatasetError("a row is top-1 correct but not top-5 correct: predictions are inconsistent")
+        raise ResultsError("a row is top-1 correct but not top-5 correct: predictions are inconsistent")
     grouped = frame.groupby("wnid", sort=True).agg(n=("c1", "size"), top1_correct=("c1", "sum"), top5_correct=("c5", "sum"))
     grouped["top1"] = grouped["top1_correct"] / grouped["n"]
     grouped["top5"] = grouped["top5_correct"] / grouped["n"]
@@ -164,6 +164,6 @@ def fit_effective_robustness(imagenet_acc, laionet_acc) -> RobustnessFit:
     x = _logit(imagenet_acc)
     y = _logit(laionet_acc)
     if len(x) < 2 or np.ptp(x) == 0:
-        raise DatasetError("effective robustness needs at least two models with different ImageNet accuracy")
+        raise ResultsError("effective robustness needs at least two models with different ImageNet accuracy")
     slope, intercept = np.polyfit(x, y, 1)
     return RobustnessFit(float(slope), float(intercept), len(x))

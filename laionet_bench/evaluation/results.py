@@ -17,7 +17,6 @@ import datetime as _dt
 import json
 import math
 import platform
-import re
 import subprocess
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,9 +24,9 @@ from typing import Any
 
 import pandas as pd
 
-from .._io import atomic_write, write_text_atomic
+from .._io import atomic_write, slug, write_text_atomic
 from ..catalog import load_catalog
-from ..errors import DatasetError
+from ..errors import DatasetError, ResultsError
 from ..version import __version__
 from .metrics import Estimate, equi_weighted, gap, laion_weighted, micro_accuracy
 
@@ -37,7 +36,6 @@ __all__ = [
     "ModelResult",
     "Provenance",
     "build_model_result",
-    "model_slug",
     "read_result",
     "read_results",
     "summarize_dataset",
@@ -169,7 +167,7 @@ class ModelResult:
     @classmethod
     def from_dict(cls, data: dict, per_class: pd.DataFrame | None = None) -> ModelResult:
         if data.get("schema_version") != SCHEMA_VERSION:
-            raise DatasetError(
+            raise ResultsError(
                 f"result schema version {data.get('schema_version')!r} is not {SCHEMA_VERSION}: re-run the evaluation"
             )
         return cls(
@@ -269,14 +267,9 @@ def per_class_frame(frames: dict[str, pd.DataFrame], classes: list[str], weights
     return out
 
 
-def model_slug(model: str) -> str:
-    """A file-system-safe folder name for a model spec."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", model).strip("_")
-
-
 def write_result(result: ModelResult, results_dir: str | Path) -> Path:
     """Write ``result.json`` + per-class parquet/CSV atomically; returns the model's folder."""
-    folder = Path(results_dir) / model_slug(result.model)
+    folder = Path(results_dir) / slug(result.model)
     if result.per_class is not None:
         with atomic_write(folder / PER_CLASS_FILE) as handle:
             result.per_class.to_parquet(handle, index=False)
@@ -293,9 +286,9 @@ def read_result(folder: str | Path) -> ModelResult:
     try:
         data = json.loads(path.read_text("utf-8"))
     except FileNotFoundError:
-        raise DatasetError(f"{path}: no result here; run 'laionet-bench run' first") from None
+        raise ResultsError(f"{path}: no result here; run 'laionet-bench run' first") from None
     except json.JSONDecodeError as exc:
-        raise DatasetError(f"{path}: not valid JSON ({exc}); delete it and re-run the evaluation") from None
+        raise ResultsError(f"{path}: not valid JSON ({exc}); delete it and re-run the evaluation") from None
     per_class_path = folder / PER_CLASS_FILE
     per_class = pd.read_parquet(per_class_path) if per_class_path.exists() else None
     return ModelResult.from_dict(data, per_class)
@@ -305,5 +298,5 @@ def read_results(results_dir: str | Path) -> list[ModelResult]:
     """Every model result under ``results_dir`` (one folder per model), sorted by model name."""
     root = Path(results_dir)
     if not root.is_dir():
-        raise DatasetError(f"{root}: no such results folder; run 'laionet-bench run --out {root}' first")
+        raise ResultsError(f"{root}: no such results folder; run 'laionet-bench run --out {root}' first")
     return [read_result(p.parent) for p in sorted(root.glob(f"*/{RESULT_FILE}"))]

@@ -28,10 +28,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .._io import atomic_write, write_text_atomic
+from .._io import atomic_write, slug, write_text_atomic
 from ..errors import StoreError
 from ..version import __version__
-from .results import model_slug
 
 __all__ = ["CHUNK_ROWS", "RECORD_SCHEMA", "PredictionStore", "read_predictions", "run_key", "store_dir"]
 
@@ -71,7 +70,7 @@ def run_key(*, model: str, weights: Mapping[str, Any], data_config: Mapping[str,
 
 def store_dir(root: str | Path, *, model: str, dataset: str, key: str) -> Path:
     """Folder of one run key's records."""
-    return Path(root) / model_slug(dataset) / model_slug(model) / key[:16]
+    return Path(root) / slug(dataset) / slug(model) / key[:16]
 
 
 def _chunks(folder: Path) -> list[Path]:

@@ -20,7 +20,7 @@ from typing import Any
 
 from .. import constants
 from .._io import write_text_atomic
-from ..errors import DatasetError
+from ..errors import ConfigError
 from ..version import __version__
 from ._errors import hub_error
 
@@ -79,12 +79,12 @@ def publish_folder(
 
     root = Path(folder)
     if not root.is_dir():
-        raise DatasetError(f"{root}: no such folder to publish; build it first (e.g. 'laionet-bench leaderboard')")
+        raise ConfigError(f"{root}: no such folder to publish; build it first (e.g. 'laionet-bench leaderboard')")
     if card is not None:
         write_text_atomic(root / "README.md", card)
     files = _files(root)
     if not files:
-        raise DatasetError(f"{root}: nothing to publish (the folder holds no files)")
+        raise ConfigError(f"{root}: nothing to publish (the folder holds no files)")
     branch = revision or "main"
     api = HfApi(token=token, library_name=constants.LIBRARY_NAME, library_version=__version__)
     logger.info("publishing %d file(s) from %s to dataset %s@%s", len(files), root, repo_id, branch)

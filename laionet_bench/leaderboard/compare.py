@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import ConfigError, DatasetError
+from ..errors import ConfigError, ResultsError
 from ..evaluation.metrics import Z95
 from ..evaluation.results import read_results
 from .columns import COLUMNS, DTYPES, METRICS, get_metric
@@ -88,7 +88,7 @@ def _from_json(path: Path) -> pd.DataFrame:
         data = json.loads(path.read_text("utf-8"))
         return pd.DataFrame(data["models"])
     except (ValueError, KeyError, TypeError) as exc:
-        raise DatasetError(f"{path}: not a leaderboard.json ({exc}); pass a results folder instead") from None
+        raise ResultsError(f"{path}: not a leaderboard.json ({exc}); pass a results folder instead") from None
 
 
 def load_table(path: str | Path) -> pd.DataFrame:
@@ -97,11 +97,11 @@ def load_table(path: str | Path) -> pd.DataFrame:
     if path.is_dir():
         return build_table(read_results(path))[0]
     if not path.is_file():
-        raise DatasetError(f"{path}: no such results folder or leaderboard file")
+        raise ResultsError(f"{path}: no such results folder or leaderboard file")
     frame = _from_json(path) if path.suffix == ".json" else pd.read_csv(path)
     missing = {"model", *COMPARED_METRICS} - set(frame.columns)
     if "model" in missing:
-        raise DatasetError(f"{path}: no 'model' column; is this a leaderboard file?")
+        raise ResultsError(f"{path}: no 'model' column; is this a leaderboard file?")
     for column in missing:
         frame[column] = math.nan
     return frame.astype({c: t for c, t in DTYPES.items() if c in frame.columns})

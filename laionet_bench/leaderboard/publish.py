@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ..errors import DatasetError
+from ..errors import ResultsError
 from ..hub.upload import PublishResult, dataset_card, publish_folder
 from .table import Leaderboard, load_leaderboard
 
@@ -53,7 +53,7 @@ laionet-bench publish --repo {repo_id} --folder leaderboard/ --results results/
 def _stage(folder: Path, results: Path | None, staging: Path) -> None:
     """Copy the folder, and the result files under results/, into the staging folder."""
     if not folder.is_dir():
-        raise DatasetError(f"{folder}: no such folder; run 'laionet-bench leaderboard --out {folder}' first")
+        raise ResultsError(f"{folder}: no such folder; run 'laionet-bench leaderboard --out {folder}' first")
     shutil.copytree(folder, staging, dirs_exist_ok=True)
     for pattern in RESULT_PATTERNS if results else ():
         for path in results.glob(pattern):

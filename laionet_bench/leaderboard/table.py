@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import DatasetError
+from ..errors import ResultsError
 from ..evaluation.metrics import Estimate, RobustnessFit, fit_effective_robustness
 from ..evaluation.results import ModelResult, read_results
 from .columns import COLUMNS, DTYPES, RANKED_METRICS, get_metric
@@ -124,7 +124,7 @@ def build_table(results: Iterable[ModelResult]) -> tuple[pd.DataFrame, Robustnes
     """The model table (:data:`COLUMNS`), the effective-robustness fit and the models it used."""
     rows = [_row(r) for r in results]
     if not rows:
-        raise DatasetError("no model results to put on the leaderboard: run 'laionet-bench run' first")
+        raise ResultsError("no model results to put on the leaderboard: run 'laionet-bench run' first")
     table = pd.DataFrame(rows)
     fit, fit_models = _fit_robustness(table)
     if fit is not None:

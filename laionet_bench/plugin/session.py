@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from .._io import slug
 from ..checks.baselines import (
     BaselineComparison,
     baseline_path,
@@ -26,7 +27,7 @@ from ..checks.baselines import (
 from ..checks.gap import RobustnessCheck, check_robustness
 from ..checks.tolerance import METRIC_CHOICES, WEIGHTING_CHOICES, parse_tolerance
 from ..errors import ConfigError, MissingResultError, ModelSpecError, RobustnessError
-from ..evaluation.results import RESULT_FILE, ModelResult, model_slug, read_result
+from ..evaluation.results import RESULT_FILE, ModelResult, read_result
 from .options import PluginSettings
 
 __all__ = ["MARKER_KEYWORDS", "LaionetHandle", "LaionetSession", "marker_checks"]
@@ -48,7 +49,7 @@ def _shown(path: Path) -> str:
 
 def _matches(stored: str, wanted: str) -> bool:
     """``resnet50`` matches a stored ``resnet50.a1_in1k``; a tagged spec must match exactly."""
-    return stored == wanted or model_slug(stored) == model_slug(wanted) or stored.split(".", 1)[0] == wanted
+    return stored == wanted or slug(stored) == slug(wanted) or stored.split(".", 1)[0] == wanted
 
 
 def marker_checks(item) -> list[dict[str, Any]]:
@@ -129,7 +130,7 @@ class LaionetSession:
             return [source]
         if (source / RESULT_FILE).is_file():
             return [source]
-        direct = source / model_slug(model)
+        direct = source / slug(model)
         if (direct / RESULT_FILE).is_file():
             return [direct]
         found = []

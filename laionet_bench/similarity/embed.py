@@ -25,9 +25,8 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .._io import atomic_write, write_text_atomic
+from .._io import atomic_write, slug, write_text_atomic
 from ..errors import DatasetError
-from ..evaluation.results import model_slug
 from .sampling import DatasetLike, Selection
 
 __all__ = ["EMBED_FORMAT_VERSION", "Embeddings", "embed_selection", "embedding_cache_key"]
@@ -180,7 +179,7 @@ def embed_selection(
     """
     identity = dataset.identity() if identity is None else identity
     key = embedding_cache_key(encoder, identity, selection)
-    folder = Path(cache_root) / f"{model_slug(selection.dataset)}-{key[:16]}"
+    folder = Path(cache_root) / f"{slug(selection.dataset)}-{key[:16]}"
     meta = {"cache_key": key, "dataset": selection.dataset, "encoder": str(encoder.spec),
             "weights": encoder.weights_id, "identity": identity, "selection": selection.describe()}
     size = _chunk_size_for(folder, meta, chunk_size)

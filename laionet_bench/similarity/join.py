@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..catalog import load_catalog
-from ..errors import DatasetError
+from ..errors import ResultsError
 from ..evaluation.results import read_results
 
 __all__ = ["column_prefix", "correlation", "join_per_class", "recall_table", "result_key"]
@@ -46,7 +46,7 @@ def recall_table(results_dir: str | Path, *, model: str | None = None, metric: s
     """
     results = [r for r in read_results(results_dir) if r.per_class is not None and (model is None or r.model == model)]
     if model is not None and not results:
-        raise DatasetError(f"{results_dir}: no per-class result for model {model!r}; run 'laionet-bench run' first")
+        raise ResultsError(f"{results_dir}: no per-class result for model {model!r}; run 'laionet-bench run' first")
     frames = []
     for result in results:
         table = result.per_class.set_index("wnid")

@@ -26,9 +26,9 @@ import numpy as np
 import pandas as pd
 
 from .. import constants
-from .._io import atomic_write, write_text_atomic
+from .._io import atomic_write, slug, write_text_atomic
 from ..errors import ConfigError
-from ..evaluation.results import Provenance, model_slug
+from ..evaluation.results import Provenance
 from . import plots
 from .embed import Embeddings, embed_selection
 from .encoders import DEFAULT_ENCODER, Encoder, create_encoder
@@ -234,7 +234,7 @@ def compute_similarity(
         encoder = create_encoder(encoder, weights=opts.weights, device=opts.device, amp=opts.amp)
     spec = str(encoder.spec)
     root = Path(out) if out is not None else constants.RESULTS_DIR
-    folder = root / "similarity" / model_slug(spec)
+    folder = root / "similarity" / slug(spec)
     cache_root = Path(opts.cache_dir) if opts.cache_dir else folder / "embeddings"
     names = list(datasets)
     stats, by_class, summaries, selections = {}, {}, {}, []
