@@ -12,7 +12,13 @@ from pathlib import Path
 import laionet_bench
 
 PACKAGE = Path(laionet_bench.__file__).parent
+ARCHITECTURE_DOC = Path(__file__).resolve().parents[1] / "docs" / "architecture.md"
 ROOT_MODULES_MAX = 10
+#: The data flow, bottom-up: a module may import its own layer and the layers before it, never a later one.
+LAYERS = [
+    "errors constants config version _io _figures", "catalog", "hub", "index", "images", "datasets", "models",
+    "evaluation", "similarity", "leaderboard", "checks", "plugin", "rebuild", "demo", "cli", "__main__",
+]
 
 
 def _module_name(path: Path) -> str:
@@ -104,3 +110,29 @@ def test_no_module_imports_the_package_face():
 def test_package_root_is_short():
     root = sorted(p.name for p in PACKAGE.glob("*.py"))
     assert len(root) <= ROOT_MODULES_MAX, root
+
+
+
+def _layer(module: str) -> int:
+    parts = module.split(".")
+    if len(parts) == 1:
+        return len(LAYERS)  # the package face re-exports from every layer
+    return next(i for i, names in enumerate(LAYERS) if parts[1] in names.split())
+
+
+def test_every_module_belongs_to_a_layer_and_imports_only_earlier_ones():
+    backwards = sorted(f"{m} -> {t}" for m, targets in import_graph().items() for t in targets
+                       if _layer(t) > _layer(m))
+    assert backwards == []
+
+
+def test_architecture_doc_lists_exactly_the_tree():
+    """docs/architecture.md's tree block names every module, each in its folder, and nothing else."""
+    block = ARCHITECTURE_DOC.read_text("utf-8").split("```")[1].splitlines()
+    documented = set()
+    for line in block[2:]:  # after the language tag line and "laionet_bench/"
+        words = line.split()
+        folder = words[0] if words and words[0].endswith("/") else ""
+        documented.update(f"{folder}{name}" for name in words if name.endswith(".py"))
+    actual = {p.relative_to(PACKAGE).as_posix() for p in PACKAGE.rglob("*.py")}
+    assert documented == actual, {"undocumented": sorted(actual - documented), "gone": sorted(documented - actual)}
