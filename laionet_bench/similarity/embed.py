@@ -26,7 +26,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .._io import atomic_write, slug, write_text_atomic
-from ..errors import DatasetError
+from ..errors import StoreError
 from .sampling import DatasetLike, Selection
 
 __all__ = ["EMBED_FORMAT_VERSION", "Embeddings", "embed_selection", "embedding_cache_key"]
@@ -145,7 +145,7 @@ def _assemble(name: str, chunks: list[dict], folder: Path, key: str) -> Embeddin
     errors = np.concatenate([c["errors"] for c in chunks]) if chunks else np.zeros(0, str)
     dims = {c["vectors"].shape[1] for c in chunks if c["ok"].any()}
     if len(dims) > 1:
-        raise DatasetError(f"{folder}: chunks disagree on the embedding size {sorted(dims)}; delete the folder")
+        raise StoreError(f"{folder}: chunks disagree on the embedding size {sorted(dims)}; delete the folder")
     dim = dims.pop() if dims else 0
     vectors = np.concatenate([c["vectors"][c["ok"]] for c in chunks if c["ok"].any()]) if dim else np.zeros((0, 0), np.float32)
     failed = pd.DataFrame({"key": keys[~ok], "wnid": wnids[~ok], "error": errors[~ok]})
