@@ -57,7 +57,11 @@ def _add_options(sub: argparse.ArgumentParser) -> None:
     run.add_argument("--address", metavar="ADDR", help="Ray cluster address (default: start a local Ray)")
     run.add_argument("--workers", type=int, default=1, metavar="N",
                      help="local executor: parts matched in parallel (default: %(default)s)")
-    run.add_argument("--device", metavar="DEV", help="encoder device (default: cuda when present, else cpu)")
+    run.add_argument("--cpu-actors", type=int, default=1, metavar="N",
+                     help="Ray executor on a cluster without GPUs: text-encoder actors, spread over the nodes "
+                     "(default: %(default)s; with GPUs: one per GPU)")
+    run.add_argument("--device", metavar="DEV", help="encoder device of the local executor (default: cuda when "
+                     "present, else cpu; Ray actors use the GPU Ray gives them)")
     run.add_argument("--batch-size", type=int, default=256, metavar="N", help="encoder batch (default: %(default)s)")
     run.add_argument("--batch-rows", type=int, default=1_000_000, metavar="N",
                      help="rows per matching batch; bounds memory (default: %(default)s)")
@@ -97,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
 
     steps = STEPS if args.action == "all" else (args.action,)
     report = run_pipeline(_config(args), steps=steps, executor=args.executor, address=args.address,
-                          workers=args.workers)
+                          workers=args.workers, cpu_actors=args.cpu_actors)
     print(tabulate(list(report.funnel().items()), headers=["step", "rows"], intfmt=","))
     if report.variants:
         print()

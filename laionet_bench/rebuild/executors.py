@@ -6,23 +6,28 @@
     matches several parts at once in spawned processes; the model steps then run in this process,
     which loads the encoder once.
 ``ray``
-    Ray Data over the list of parts: ``map`` (match, CPU tasks) → ``map_batches`` (text similarity,
-    an actor pool that loads the encoder once per actor and asks for a GPU when the cluster has one)
-    → ``map`` (select + OCR). Each stage writes the same per-part files as the local executor, so the
-    work dir must be on storage every node sees (a shared or mounted filesystem), and the output is
-    identical. The card step then runs on the driver.
+    Ray tasks and actors over the list of parts: one CPU task per part matches it, a pool of text-encoder
+    actors embeds each part as soon as its match is done, and one CPU task per part then selects and
+    flags it. The pool has one actor per GPU of the cluster (``num_gpus=1`` each, so Ray gives every actor
+    its own GPU), or ``cpu_actors`` actors spread over the nodes when the cluster has no GPU, and never
+    more actors than parts. Each actor builds its encoder once: by name on its GPU (``cpu`` when torch
+    sees no CUDA, as with GPUs declared on a CPU machine), or from the encoder object or factory given to
+    :func:`~laionet_bench.rebuild.pipeline.run_pipeline`, shipped to it with ``ray.put``. Each task writes
+    the same per-part files as the local executor, so the work dir must be on storage every node sees (a
+    shared or mounted filesystem), and the output is identical. The card step then runs on the driver.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import multiprocessing
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
-from ..errors import MissingDependencyError
+from ..errors import ConfigError, MissingDependencyError
 from .parts import Part
 from .steps import RebuildConfig, StepContext, run_part_step
 
@@ -53,34 +58,81 @@ def run_local(parts: list[Part], ctx: StepContext, steps: list[str], *, workers:
                 run_part_step(step, part, ctx)
 
 
-def _part_row(part: Part) -> dict:
-    return {"part": json.dumps(asdict(part))}
+def _run_steps(steps: list[str], part: Part, config: RebuildConfig, ocr_engine: Any = None, images: Any = None,
+               after: Any = None) -> None:
+    """A Ray task: ``steps`` on ``part``. ``after`` is the upstream task's result, passed so Ray waits for it."""
+    ctx = StepContext(config, ocr_engine=ocr_engine, images=images)
+    for step in steps:
+        run_part_step(step, part, ctx)
 
 
-def _part_of(row: dict) -> Part:
-    return Part(**json.loads(row["part"]))
+def _actor_device(gpu_ids: list) -> str:
+    """The device a text-encoder actor loads a named encoder on.
+
+    ``cuda`` when Ray gave the actor a GPU (Ray sets ``CUDA_VISIBLE_DEVICES`` to it, so ``cuda`` is that
+    GPU) and torch sees CUDA; else ``cpu``: a CPU actor, or a GPU declared on a machine without CUDA.
+    """
+    import torch
+
+    return "cuda" if gpu_ids and torch.cuda.is_available() else "cpu"
 
 
 class _TextsimActor:
-    """Ray actor: loads the encoder once and runs the textsim step on each part it is given."""
+    """Ray actor: one text encoder, built on first use, for every part the pool gives it."""
 
-    def __init__(self, config: RebuildConfig):
-        self.ctx = StepContext(config)
+    def __init__(self, config: RebuildConfig, encoder: Any = None):
+        if encoder is None:  # loaded by name: on this actor's own device, whatever --device says
+            import ray
 
-    def __call__(self, batch: dict) -> dict:
-        for raw in batch["part"]:
-            run_part_step("textsim", _part_of({"part": raw}), self.ctx)
-        return batch
+            config = replace(config, device=_actor_device(ray.get_gpu_ids()))
+        self.ctx = StepContext(config, encoder=encoder)
+
+    def run(self, index: int, part: Part, after: Any = None) -> int:
+        """textsim on ``part``; returns ``index``. ``after`` is the part's match task, so Ray waits for it."""
+        run_part_step("textsim", part, self.ctx)
+        return index
 
 
-def _stage(step_names: list[str], config: RebuildConfig, ocr_engine, images):
-    def run(row: dict) -> dict:
-        ctx = StepContext(config, ocr_engine=ocr_engine, images=images)
-        for step in step_names:
-            run_part_step(step, _part_of(row), ctx)
-        return row
+def _textsim_actors(cluster_gpus: float, *, parts: int, cpu_actors: int) -> tuple[int, dict]:
+    """How many text-encoder actors to start, and their Ray options.
 
-    return run
+    One per whole GPU of the cluster, each holding it (``num_gpus=1``); without GPUs ``cpu_actors``,
+    spread over the nodes (each uses torch's threads, so one per node is the useful maximum). Never more
+    than ``parts``: an actor without a part would only load a model.
+    """
+    gpus = int(cluster_gpus)
+    if gpus:
+        return min(gpus, parts), {"num_gpus": 1}
+    return min(cpu_actors, parts), {"scheduling_strategy": "SPREAD"}
+
+
+def _run_on_actor(actor, job: tuple):
+    return actor.run.remote(*job)
+
+
+def _textsim_on_actors(ray, parts: list[Part], config, encoder, upstream: list, *, cpu_actors: int) -> Iterator[int]:
+    """Yield the index of each part as its textsim step finishes on the pool of text-encoder actors."""
+    from ray.util import ActorPool
+
+    count, options = _textsim_actors(ray.cluster_resources().get("GPU", 0), parts=len(parts), cpu_actors=cpu_actors)
+    logger.info("ray: %d text-encoder actor(s), %s", count, "one GPU each" if "num_gpus" in options else "on CPU")
+    actor = ray.remote(_TextsimActor).options(**options)
+    pool = ActorPool([actor.remote(config, encoder) for _ in range(count)])
+    for job in zip(range(len(parts)), parts, upstream, strict=True):
+        pool.submit(_run_on_actor, job)
+    while pool.has_next():
+        yield pool.get_next_unordered()
+
+
+def _ship(ray, obj: Any, what: str, instead: str):
+    """``ray.put(obj)`` (``None`` stays ``None``), or a one-line error when ``obj`` cannot be pickled."""
+    if obj is None:
+        return None
+    try:
+        return ray.put(obj)
+    except TypeError:  # Ray's "Could not serialize" (a lock, an open file, a CUDA context...)
+        raise ConfigError(f"the {what} given to run_pipeline ({type(obj).__name__}) cannot be pickled, so the Ray "
+                          f"executor cannot ship it to its workers: {instead}") from None
 
 
 def _absolute(config: RebuildConfig) -> RebuildConfig:
@@ -92,24 +144,34 @@ def _absolute(config: RebuildConfig) -> RebuildConfig:
 
 
 def run_ray(parts: list[Part], ctx: StepContext, steps: list[str], *, address: str | None = None,
-            actors: int = 1) -> None:
-    """Run ``steps`` over ``parts`` with Ray Data (connects to ``address``, or starts a local Ray)."""
+            cpu_actors: int = 1) -> None:
+    """Run ``steps`` over ``parts`` with Ray tasks and text-encoder actors (see the module docstring).
+
+    Args:
+        parts, ctx, steps: as for :func:`run_local`; ``ctx``'s encoder, OCR engine and image source, when
+            set, are shipped to the workers, so they must pickle.
+        address: the cluster to connect to; ``None`` starts a local Ray (unless one is running).
+        cpu_actors: text-encoder actors on a cluster without GPUs (with GPUs: one per GPU).
+    """
     try:
         import ray
     except ImportError:
         raise MissingDependencyError("ray", "ray", "the Ray executor") from None
+    if not parts:
+        return
     if not ray.is_initialized():
         ray.init(address=address)
-    config = _absolute(ctx.config)  # workers do not share the driver's working directory
-    gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
-    dataset = ray.data.from_items([_part_row(p) for p in parts])
-    if "match" in steps:
-        dataset = dataset.map(_stage(["match"], config, None, None), num_cpus=1)
-    if "textsim" in steps:
-        dataset = dataset.map_batches(_TextsimActor, fn_constructor_kwargs={"config": config}, batch_size=1,
-                                      concurrency=actors, num_gpus=gpus, batch_format="numpy")
-    rest = [s for s in steps if s in ("select", "ocr")]
-    if rest:
-        dataset = dataset.map(_stage(rest, config, ctx.ocr_engine, ctx.images), num_cpus=1)
-    done = dataset.take_all()
-    logger.info("ray: %d part(s) through %s", len(done), ", ".join(steps))
+    encoder = _ship(ray, ctx.encoder, "text encoder", "pass a factory that builds it (e.g. its class, or a "
+                    "functools.partial) or name it in RebuildConfig.encoder")
+    ocr_engine = _ship(ray, ctx.ocr_engine, "OCR engine", "name it in RebuildConfig.ocr_engine")
+    images = _ship(ray, ctx.images, "image source", "use RebuildConfig.images (a folder of <row_id> images)")
+    config = ray.put(_absolute(ctx.config))  # workers do not share the driver's working directory
+    task = ray.remote(num_cpus=1)(_run_steps)
+    upstream = [task.remote(["match"], part, config) if "match" in steps else None for part in parts]
+    ready: Iterable[tuple[int, Any]] = enumerate(upstream)
+    if "textsim" in steps:  # a part is ready for the later steps once its textsim is done
+        ready = ((i, None) for i in _textsim_on_actors(ray, parts, config, encoder, upstream, cpu_actors=cpu_actors))
+    later = [s for s in steps if s in ("select", "ocr")]
+    last = [task.remote(later, parts[i], config, ocr_engine, images, after) if later else after for i, after in ready]
+    ray.get([ref for ref in last if ref is not None])
+    logger.info("ray: %d part(s) through %s", len(parts), ", ".join(steps))

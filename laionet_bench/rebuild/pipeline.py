@@ -117,6 +117,7 @@ def run_pipeline(
     executor: str = "local",
     address: str | None = None,
     workers: int = 1,
+    cpu_actors: int = 1,
     encoder: Any = None,
     ocr_engine: Any = None,
     images: Any = None,
@@ -127,11 +128,15 @@ def run_pipeline(
         config: what to rebuild (see :class:`RebuildConfig`).
         steps: any of ``match``, ``textsim``, ``select``, ``ocr``, ``card`` (in pipeline order);
             finished (part, step) pairs are skipped.
-        executor: ``local`` (processes on this machine) or ``ray`` (Ray Data; ``address`` of the cluster,
-            ``None`` for a local Ray instance).
+        executor: ``local`` (processes on this machine) or ``ray`` (Ray tasks and actors; ``address`` of
+            the cluster, ``None`` for a local Ray instance).
         workers: parallel processes for the matching step of the local executor.
+        cpu_actors: text-encoder actors of the Ray executor on a cluster without GPUs (with GPUs it
+            starts one per GPU).
         encoder, ocr_engine, images: objects replacing the ones ``config`` names (e.g. an EAST+TrOCR
-            engine, a URL fetcher); they must be picklable for the Ray executor.
+            engine, a URL fetcher). ``encoder`` may also be a zero-argument factory (e.g. the encoder's
+            class), called once in each process that embeds, so each Ray actor builds its own. The Ray
+            executor ships them to its workers, so they must pickle.
     """
     from .executors import run_local, run_ray
     from .parts import resolve_parts
@@ -140,6 +145,8 @@ def run_pipeline(
     if unknown:
         raise ConfigError(f"unknown rebuild step(s) {unknown}; steps are {list(STEPS)}")
     config.resolved_threshold()  # fail before any work on a missing threshold
+    if cpu_actors < 1:
+        raise ConfigError(f"--cpu-actors {cpu_actors}: the Ray executor needs at least 1 text-encoder actor")
     parts = resolve_parts(config.parts)
     ctx = StepContext(config, encoder=encoder, ocr_engine=ocr_engine, images=images)
     part_steps = [s for s in PART_STEPS if s in steps]
@@ -147,7 +154,7 @@ def run_pipeline(
         if executor == "local":
             run_local(parts, ctx, part_steps, workers=workers)
         elif executor == "ray":
-            run_ray(parts, ctx, part_steps, address=address)
+            run_ray(parts, ctx, part_steps, address=address, cpu_actors=cpu_actors)
         else:
             raise ConfigError(f"unknown executor {executor!r}: use local or ray")
     report = collect_report(parts, config, ocr_name=ctx.ocr_label)

@@ -145,13 +145,16 @@ class StepContext:
     """Heavy objects a step needs, created on first use (a resumed run may need none of them)."""
 
     config: RebuildConfig
-    encoder: Any = None  # TextEncoder
+    encoder: Any = None  # TextEncoder, or a zero-argument factory of one (called where the step runs)
     ocr_engine: Any = None  # OcrEngine | None (None with ocr_engine="none")
     images: Any = None  # ImageSource | None
     _matcher: Any = None
     _ocr_loaded: bool = False
 
     def __post_init__(self) -> None:
+        if self.encoder is not None and not (hasattr(self.encoder, "encode") or callable(self.encoder)):
+            raise ConfigError(f"encoder={self.encoder!r}: pass a text encoder (with encode(texts)) or a "
+                              "zero-argument factory that returns one")
         #: The OCR engine's name in step keys: an injected engine's own name, else the configured one.
         self.ocr_label = self.ocr_engine.name if self.ocr_engine is not None else self.config.ocr_engine
 
@@ -163,11 +166,18 @@ class StepContext:
         return self._matcher
 
     def text_encoder(self):
+        """The encoder: the one passed in, built by the factory passed in, or loaded by the configured name.
+
+        A factory (a class, or any callable without ``encode``) is called here, in the process that runs
+        the step, so a Ray actor builds its own encoder on its own device.
+        """
         if self.encoder is None:
             from .textsim import load_encoder
 
             self.encoder = load_encoder(self.config.encoder, device=self.config.device,
                                         batch_size=self.config.batch_size)
+        elif isinstance(self.encoder, type) or not hasattr(self.encoder, "encode"):
+            self.encoder = self.encoder()
         return self.encoder
 
     def ocr(self):
