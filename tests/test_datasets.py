@@ -169,14 +169,22 @@ def _opened(tmp_path, data: bytes) -> Image.Image:
 
 
 @pytest.mark.parametrize("transparency", [0, bytes([0, 128] + [255] * 14)], ids=["index", "alpha-bytes"])
-def test_palette_with_transparency_opens_as_its_palette_colours(tmp_path, transparency):
+def test_palette_with_transparency_opens_flattened_on_white(tmp_path, transparency):
     data = mode_image_bytes("P", "PNG", transparency=transparency)
     source = Image.open(io.BytesIO(data))
     assert source.mode == "P" and "transparency" in source.info
     palette = np.asarray(source.getpalette(), dtype=np.uint8).reshape(-1, 3)
     image = _opened(tmp_path, data)  # no Pillow warning (filterwarnings = error): it goes through RGBA
     assert image.mode == "RGB"
-    assert np.array_equal(np.asarray(image), palette[np.asarray(source)])
+    indices = np.asarray(source)
+    alpha = np.full(256, 255.0)
+    alpha[:1] = 0 if transparency == 0 else 255
+    if isinstance(transparency, bytes):
+        alpha[:len(transparency)] = list(transparency)
+    a = alpha[indices][..., None] / 255
+    expected = palette[indices] * a + 255 * (1 - a)  # alpha-composited onto white
+    assert (a == 0).any() and (a == 1).any()
+    np.testing.assert_allclose(np.asarray(image), expected, atol=1)
 
 
 def test_grey_images_open_as_rgb_with_equal_channels(tmp_path):

@@ -30,7 +30,8 @@ pytestmark = pytest.mark.filterwarnings("ignore:unclosed file .*shards:ResourceW
     ("message", "expected"),
     [("HTTP Error 404: Not Found", ("http_error", 404)), ("The read operation timed out", ("timeout", None)),
      ("<urlopen error [Errno 111] Connection refused>", ("connection_error", None)),
-     ("<urlopen error unknown url type: ftp>", ("refused", None)), (None, ("connection_error", None))],
+     ("<urlopen error unknown url type: ftp>", ("refused", None)), (None, ("connection_error", None)),
+     ("<urlopen error [Errno -2] Name or service not known>", ("no_such_host", None))],
 )
 def test_classify_error(message, expected):
     assert classify_error(message) == expected

@@ -85,6 +85,32 @@ def test_a_sample_with_a_wrong_checksum_ends_the_good_part(tmp_path):
     assert [s.key for s in samples] == ["0"]
 
 
+def test_a_member_named_unlike_its_json_row_id_is_refused(tmp_path, caplog):
+    writer = ShardWriter(tmp_path)
+    _write(writer, [0])
+    data, meta = _sample(1)
+    writer.write("7", "jpg", data, meta)  # json says row 1, members say 7
+    _write(writer, [2])
+    _crash(writer)
+    final, samples = seal_partial(tmp_path / ("shards/00000.tar" + PARTIAL_SUFFIX))
+    assert [s.key for s in samples] == ["0"]
+    assert "member 7.json says row_id 1" in caplog.text
+    with tarfile.open(final) as tar:
+        assert tar.getnames() == ["0.jpg", "0.json"]
+
+
+def test_store_does_not_adopt_a_misnamed_sample_from_an_unknown_shard(tmp_path):
+    writer = ShardWriter(tmp_path)
+    _write(writer, [0])
+    data, meta = _sample(1)
+    writer.write("2", "jpg", data, meta)
+    writer.seal()
+    store = ImageStore.open(tmp_path)
+    assert sorted(store.records) == [0] and store.needs_fetch(1) and store.needs_fetch(2)
+    store._journal.close()
+    store._lock.release()
+
+
 def test_tar_index_locates_every_member_of_a_webdataset_shard(tmp_path):
     import webdataset as wds
 
@@ -121,6 +147,7 @@ def test_store_recovers_partial_unreferenced_shards_and_the_journal(tmp_path):
     assert not (tmp_path / MANIFEST_FILE).exists()  # no snapshot yet: everything comes from shards + journal
     _crash(store.writer)  # the open store is abandoned without finish()
     store._journal.close()
+    store._lock.release()  # as the operating system does when the process dies
 
     again = ImageStore.open(tmp_path, shard_size=3)
     assert {rid: r["status"] for rid, r in again.records.items()} == {

@@ -58,6 +58,19 @@ def _write_raw(frame: pd.DataFrame, path) -> str:
         (lambda f: f.assign(wnid=["n99999999"] + list(f["wnid"][1:])), "wnid", "wnid outside ImageNet-1k"),
         (lambda f: f.assign(class_index=[5] + list(f["class_index"][1:])), "class_index", "disagrees with the wnid"),
         (lambda f: f.assign(similarity=[3.0] + list(f["similarity"][1:])), "similarity", r"outside \[-1, 1\]"),
+        (lambda f: f.assign(width=pd.array([2**31] + [640] * (len(f) - 1), dtype="Int64")), "width",
+         r"1 row\(s\) with a value outside the int32 range -2147483648..2147483647 \(row_id 100000000\)"),
+        (lambda f: f.assign(height=pd.array([480, -2**40] + [480] * (len(f) - 2), dtype="Int64")), "height",
+         r"outside the int32 range .* \(row_id 100000001\)"),
+        (lambda f: f.assign(class_index=pd.array([2**40] + list(f["class_index"][1:]), dtype="int64")), "class_index",
+         "outside the int32 range"),
+        (lambda f: f.assign(row_id=pd.array([2**63] + list(f["row_id"][1:]), dtype="uint64")), "row_id",
+         r"outside the int64 range .* \(row_id 9223372036854775808\)"),
+        (lambda f: f.assign(row_id=[-1, -2] + list(f["row_id"][2:])), "row_id", r"2 row\(s\) with a negative row_id \(row_id -1, -2\)"),
+        (lambda f: f.assign(caption=["", "   "] + list(f["caption"][2:])), "caption",
+         r"2 row\(s\) with an empty caption \(row_id 100000000, 100000001\)"),
+        (lambda f: f.assign(url=["ftp://x/a.jpg", "u0", "file:///etc/passwd", "http://"] + list(f["url"][4:])), "url",
+         r"4 row\(s\) with a URL that is not http\(s\)://host/... \(row_id 100000000, 100000001, 100000002, 100000003\)"),
     ],
 )
 def test_validation_names_file_field_and_rows(tmp_path, index_frame, mutate, field, message):
@@ -67,6 +80,11 @@ def test_validation_names_file_field_and_rows(tmp_path, index_frame, mutate, fie
     assert info.value.path.endswith("bad.parquet")
     assert info.value.field == field
     assert "bad.parquet" in str(info.value)
+
+
+def test_web_urls_of_any_case_and_spacing_pass(tmp_path, index_frame):
+    frame = index_frame.assign(url=["HTTPS://Example.com/a.jpg", " http://x.org/b?c=1 "] + list(index_frame["url"][2:]))
+    assert len(read_index_file(_write_raw(frame, tmp_path / "ok.parquet"))) == len(frame)
 
 
 def test_same_row_with_two_wnids_is_reported_as_several_wnids(tmp_path, index_frame):

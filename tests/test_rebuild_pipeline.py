@@ -118,14 +118,15 @@ def test_steps_run_alone_in_order(laion_parts, tmp_path):
 
 
 def test_select_threshold_is_strict_and_nsfw_exact():
-    frame = pd.DataFrame({"similarity": np.array([0.82, 0.82, 0.8200001, 0.9, 0.9, 0.9], np.float64),
-                          "nsfw": ["UNLIKELY", "UNLIKELY", "UNLIKELY", "unlikely", "NSFW", None]})
+    frame = pd.DataFrame({"similarity": np.array([0.82, 0.82, 0.8200001, 0.9, 0.9, 0.9, 0.95], np.float64),
+                          "nsfw": ["UNLIKELY", "UNLIKELY", "UNLIKELY", "unlikely", "NSFW", None, "UNLIKELY"]})
+    frame["url"] = [f"https://example.org/{i}.jpg" for i in range(6)] + ["data:image/png;base64,AAAA"]
     frame.loc[1, "similarity"] = np.float32(0.82)
     kept, counts = select_rows(frame, threshold=0.82)
     assert kept["similarity"].tolist() == [0.8200001]
-    assert (counts.nsfw_dropped, counts.below_threshold, counts.kept) == (3, 2, 1)
+    assert (counts.nsfw_dropped, counts.below_threshold, counts.bad_url, counts.kept) == (3, 2, 1, 1)
     kept, counts = select_rows(frame, threshold=0.82, nsfw_filter=False)
-    assert counts.kept == 4
+    assert counts.kept == 4 and counts.bad_url == 1
 
 
 def test_top_per_class_drops_ocr_flagged_first():
@@ -135,12 +136,12 @@ def test_top_per_class_drops_ocr_flagged_first():
 
 
 def test_column_mapping_for_other_caption_datasets(tmp_path):
-    pd.DataFrame({"caption": ["a tench #0.9", "a lion #0.3"], "link": ["u0", "u1"]}).to_parquet(tmp_path / "c.parquet")
+    pd.DataFrame({"caption": ["a tench #0.9", "a lion #0.3"], "link": ["http://127.0.0.1/0.jpg", "http://127.0.0.1/1.jpg"]}).to_parquet(tmp_path / "c.parquet")
     columns = ColumnMap(text="caption", url="link", nsfw=None, sample_id=None, width=None, height=None, license=None)
     report = run_pipeline(config_for(str(tmp_path / "c.parquet"), tmp_path, columns=columns, variant="mine"),
                           encoder=TaggedEncoder())
     frame = read_index_file(tmp_path / "work" / "dataset" / "data" / "mine.parquet")
-    assert report.kept == 1 and frame["url"].tolist() == ["u0"] and frame["nsfw"].isna().all()
+    assert report.kept == 1 and frame["url"].tolist() == ["http://127.0.0.1/0.jpg"] and frame["nsfw"].isna().all()
     with pytest.raises(DatasetError, match="--nsfw-col none"):
         run_pipeline(config_for(str(tmp_path / "c.parquet"), tmp_path / "x",
                                 columns=ColumnMap(text="caption", url="link")), encoder=TaggedEncoder())

@@ -90,9 +90,9 @@ def run_download(args: argparse.Namespace) -> int:
 
     from .index import load_from_args
 
+    policy, options = _policy_and_options(args)  # bad flags fail here, before the index is fetched
     index = load_from_args(args, args.index or args.dataset)
     out = args.out or _default_out(index)
-    policy, options = _policy_and_options(args)
     if args.engine == "img2dataset":
         from ..images.img2dataset import download_with_img2dataset
 

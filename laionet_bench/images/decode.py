@@ -2,7 +2,11 @@
 
 :func:`to_rgb` (and :func:`decode_rgb` on bytes) is the one place where an image of any mode becomes
 the RGB pixels a model sees; every reader (datasets, the similarity embedder, the rebuild's OCR) calls
-it, so a change to how transparency or high bit depths are handled is made here once.
+it, so a change to how transparency or high bit depths are handled is made here once. Two modes need
+more than Pillow's ``convert("RGB")`` (which timm and open_clip call): 16- and 32-bit integer images
+(``I;16``, ``I``) are scaled from the 16-bit range to 8 bits (Pillow clips them, so they come out
+almost all white), and transparent images are composited on white, the way a browser shows them
+(Pillow drops alpha, so what lies under transparent pixels, often black, would show).
 
 Every fetched body is decoded in full with Pillow before it is kept, so a stored ``ok`` image is
 known to load. The original bytes are kept (no recompression: models convert on read) unless a
@@ -16,6 +20,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 
+import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 __all__ = [
@@ -41,6 +46,9 @@ EXTENSIONS = {
 }
 #: Formats handed to ``Image.open`` (MPO, multi-picture JPEG, is detected by the JPEG plugin).
 _OPEN_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
+#: Integer modes whose samples span 16 bits; ``to_rgb`` scales them to 8 bits.
+_HIGH_BIT_DEPTH_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+_WHITE = (255, 255, 255, 255)
 _RESAVE = {"JPEG": ("JPEG", {"quality": 95}), "WEBP": ("WEBP", {"quality": 95}), "PNG": ("PNG", {})}
 
 
@@ -125,14 +133,26 @@ def resize_image(data: bytes, info: ImageInfo, size: int) -> tuple[bytes, ImageI
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
-    """``image`` in mode RGB: palette images with transparency go through RGBA, others convert directly.
+    """``image`` in mode RGB, as a browser would show it.
 
-    Alpha is dropped, not composited. The RGBA step keeps Pillow from warning about palette
-    transparency given as bytes; the pixels are the palette colours either way.
+    * ``I;16`` (any byte order) and ``I``: samples are read as 16-bit (what Pillow gives for 16-bit PNG
+      and TIFF) and scaled to 0..255 (65535 -> 255); ``I`` values outside 0..65535 are clipped.
+    * Transparency (RGBA, LA, PA, or a palette/L/RGB image with a ``transparency`` entry) is
+      composited on white.
+    * Every other mode converts with Pillow (CMYK, L, 1, P without transparency ...).
     """
-    if image.mode == "P" and "transparency" in image.info:
-        image = image.convert("RGBA")
+    if image.mode in _HIGH_BIT_DEPTH_MODES:
+        image = _to_8_bit(image)
+    if image.has_transparency_data:
+        rgba = image.convert("RGBA")
+        return Image.alpha_composite(Image.new("RGBA", rgba.size, _WHITE), rgba).convert("RGB")
     return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def _to_8_bit(image: Image.Image) -> Image.Image:
+    """An ``L`` image of a 16/32-bit integer one: 0..65535 mapped to 0..255, rounded."""
+    values = np.clip(np.asarray(image, dtype=np.int32), 0, 65535)  # * 255 still fits int32
+    return Image.fromarray(((values * 255 + 32767) // 65535).astype(np.uint8))
 
 
 def decode_rgb(data: bytes) -> Image.Image:

@@ -1,7 +1,8 @@
 """``download_images``: fetch every index row's URL into a resumable image store.
 
 Worker threads (a bounded number of requests in flight) fetch, retry retryable failures with
-exponential backoff, decode to verify, apply the official filter and the optional resize; the
+exponential backoff and jitter (and at least as long as a 429/503 answer's ``Retry-After`` asks, up
+to a cap), decode to verify, apply the official filter and the optional resize; the
 calling thread alone writes shards, the journal and manifest snapshots (:class:`~.store.ImageStore`),
 so there is no shared mutable state besides the connection pool.
 """
@@ -10,7 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import random
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,7 +21,6 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
-from ..errors import ConfigError
 from ..index.load import LaionetIndex
 from .decode import (
     DEFAULT_MAX_PIXELS,
@@ -27,13 +29,27 @@ from .decode import (
     passes_official_filter,
     resize_image,
 )
-from .fetch import Fetcher, FetchPolicy, FetchResult
+from .fetch import Fetcher, FetchPolicy, FetchResult, check_options
 from .manifest import OK, Manifest, is_retryable
 from .store import ImageStore
 
-__all__ = ["DownloadOptions", "DownloadReport", "download_images", "process_row", "rows_to_fetch", "verify_fetched"]
+__all__ = [
+    "DownloadOptions",
+    "DownloadReport",
+    "download_images",
+    "fetch_with_retries",
+    "process_row",
+    "retry_delay",
+    "rows_to_fetch",
+    "verify_fetched",
+]
 
 logger = logging.getLogger(__name__)
+
+#: A retry waits its delay times 1 + up to this fraction, at random: workers that failed together
+#: (one overloaded host) do not all come back at the same instant.
+RETRY_JITTER = 0.5
+_RNG = random.Random()
 
 
 @dataclass(frozen=True)
@@ -50,9 +66,12 @@ class DownloadOptions:
     Work:
         workers: fetching threads (and requests in flight).
         retries: extra attempts for retryable failures within this run.
-        retry_backoff: seconds before the first retry, doubled each time.
+        retry_backoff: seconds before the first retry, doubled each time (see :func:`retry_delay`).
+        max_retry_after: most seconds one retry waits for a 429/503 answer's ``Retry-After``.
         shard_size: samples per shard.
         checkpoint_seconds: how often the manifest snapshot is rewritten.
+
+    Bad values raise :class:`~laionet_bench.errors.ConfigError` here, before any work starts.
     """
 
     retry_failed: bool = False
@@ -63,15 +82,22 @@ class DownloadOptions:
     workers: int = 32
     retries: int = 2
     retry_backoff: float = 1.0
+    max_retry_after: float = 60.0
     shard_size: int = 1000
     checkpoint_seconds: float = 30.0
 
     def __post_init__(self):
-        for name in ("workers", "shard_size", "max_pixels"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"download option {name}={getattr(self, name)!r} must be at least 1")
-        if self.retries < 0 or (self.resize is not None and self.resize < 1):
-            raise ConfigError(f"download options retries={self.retries} / resize={self.resize} must be positive")
+        check_options(self, (
+            ("limit", "--limit", lambda v: v is None or v >= 1, "must be at least 1 (or None for every row)"),
+            ("resize", "--resize", lambda v: v is None or v >= 1, "must be at least 1 pixel (or None to keep bytes)"),
+            ("max_pixels", "--max-pixels", lambda v: v >= 1, "must be at least 1"),
+            ("workers", "--workers", lambda v: v >= 1, "must be at least 1"),
+            ("retries", "--retries", lambda v: v >= 0, "must be 0 or more"),
+            ("retry_backoff", None, lambda v: v >= 0, "must be 0 seconds or more"),
+            ("max_retry_after", None, lambda v: v >= 0, "must be 0 seconds or more"),
+            ("shard_size", "--shard-size", lambda v: v >= 1, "must be at least 1"),
+            ("checkpoint_seconds", "--checkpoint-seconds", lambda v: v >= 0, "must be 0 seconds or more"),
+        ))
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -96,19 +122,33 @@ class DownloadReport:
         return {str(k): int(v) for k, v in self.manifest.status_counts().items()}
 
 
-def _fetch_with_retries(fetcher: Fetcher, url: str, options: DownloadOptions) -> FetchResult:
+def retry_delay(attempt: int, result: FetchResult, options: DownloadOptions, rng: random.Random = _RNG) -> float:
+    """Seconds before retry number ``attempt`` (0 for the first) after the failed ``result``.
+
+    ``retry_backoff * 2**attempt``, or the server's ``Retry-After`` when longer (capped at
+    ``max_retry_after``), then stretched by a random factor in [1, 1 + :data:`RETRY_JITTER`).
+    """
+    delay = options.retry_backoff * 2**attempt
+    if result.retry_after is not None:
+        delay = max(delay, min(result.retry_after, options.max_retry_after))
+    return delay * (1 + RETRY_JITTER * rng.random())
+
+
+def fetch_with_retries(fetcher: Fetcher, url: str, options: DownloadOptions, *,
+                       sleep: Callable[[float], None] = time.sleep, rng: random.Random = _RNG) -> FetchResult:
+    """Fetch ``url``, retrying retryable failures ``options.retries`` times after :func:`retry_delay`."""
     result = fetcher.fetch(url)
     for attempt in range(options.retries):
         if result.status == OK or not is_retryable(result.status, result.http_code):
             break
-        time.sleep(options.retry_backoff * 2**attempt)
+        sleep(retry_delay(attempt, result, options, rng))
         result = fetcher.fetch(url)
     return result
 
 
 def process_row(fetcher: Fetcher, row: dict, options: DownloadOptions) -> tuple[dict, bytes | None, dict | None]:
     """Fetch and verify one index row: its manifest record, plus bytes and sample json when ``ok``."""
-    return verify_fetched(row, _fetch_with_retries(fetcher, row["url"], options), options)
+    return verify_fetched(row, fetch_with_retries(fetcher, row["url"], options), options)
 
 
 def verify_fetched(row: dict, result: FetchResult, options: DownloadOptions) -> tuple[dict, bytes | None, dict | None]:

@@ -3,8 +3,13 @@
 Safety comes before speed. Every hostname is resolved by us and every address checked *before* a
 socket is opened (:class:`GuardedBackend`), so a URL, or any redirect hop, that points at loopback,
 private, link-local, multicast or reserved space is refused without a packet being sent (unless
-``allow_private``, which tests use). Redirects are followed by hand, each hop re-checked; bodies are
-streamed with a byte cap and a total deadline; each host gets a bounded number of concurrent requests.
+``allow_private``, which tests use). IPv6 forms that carry an IPv4 address (IPv4-mapped, 6to4, Teredo,
+NAT64) are judged by that IPv4 address, so they cannot smuggle a private one past the check. Cloud
+metadata services (:data:`METADATA_ADDRESSES`), where a redirect would hand out instance credentials,
+are refused even with ``allow_private``: only an ``allow_networks`` entry that contains them lets
+them through. Redirects are followed by hand, each hop re-checked; bodies are streamed with a byte
+cap and a total deadline; each host gets a bounded number of concurrent requests. A host name that
+does not exist (NXDOMAIN) is a permanent failure, ``no_such_host``, not a retryable connection error.
 
 The client is ``httpcore2`` (the transport under ``httpx2``, already installed with huggingface_hub):
 a thread-safe keep-alive connection pool whose network backend we can replace.
@@ -13,27 +18,37 @@ a thread-safe keep-alive connection pool whose network backend we can replace.
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import ipaddress
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from urllib.parse import quote, urljoin, urlsplit
 
 import httpcore2
 
+from ..errors import ConfigError
 from ..version import __version__
 
 __all__ = [
     "DEFAULT_USER_AGENT",
+    "METADATA_ADDRESSES",
     "FetchPolicy",
     "FetchResult",
     "Fetcher",
     "GuardedBackend",
     "HostLimiter",
+    "NoSuchHostError",
     "RefusedAddressError",
+    "address_refusal",
     "blocked_reason",
+    "check_options",
+    "embedded_ipv4",
+    "is_metadata_address",
+    "parse_retry_after",
     "resolve_checked",
 ]
 
@@ -47,6 +62,41 @@ _SAFE_PATH = "/%:@!$&'()*+,;=~-._"
 _SAFE_QUERY = _SAFE_PATH + "?"
 _MARKUP_PREFIXES = (b"<!doctype", b"<html", b"<head", b"<body", b"<?xml", b"<svg", b"<!--", b"<script", b"{", b"[")
 _IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM", b"II*\x00", b"MM\x00*")
+#: Instance-metadata services of the clouds (AWS, GCP, Azure, OpenStack ...: 169.254.169.254; AWS over
+#: IPv6: fd00:ec2::254; AWS ECS tasks: 169.254.170.2; Alibaba: 100.100.100.200; Oracle: 192.0.0.192).
+METADATA_ADDRESSES = frozenset(ipaddress.ip_address(a) for a in (
+    "169.254.169.254", "fd00:ec2::254", "169.254.170.2", "100.100.100.200", "192.0.0.192",
+))
+#: NAT64 prefixes whose last 32 bits are the IPv4 destination (well-known RFC 6052, local-use RFC 8215).
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+#: Answers to 429 (too many requests) and 503 (unavailable) may say when to come back.
+_RETRY_AFTER_CODES = frozenset({429, 503})
+#: getaddrinfo errors meaning the name has no address at all (NXDOMAIN, or no A/AAAA record).
+_NO_SUCH_HOST = frozenset(c for c in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", None)) if c is not None)
+
+
+def check_options(options: object, rules: Iterable[tuple[str, str | None, Callable[[object], bool], str]]) -> None:
+    """Raise :class:`ConfigError` for the first ``(field, flag, is_valid, rule)`` that ``options`` breaks.
+
+    Shared by :class:`FetchPolicy` and ``DownloadOptions`` so the Python API refuses what the CLI
+    refuses, with the same one-line message naming the field, its flag and the rule.
+    """
+    for name, flag, is_valid, rule in rules:
+        value = getattr(options, name)
+        if not is_valid(value):
+            where = f" ({flag})" if flag else ""
+            raise ConfigError(f"download option {name}={value!r}{where} {rule}")
+
+
+def _is_cidr_list(networks: object) -> bool:
+    if isinstance(networks, str):
+        return False
+    try:
+        for network in networks:
+            ipaddress.ip_network(network, strict=False)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -64,6 +114,8 @@ class FetchPolicy:
             loopback test server while every other private address stays refused.
         per_host: concurrent requests to one host at most.
         user_agent: sent with every request.
+
+    Bad values raise :class:`~laionet_bench.errors.ConfigError` here, before any work starts.
     """
 
     timeout: float = 10.0
@@ -75,6 +127,18 @@ class FetchPolicy:
     per_host: int = 8
     user_agent: str = DEFAULT_USER_AGENT
 
+    def __post_init__(self):
+        check_options(self, (
+            ("timeout", "--timeout", lambda v: v > 0, "must be more than 0 seconds"),
+            ("total_timeout", None, lambda v: v > 0, "must be more than 0 seconds"),
+            ("max_redirects", "--max-redirects", lambda v: v >= 0, "must be 0 (follow none) or more"),
+            ("max_bytes", "--max-bytes", lambda v: v >= 1, "must be at least 1 byte"),
+            ("per_host", "--per-host", lambda v: v >= 1,
+             "must be at least 1 (with 0 no request could ever start)"),
+            ("allow_networks", "--allow-network", _is_cidr_list,
+             "must be a list of CIDR networks such as 127.0.0.0/8 or ::1/128"),
+        ))
+
 
 @dataclass
 class FetchResult:
@@ -85,54 +149,138 @@ class FetchResult:
     http_code: int | None = None
     error: str | None = None
     data: bytes | None = None
+    retry_after: float | None = None  # seconds a 429/503 answer asked us to wait (Retry-After)
 
 
 class RefusedAddressError(ConnectionRefusedError):
     """A host resolved to an address the policy forbids; raised before any socket is opened."""
 
 
+class NoSuchHostError(OSError):
+    """DNS says the host name does not exist (NXDOMAIN) or has no address: retrying will not help."""
+
+
 class _Failure(Exception):
     """Internal: ends a fetch with a manifest status."""
 
-    def __init__(self, status: str, message: str, http_code: int | None = None):
+    def __init__(self, status: str, message: str, http_code: int | None = None, retry_after: float | None = None):
         super().__init__(message)
         self.status = status
         self.http_code = http_code
+        self.retry_after = retry_after
+
+
+def _ip(address: str | ipaddress.IPv4Address | ipaddress.IPv6Address):
+    return ipaddress.ip_address(address.split("%", 1)[0] if isinstance(address, str) else address)
+
+
+def embedded_ipv4(address: str) -> tuple[str, ipaddress.IPv4Address] | None:
+    """``(form, IPv4 address)`` when an IPv6 address carries one (IPv4-mapped, 6to4, Teredo, NAT64), else ``None``.
+
+    Packets to such an address end up at the IPv4 address, so that is the one to judge. Teredo's is
+    the client address (the destination); its server address only relays.
+    """
+    ip = _ip(address)
+    if ip.version != 6:
+        return None
+    if ip.ipv4_mapped is not None:
+        return "IPv4-mapped", ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return "6to4", ip.sixtofour
+    if ip.teredo is not None:
+        return "Teredo", ip.teredo[1]
+    if any(ip in prefix for prefix in _NAT64):
+        return "NAT64", ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
 
 
 def blocked_reason(address: str) -> str | None:
-    """Why ``address`` must not be contacted (``"loopback"``, ``"private"`` ...), or ``None`` if it is public."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    mapped = getattr(ip, "ipv4_mapped", None)
-    if mapped is not None:
-        ip = mapped
+    """Why ``address`` must not be contacted (``"loopback"``, ``"private"`` ...), or ``None`` if it is public.
+
+    An IPv6 address carrying an IPv4 one (:func:`embedded_ipv4`) is judged by the IPv4 address alone.
+    """
+    ip = _ip(address)
+    embedded = embedded_ipv4(address)
+    if embedded is not None:
+        form, ipv4 = embedded
+        reason = blocked_reason(str(ipv4))
+        return reason and f"{reason} ({form} form of {ipv4})"
     for kind in ("loopback", "link_local", "multicast", "unspecified", "reserved", "private"):
         if getattr(ip, f"is_{kind}"):
             return kind.replace("_", "-")
     return None if ip.is_global else "not globally routable"
 
 
-def _allowed(address: str, networks: tuple) -> bool:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    return any(ip.version == net.version and ip in net for net in networks)
+def is_metadata_address(address: str) -> bool:
+    """Whether ``address`` is a cloud metadata service (:data:`METADATA_ADDRESSES`), directly or embedded."""
+    embedded = embedded_ipv4(address)
+    return _ip(address) in METADATA_ADDRESSES or (embedded is not None and embedded[1] in METADATA_ADDRESSES)
+
+
+def _in_networks(address: str, networks: tuple) -> bool:
+    embedded = embedded_ipv4(address)
+    candidates = [_ip(address)] + ([embedded[1]] if embedded else [])
+    return any(ip.version == net.version and ip in net for ip in candidates for net in networks)
+
+
+def address_refusal(address: str, *, allow_private: bool = False, allow_networks: tuple[str, ...] = ()) -> str | None:
+    """Why the policy refuses to contact ``address`` and what would allow it, or ``None`` when it may be contacted.
+
+    An ``allow_networks`` entry containing the address (or the IPv4 address it carries) always allows it;
+    otherwise a metadata service is refused even with ``allow_private``, and other non-public
+    addresses are refused unless ``allow_private``.
+    """
+    networks = tuple(ipaddress.ip_network(n, strict=False) for n in allow_networks)
+    if _in_networks(address, networks):
+        return None
+    if is_metadata_address(address):
+        return (f"a cloud metadata endpoint, refused even with --allow-private; "
+                f"only --allow-network {_ip(address)}/{_ip(address).max_prefixlen} allows it")
+    if allow_private:
+        return None
+    reason = blocked_reason(address)
+    return reason and f"{reason}; allow it with --allow-private or --allow-network CIDR"
 
 
 def resolve_checked(host: str, port: int, *, allow_private: bool, allow_networks: tuple[str, ...] = ()) -> list[str]:
-    """Resolve ``host`` and return its addresses; refuse if any of them is blocked and not allowed."""
-    networks = tuple(ipaddress.ip_network(n, strict=False) for n in allow_networks)
+    """Resolve ``host`` and return its addresses; refuse if any of them is refused (:func:`address_refusal`).
+
+    Raises :class:`NoSuchHostError` when the name does not exist, :class:`RefusedAddressError` for a
+    refused address, and ``httpcore2.ConnectError`` for resolver trouble that may pass (EAI_AGAIN ...).
+    """
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
+    except socket.gaierror as exc:
+        if exc.errno in _NO_SUCH_HOST:
+            raise NoSuchHostError(f"host {host!r} does not exist ({exc.strerror})") from None
+        raise httpcore2.ConnectError(f"cannot resolve {host!r}: {exc}") from None
+    except UnicodeError as exc:
         raise httpcore2.ConnectError(f"cannot resolve {host!r}: {exc}") from None
     addresses = list(dict.fromkeys(info[4][0] for info in infos))
-    if not allow_private:
-        for address in addresses:
-            reason = blocked_reason(address)
-            if reason and not _allowed(address, networks):
-                raise RefusedAddressError(
-                    f"{host} resolves to {address} ({reason}); allow it with --allow-private or --allow-network CIDR"
-                )
+    for address in addresses:
+        refusal = address_refusal(address, allow_private=allow_private, allow_networks=allow_networks)
+        if refusal:
+            raise RefusedAddressError(f"{host} resolves to {address}: {refusal}")
     return addresses
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delay-seconds or an HTTP-date; ``None`` if absent or unreadable.
+
+    A date in the past gives 0. Capping is the caller's business (``DownloadOptions.max_retry_after``).
+    """
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # "-0000": UTC by RFC 5322
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 class GuardedBackend(httpcore2.SyncBackend):
@@ -250,9 +398,11 @@ class Fetcher:
         try:
             return self._follow(url)
         except _Failure as failure:
-            return FetchResult(failure.status, url, failure.http_code, str(failure))
+            return FetchResult(failure.status, url, failure.http_code, str(failure), retry_after=failure.retry_after)
         except RefusedAddressError as exc:
             return FetchResult("refused", url, None, str(exc))
+        except NoSuchHostError as exc:
+            return FetchResult("no_such_host", url, None, str(exc))
         except httpcore2.TimeoutException as exc:
             return FetchResult("timeout", url, None, f"{type(exc).__name__}: {exc}".rstrip(": "))
         except (httpcore2.NetworkError, httpcore2.ProtocolError, OSError) as exc:
@@ -294,7 +444,8 @@ class Fetcher:
                     raise _Failure("http_error", f"HTTP {code} redirect without a Location header", code)
                 return location
             if not 200 <= code < 300:
-                raise _Failure("http_error", f"HTTP {code}", code)
+                wait = parse_retry_after(_header(response, b"retry-after")) if code in _RETRY_AFTER_CODES else None
+                raise _Failure("http_error", f"HTTP {code}", code, wait)
             length = _header(response, b"content-length")
             if length and length.isdigit() and int(length) > self.policy.max_bytes:
                 raise _Failure("too_large", f"Content-Length {length} exceeds {self.policy.max_bytes} bytes", code)

@@ -42,6 +42,8 @@ _HTTP_ERROR = re.compile(r"HTTP Error (\d{3})")
 #: img2dataset (urllib) error text -> manifest status; first match wins, default connection_error.
 _ERROR_PATTERNS = (
     ("timeout", re.compile(r"timed? ?out", re.IGNORECASE)),
+    ("no_such_host", re.compile(r"name or service not known|no address associated|nodename nor servname",
+                                re.IGNORECASE)),
     ("too_large", re.compile(r"too large|image area", re.IGNORECASE)),
     ("decode_error", re.compile(r"decod|cannot identify|truncated", re.IGNORECASE)),
     ("refused", re.compile(r"unknown url type|unsupported", re.IGNORECASE)),
@@ -69,14 +71,15 @@ def classify_error(message: str | None) -> tuple[str, int | None]:
 
 
 def _refused_hosts(rows: list[dict], policy: FetchPolicy) -> dict[str, str]:
-    """host -> reason for every first-hop host that resolves to a forbidden address."""
-    if policy.allow_private:
-        return {}
+    """host -> reason for every first-hop host that resolves to a forbidden address.
+
+    Checked with ``allow_private`` too: cloud metadata endpoints stay refused (see :mod:`.fetch`).
+    """
     hosts = {urlsplit(r["url"]).hostname or "" for r in rows}
 
     def check(host: str) -> tuple[str, str | None]:
         try:
-            resolve_checked(host, 80, allow_private=False, allow_networks=policy.allow_networks)
+            resolve_checked(host, 80, allow_private=policy.allow_private, allow_networks=policy.allow_networks)
         except RefusedAddressError as exc:
             return host, str(exc)
         except Exception:  # noqa: BLE001 - unresolvable hosts are img2dataset's to report

@@ -45,10 +45,12 @@ PENDING = "pending"
 
 #: Failures worth trying again later: the server or the network may behave next time.
 RETRYABLE_STATUSES = ("timeout", "connection_error", "http_error")
-#: Failures that depend on the URL's content or our policy: retried only with ``--retry-failed``.
-#: ``filtered`` (the official RGB / >= 100 pixels rule) is re-decided when the filter setting changes.
+#: Failures that depend on the URL's content, its host's existence or our policy: retried only with
+#: ``--retry-failed``. ``no_such_host``: DNS says the name does not exist (NXDOMAIN), which a retry on
+#: every resume would only ask again. ``filtered`` (the official RGB / >= 100 pixels rule) is re-decided
+#: when the filter setting changes.
 PERMANENT_STATUSES = (
-    "not_image", "too_large", "refused", "redirect_loop", "decode_error", "filtered", "bomb",
+    "not_image", "too_large", "refused", "no_such_host", "redirect_loop", "decode_error", "filtered", "bomb",
 )
 STATUSES = (OK, PENDING, *RETRYABLE_STATUSES, *PERMANENT_STATUSES)
 #: HTTP answers that may well change (rate limits, overload, gateway trouble); other codes are permanent.

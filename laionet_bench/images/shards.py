@@ -3,9 +3,10 @@
 A shard being written is ``shards/NNNNN.tar.partial``; readers glob ``*.tar`` and never see it.
 Each sample is two tar members, ``<key>.<ext>`` (the image bytes) then ``<key>.json`` (its metadata,
 including the bytes' sha256); the writer's caller flushes after each batch of samples, so a killed
-process loses at most the samples of the batch it was writing. :func:`seal_partial` turns a partial shard left by a crash into a good one:
-it keeps every complete, checksum-verified sample, cuts the torn tail, writes the end-of-archive
-blocks and renames. Sealed shards are fsynced before the rename.
+process loses at most the samples of the batch it was writing. :func:`seal_partial` turns a partial
+shard left by a crash into a good one: it keeps the leading verified samples (sha256 as their json
+says, members named after the json's row id), cuts the rest, writes the end-of-archive blocks and
+renames. Sealed shards are fsynced before the rename.
 
 :func:`iter_tar_index` is the one reader of where a tar's members lie (name, data offset, size), from
 the headers alone: the repair walks it, and the datasets locate images inside shards with it (theirs
@@ -184,7 +185,12 @@ def iter_tar_index(path: str | Path) -> Iterator[TarMember]:
 
 
 def _complete_samples(path: Path) -> Iterator[tuple[ShardSample, int]]:
-    """Yield each complete, verified sample and the file offset just past it; stop at the first tear."""
+    """Yield each complete, verified sample and the file offset just past it; stop at the first tear.
+
+    Verified: the image's sha256 is the one its json records, and the members are named after the json's
+    ``row_id`` (the manifest locates a row's image by that name, so a sample named otherwise would give
+    a row another row's image).
+    """
     file_size = path.stat().st_size
     pending: dict[str, tuple[str, bytes]] = {}
     try:
@@ -203,13 +209,17 @@ def _complete_samples(path: Path) -> Iterator[tuple[ShardSample, int]]:
                 image_ext, image = pending.pop(key)
                 if meta.get("sha256") != hashlib.sha256(image).hexdigest():
                     return
+                if key != str(meta.get("row_id")):
+                    logger.warning("%s: member %s.json says row_id %r; a sample's name must be its row id, so "
+                                   "this sample and the rest of the shard are not used", path, key, meta.get("row_id"))
+                    return
                 yield ShardSample(key=key, ext=image_ext, data=image, meta=meta), member.end
     except (tarfile.TarError, OSError, ValueError, EOFError) as exc:  # a torn header or json ends the good part
         logger.debug("%s: stops being readable: %s", path, exc)
 
 
 def iter_shard_samples(path: str | Path) -> Iterator[ShardSample]:
-    """Every complete, checksum-verified sample of a shard (sealed or partial), in order."""
+    """Every complete, verified sample of a shard (sealed or partial), in order."""
     for sample, _ in _complete_samples(Path(path)):
         yield sample
 

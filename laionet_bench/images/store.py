@@ -11,6 +11,12 @@ What is true after ``kill -9`` at any instant:
 
 So a restart loses at most the samples being written at the instant of the kill, and never
 reads a torn shard as good.
+
+One process writes a store at a time: :meth:`ImageStore.open` takes ``<dir>/.lock`` (a file lock, as the
+prediction store does) *before* it looks at anything, so a second ``download`` on the same folder stops
+with :class:`~laionet_bench.errors.StoreError` instead of "repairing" the ``.partial`` shard the first is
+still writing. The operating system drops the lock when its holder dies, ``kill -9`` included. Readers
+(the datasets, timm) need no lock.
 """
 
 from __future__ import annotations
@@ -26,14 +32,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .. import _io
+from ..errors import StoreError
 from .manifest import MANIFEST_COLUMNS, MANIFEST_FILE, OK, PENDING, SHARDS_DIR, Manifest, is_retryable
 from .shards import PARTIAL_SUFFIX, ShardSample, ShardWriter, iter_shard_samples, seal_partial
 
-__all__ = ["INFO_FILE", "JOURNAL_FILE", "ImageStore", "record_from_sample"]
+__all__ = ["INFO_FILE", "JOURNAL_FILE", "LOCK_FILE", "ImageStore", "record_from_sample"]
 
 logger = logging.getLogger(__name__)
 
 JOURNAL_FILE = "journal.jsonl"
+#: Held by the one process writing the store.
+LOCK_FILE = ".lock"
 #: timm's ``wds/`` reader looks for this split description beside the shards.
 INFO_FILE = "_info.json"
 _SCHEMA = pa.schema([pa.field(name, dtype) for name, dtype in MANIFEST_COLUMNS.items()])
@@ -67,18 +76,40 @@ class ImageStore:
         self._unsealed: list[dict] = []
         self._last_checkpoint = time.monotonic()
         self._journal = None
+        self._lock = None
         self._shard_size = shard_size
         self.writer: ShardWriter | None = None
 
     @classmethod
     def open(cls, root: str | Path, *, shard_size: int = 1000, checkpoint_seconds: float = 30.0) -> ImageStore:
-        """Load the store at ``root`` (created if absent), repairing what a crash left behind."""
+        """Lock the store at ``root`` (created if absent) and repair what a crash left behind.
+
+        Raises :class:`~laionet_bench.errors.StoreError` at once, touching nothing, when another
+        process holds the store's lock.
+        """
         store = cls(root, shard_size=shard_size, checkpoint_seconds=checkpoint_seconds)
         (store.root / SHARDS_DIR).mkdir(parents=True, exist_ok=True)
-        store._recover()
-        store.writer = ShardWriter(store.root, max_samples=shard_size)
-        store._journal = open(store.root / JOURNAL_FILE, "a", encoding="utf-8")  # noqa: SIM115 - closed in finish()
+        store._acquire()
+        try:
+            store._recover()
+            store.writer = ShardWriter(store.root, max_samples=shard_size)
+            store._journal = open(store.root / JOURNAL_FILE, "a", encoding="utf-8")  # noqa: SIM115 - closed in finish()
+        except BaseException:
+            store._lock.release()
+            raise
         return store
+
+    def _acquire(self) -> None:
+        from filelock import FileLock, Timeout
+
+        self._lock = FileLock(str(self.root / LOCK_FILE))
+        try:
+            self._lock.acquire(timeout=0)
+        except Timeout:
+            raise StoreError(
+                f"{self.root} is being written by another laionet-bench download (lock {self._lock.lock_file}); "
+                "wait for it to finish or use another --out"
+            ) from None
 
     # --- recovery -------------------------------------------------------------------------------
     def _recover(self) -> None:
@@ -179,12 +210,15 @@ class ImageStore:
 
     def finish(self, index_rows: pd.DataFrame) -> Manifest:
         """Seal the open shard, write the manifest and timm's ``_info.json``; the store is closed."""
-        self._seal()
-        self.checkpoint(index_rows, force=True)
-        self._journal.close()
-        (self.root / JOURNAL_FILE).unlink(missing_ok=True)
-        frame = self.manifest_frame(index_rows)
-        self._write_info(frame)
+        try:
+            self._seal()
+            self.checkpoint(index_rows, force=True)
+            self._journal.close()
+            (self.root / JOURNAL_FILE).unlink(missing_ok=True)
+            frame = self.manifest_frame(index_rows)
+            self._write_info(frame)
+        finally:
+            self._lock.release()
         return Manifest(root=self.root, table=frame)
 
     def _write_info(self, frame: pd.DataFrame) -> None:

@@ -4,10 +4,18 @@ The reference (github.com/alishiraliGit/eval-on-laion) publishes, per variant, a
 ``URL, TEXT, name_def_wnid, wnid_is_in_recognized_text, SAMPLE_ID, HEIGHT, WIDTH, LICENSE, NSFW,
 similarity, text_to_name_def_wnid_similarity_<encoder>, recognized_text, top_{1,5}_is_correct_<model>``
 whose index is the global LAION row id, and the labels separately as a pickled ``{wnid: [row id]}``.
+Despite its name, ``name_def_wnid`` holds the class's synset text (``"<name> which is <definition>"``);
+SAMPLE_ID, HEIGHT and WIDTH are floats; the MPNet files carry three similarity columns, so the
+variant's name decides which one is the selection score (:data:`ENCODER_SUFFIXES`). A problem is
+reported in the reference's own column names, with the file and the row ids.
 
 The pickle is downloaded data, so it is never ``pickle.load``-ed plainly: :func:`load_label_dict`
-uses an unpickler that resolves no global at all (dict, list, str and int need none) and then
-checks the structure, refusing anything else with :class:`UnsafePickleError`.
+first walks its opcodes without building anything (:func:`pickletools.genops`) and refuses files,
+object counts and containers beyond what a ``{wnid: [row id]}`` dict of LAIONet's size needs, then
+uses an unpickler that resolves no global at all (dict, list, str and int need none), and then checks
+the structure: no list shared by several classes (a few bytes of memo references could otherwise
+stand for gigabytes of row ids), plain ints only. Anything else is refused with
+:class:`UnsafePickleError`.
 """
 
 from __future__ import annotations
@@ -15,24 +23,52 @@ from __future__ import annotations
 import io
 import logging
 import pickle
+import pickletools
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..catalog import canonical_wnid, load_catalog
 from ..errors import IndexValidationError, UnsafePickleError
+from .schema import row_error, validate_index_table
 
-__all__ = ["ENCODER_SUFFIXES", "convert_official", "load_label_dict"]
+__all__ = [
+    "ENCODER_SUFFIXES",
+    "MAX_LABEL_CONTAINERS",
+    "MAX_LABEL_OBJECTS",
+    "MAX_LABEL_PICKLE_BYTES",
+    "convert_official",
+    "load_label_dict",
+]
 
 logger = logging.getLogger(__name__)
 
-#: Suffix of the reference's ``text_to_name_def_wnid_similarity_<suffix>`` column → our encoder name.
+#: Suffix of the reference's ``text_to_name_def_wnid_similarity_<suffix>`` column → our encoder name,
+#: and the variant-name prefix (``clip_0.82``, ``mpnet_top50``) whose selection score it is.
 ENCODER_SUFFIXES = {
-    "clip": "openclip:ViT-B-32/openai",
-    "mpnet": "sentence-transformers:all-mpnet-base-v2",
+    "clip-vit-base-patch32": ("openclip:ViT-B-32/openai", "clip"),
+    "all-mpnet-base-v2": ("sentence-transformers:all-mpnet-base-v2", "mpnet"),
+    "bert-base-uncased": ("hf:bert-base-uncased", None),
 }
 _SIM_PREFIX = "text_to_name_def_wnid_similarity_"
+#: Limits of a label pickle. The reference's largest (mpnet_0.58) has 1.3 million row ids over 1000
+#: classes: about 9 MB, 1.3 million opcodes and one list per class.
+MAX_LABEL_PICKLE_BYTES = 64 * 2**20
+MAX_LABEL_OBJECTS = 5_000_000
+MAX_LABEL_CONTAINERS = 10_000
+_CONTAINER_OPCODES = frozenset({"EMPTY_LIST", "LIST", "EMPTY_DICT", "DICT", "EMPTY_TUPLE", "TUPLE", "TUPLE1",
+                                "TUPLE2", "TUPLE3", "EMPTY_SET", "FROZENSET"})
+_BOOKKEEPING_OPCODES = frozenset({"PROTO", "FRAME", "MARK", "STOP", "MEMOIZE", "PUT", "BINPUT", "LONG_BINPUT",
+                                  "APPEND", "APPENDS", "SETITEM", "SETITEMS", "ADDITEMS"})
+#: Our index column → the reference parquet column it comes from (for messages in the user's terms).
+_REFERENCE_COLUMNS = {"row_id": "index (row id)", "sample_id": "SAMPLE_ID", "url": "URL", "caption": "TEXT",
+                      "wnid": "name_def_wnid", "nsfw": "NSFW", "ocr_flag": "wnid_is_in_recognized_text",
+                      "width": "WIDTH", "height": "HEIGHT", "license": "LICENSE",
+                      "x_recognized_text": "recognized_text", "x_laion_similarity": "similarity"}
+_RESAVE_HINT = ("re-save it as {wnid: [int row ids]} with plain Python types (pickle.dump of a dict of "
+                "lists of int), or leave out --labels to take the labels from the parquet's name_def_wnid column")
 
 
 class _PlainDataUnpickler(pickle.Unpickler):
@@ -40,49 +76,105 @@ class _PlainDataUnpickler(pickle.Unpickler):
 
     def find_class(self, module: str, name: str):
         raise UnsafePickleError(
-            f"the label pickle references {module}.{name}; only plain dict/list/str/int data is accepted. "
-            "Re-save it as {wnid: [int row ids]} with plain Python types, or pass --labels none to use the "
-            "parquet's name_def_wnid column"
+            f"the label pickle references {module}.{name}; only plain dict/list/str/int data is accepted: {_RESAVE_HINT}"
         )
 
     def persistent_load(self, pid):
         raise UnsafePickleError("the label pickle uses persistent ids; only plain dict/list/str/int data is accepted")
 
 
+def _check_size(path: str | Path, data: bytes) -> None:
+    """Refuse, before anything is built, a pickle larger or busier than a LAIONet label dict can be."""
+    if len(data) > MAX_LABEL_PICKLE_BYTES:
+        raise UnsafePickleError(f"{path}: {len(data)} bytes is more than a label pickle needs "
+                                f"({MAX_LABEL_PICKLE_BYTES} at most); is this the reference's {{wnid: [row ids]}} file?")
+    objects = containers = 0
+    for opcode, _, _ in pickletools.genops(data):
+        if opcode.name in _BOOKKEEPING_OPCODES:
+            continue
+        objects += 1
+        containers += opcode.name in _CONTAINER_OPCODES
+        if objects > MAX_LABEL_OBJECTS or containers > MAX_LABEL_CONTAINERS:
+            raise UnsafePickleError(
+                f"{path}: holds more than {MAX_LABEL_OBJECTS} objects or {MAX_LABEL_CONTAINERS} lists/dicts, more "
+                f"than any LAIONet variant (1.3 million row ids over 1000 classes); refused to bound memory")
+
+
 def load_label_dict(path: str | Path) -> dict[str, list[int]]:
-    """Safely read the reference's ``{wnid: [row id, ...]}`` pickle."""
+    """Safely read the reference's ``{wnid: [row id, ...]}`` pickle, with bounded memory."""
     try:
-        data = _PlainDataUnpickler(io.BytesIO(Path(path).read_bytes())).load()
-    except UnsafePickleError:
-        raise
+        data = Path(path).read_bytes()
+        _check_size(path, data)
+        labels = _PlainDataUnpickler(io.BytesIO(data)).load()
+    except UnsafePickleError as exc:
+        if str(exc).startswith(f"{path}: "):
+            raise
+        raise UnsafePickleError(f"{path}: {exc}") from None
     except Exception as exc:
         raise UnsafePickleError(f"{path}: not a readable pickle ({type(exc).__name__}: {exc})") from None
-    if not isinstance(data, dict):
-        raise UnsafePickleError(f"{path}: expected a dict {{wnid: [row ids]}}, got {type(data).__name__}")
-    for key, rows in data.items():
+    if not isinstance(labels, dict):
+        raise UnsafePickleError(f"{path}: expected a dict {{wnid: [row ids]}}, got {type(labels).__name__}")
+    owner: dict[int, str] = {}
+    for key, rows in labels.items():
         if not isinstance(key, str) or not isinstance(rows, (list, tuple)):
             raise UnsafePickleError(f"{path}: entry {key!r} is not wnid -> list of row ids")
+        if rows and owner.setdefault(id(rows), key) != key:
+            raise UnsafePickleError(f"{path}: entries {owner[id(rows)]!r} and {key!r} share one list of row ids "
+                                    f"(memo references stand for copies); {_RESAVE_HINT}")
         if not all(isinstance(r, int) and not isinstance(r, bool) for r in rows):
             raise UnsafePickleError(f"{path}: entry {key!r} holds row ids that are not plain ints")
-    return {k: list(v) for k, v in data.items()}
+    return {k: list(v) for k, v in labels.items()}
 
 
-def _similarity_column(columns: list[str], path: str) -> tuple[str, str]:
-    found = [c for c in columns if c.startswith(_SIM_PREFIX)]
-    if len(found) != 1:
-        raise IndexValidationError(path, f"expected exactly one {_SIM_PREFIX}<encoder> column, found {found}")
-    suffix = found[0][len(_SIM_PREFIX):]
-    return found[0], ENCODER_SUFFIXES.get(suffix, suffix)
+def _similarity_column(columns: list[str], variant: str, path: str) -> tuple[str, str]:
+    """The selection-score column and our encoder name: the only similarity column, or the variant's."""
+    found = {c[len(_SIM_PREFIX):]: c for c in columns if c.startswith(_SIM_PREFIX)}
+    if len(found) == 1:
+        suffix = next(iter(found))
+    else:
+        family = variant.split("_", 1)[0]
+        chosen = [sfx for sfx in found if ENCODER_SUFFIXES.get(sfx, (None, None))[1] == family]
+        if len(chosen) != 1:
+            raise IndexValidationError(
+                path, f"{len(found)} {_SIM_PREFIX}<encoder> columns {sorted(found)}, and variant {variant!r} does not "
+                "say which one selected the rows: name the variant clip_* or mpnet_* as the reference does")
+        suffix = chosen[0]
+    return found[suffix], ENCODER_SUFFIXES.get(suffix, (suffix,))[0]
+
+
+def _row_ids(frame: pd.DataFrame, path: str) -> pd.Series:
+    """The parquet's index: the global LAION row ids (range checks are the schema's)."""
+    index = frame.index
+    if not pd.api.types.is_integer_dtype(index.dtype) or (isinstance(index, pd.RangeIndex) and index.start == 0):
+        raise IndexValidationError(
+            path, f"its index ({index.dtype}, {index[:3].tolist()} ...) is not the global LAION row ids; the "
+            "reference parquet keeps them as its pandas index: is this the reference file, saved with its index?")
+    return pd.Series(index.to_numpy())
+
+
+def _whole_numbers(frame: pd.DataFrame, column: str, row_ids: pd.Series, path: str) -> pd.Series:
+    """A float column of whole numbers (the reference's HEIGHT, WIDTH, SAMPLE_ID) as nullable Int64."""
+    values = frame[column].reset_index(drop=True)
+    if pd.api.types.is_integer_dtype(values.dtype):
+        return values.astype("Int64")
+    numeric = pd.to_numeric(values, errors="coerce").astype("float64")
+    bad = (values.notna() & (numeric.isna() | ~(numeric.abs() < 2**63) | (numeric % 1 != 0))).to_numpy()
+    if bad.any():
+        raise row_error(path, int(bad.sum()), row_ids[bad].head(5).tolist(), column, "that are not whole numbers",
+                        "fix or drop these rows")
+    return numeric.astype("Int64")
 
 
 def convert_official(
     parquet: str | Path, labels: str | Path | None, *, variant: str
 ) -> pd.DataFrame:
-    """Convert the reference parquet (and optional label pickle) to a frame in our index schema.
+    """Convert the reference parquet (and optional label pickle) to a validated frame in our index schema.
 
     Labels come from the pickle when given (checked against ``name_def_wnid`` when both exist),
-    else from ``name_def_wnid``. The non-standard husky wnid is translated; ``recognized_text`` and
-    LAION's own image-text ``similarity`` are kept as ``x_recognized_text`` / ``x_laion_similarity``.
+    else from ``name_def_wnid`` (the class's synset text, or a wnid). The non-standard husky wnid is
+    translated; ``recognized_text`` and LAION's own image-text ``similarity`` are kept as
+    ``x_recognized_text`` / ``x_laion_similarity``. Problems raise :class:`IndexValidationError` naming
+    this file, the reference's column and the row ids.
     """
     path = str(parquet)
     try:
@@ -93,15 +185,18 @@ def convert_official(
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise IndexValidationError(path, f"missing reference column(s) {missing}; is this the reference parquet?")
-    sim_col, encoder = _similarity_column(list(frame.columns), path)
-    row_ids = pd.Series(frame.index.to_numpy(), index=frame.index).astype("int64")
+    sim_col, encoder = _similarity_column(list(frame.columns), variant, path)
+    row_ids = _row_ids(frame, path)
     wnid = _labels(frame, row_ids, labels, path)
-    catalog = load_catalog()
-    index_of = {c.wnid: c.index for c in catalog}
+    index_of = {c.wnid: c.index for c in load_catalog()}
+    sample_id = frame["SAMPLE_ID"].reset_index(drop=True)
+    if pd.api.types.is_numeric_dtype(sample_id.dtype):
+        sample_id = _whole_numbers(frame, "SAMPLE_ID", row_ids, path)
+    sizes = {c: _whole_numbers(frame, c, row_ids, path) if c in frame else pd.NA for c in ("WIDTH", "HEIGHT")}
     out = pd.DataFrame(
         {
             "row_id": row_ids.to_numpy(),
-            "sample_id": frame["SAMPLE_ID"].astype("string").to_numpy(),
+            "sample_id": sample_id.astype("string").to_numpy(),
             "url": frame["URL"].to_numpy(),
             "caption": frame["TEXT"].to_numpy(),
             "wnid": wnid.to_numpy(),
@@ -110,8 +205,8 @@ def convert_official(
             "similarity_encoder": encoder,
             "nsfw": frame["NSFW"].to_numpy(),
             "ocr_flag": frame["wnid_is_in_recognized_text"].fillna(False).astype(bool).to_numpy(),
-            "width": frame["WIDTH"].astype("Int32").to_numpy() if "WIDTH" in frame else pd.NA,
-            "height": frame["HEIGHT"].astype("Int32").to_numpy() if "HEIGHT" in frame else pd.NA,
+            "width": sizes["WIDTH"],
+            "height": sizes["HEIGHT"],
             "license": frame["LICENSE"].to_numpy() if "LICENSE" in frame else None,
             "variant": variant,
         }
@@ -120,15 +215,46 @@ def convert_official(
         out["x_recognized_text"] = frame["recognized_text"].to_numpy()
     if "similarity" in frame:
         out["x_laion_similarity"] = frame["similarity"].astype("float32").to_numpy()
-    return out
+    label_source = "name_def_wnid" if labels is None else f"the label pickle {labels}"
+    return _validated(out, path, {**_REFERENCE_COLUMNS, "similarity": sim_col, "wnid": label_source,
+                                  "class_index": label_source})
+
+
+def _validated(out: pd.DataFrame, path: str, reference_columns: dict[str, str]) -> pd.DataFrame:
+    """Our schema's checks, reported against the reference file in its own column names."""
+    try:
+        return validate_index_table(pa.Table.from_pandas(out, preserve_index=False), path)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise IndexValidationError(path, f"a column holds values of mixed types: {exc}") from None
+    except IndexValidationError as exc:
+        field = reference_columns.get(exc.field, exc.field)
+        raise IndexValidationError(path, exc.problem, field=field, row_ids=exc.row_ids) from None
+
+
+def _labels_from_column(frame: pd.DataFrame, row_ids: pd.Series, path: str) -> pd.Series:
+    """``name_def_wnid`` as wnids: the reference writes the class's synset text there (a wnid is accepted too)."""
+    catalog = load_catalog()
+    by_text = {c.query: c.wnid for c in catalog}
+    values = frame["name_def_wnid"].reset_index(drop=True)
+    known = {}
+    for value in values.dropna().unique():
+        text = str(value)
+        known[value] = by_text.get(text) or (canonical_wnid(text) if canonical_wnid(text) in catalog else None)
+    wnid = values.map(known)
+    unknown = wnid.isna().to_numpy()
+    if unknown.any():
+        raise row_error(path, int(unknown.sum()), row_ids[unknown].head(5).tolist(), "name_def_wnid",
+                        "whose value is neither a class's synset text ('<name> which is <definition>') nor a wnid",
+                        "fix these rows or pass the label pickle with --labels")
+    return wnid
 
 
 def _labels(frame: pd.DataFrame, row_ids: pd.Series, labels, path: str) -> pd.Series:
-    from_column = frame["name_def_wnid"].map(canonical_wnid) if "name_def_wnid" in frame else None
+    from_column = _labels_from_column(frame, row_ids, path) if "name_def_wnid" in frame else None
     if labels is None:
         if from_column is None:
             raise IndexValidationError(path, "no name_def_wnid column and no label pickle: pass --labels")
-        return from_column.reset_index(drop=True)
+        return from_column
     by_row: dict[int, str] = {}
     for wnid, rows in load_label_dict(labels).items():
         for row in rows:
@@ -147,4 +273,4 @@ def _labels(frame: pd.DataFrame, row_ids: pd.Series, labels, path: str) -> pd.Se
         disagree = (from_column.to_numpy() != wnid.to_numpy())
         if disagree.any():
             logger.warning("%d rows: label pickle disagrees with name_def_wnid; using the pickle", int(disagree.sum()))
-    return wnid.reset_index(drop=True)
+    return wnid

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .. import _io
@@ -27,12 +28,15 @@ __all__ = [
     "Column",
     "index_files",
     "read_index_file",
+    "row_error",
     "validate_index_table",
     "write_index",
 ]
 
 #: Extra columns are allowed only under this prefix (e.g. ``x_recognized_text``).
 EXTENSION_PREFIX = "x_"
+#: What the downloader fetches: an http(s) URL with a host.
+_WEB_URL = r"(?i)https?://[^/?#\s]+"
 
 
 @dataclass(frozen=True)
@@ -81,23 +85,56 @@ def _row_ids(frame: pd.DataFrame, mask, limit: int = 5) -> list:
     return [int(i) if isinstance(i, (int, np.integer)) else i for i in list(ids[:limit])]
 
 
-def _fail_rows(path: str, frame: pd.DataFrame, mask, field_name: str, what: str, fix: str):
-    count = int(np.count_nonzero(mask))
-    ids = _row_ids(frame, mask)
+def row_error(path: str, count: int, ids: list, field_name: str, what: str, fix: str) -> IndexValidationError:
+    """The one message form for bad rows: ``<file>: column 'x': N row(s) <what> (row_id a, b, ...): <fix>``."""
     more = ", ..." if count > len(ids) else ""
     shown = ", ".join(str(i) for i in ids)
-    raise IndexValidationError(
-        path, f"{count} row(s) {what} (row_id {shown}{more}): {fix}", field=field_name, row_ids=ids
-    )
+    return IndexValidationError(path, f"{count} row(s) {what} (row_id {shown}{more}): {fix}", field=field_name,
+                                row_ids=ids)
+
+
+def _fail_rows(path: str, frame: pd.DataFrame, mask, field_name: str, what: str, fix: str):
+    raise row_error(path, int(np.count_nonzero(mask)), _row_ids(frame, mask), field_name, what, fix)
+
+
+def _check_integer_ranges(table: pa.Table, path: str) -> None:
+    """Integer values that do not fit their column's type (int32 sizes, int64 row ids from uint64 ...).
+
+    Checked on the arrow table, before the cast that would otherwise fail with a bare ``ArrowInvalid``.
+    """
+    for col in INDEX_COLUMNS:
+        values = table.column(col.name)
+        if not pa.types.is_integer(col.dtype) or not pa.types.is_integer(values.type):
+            continue
+        want, have = _int_bounds(col.dtype), _int_bounds(values.type)
+        checks = []
+        if have[0] < want[0]:
+            checks.append(pc.less(values, pa.scalar(want[0], values.type)))
+        if have[1] > want[1]:
+            checks.append(pc.greater(values, pa.scalar(want[1], values.type)))
+        if not checks:
+            continue
+        outside = pc.fill_null(checks[0] if len(checks) == 1 else pc.or_(*checks), False)
+        count = pc.sum(outside.cast(pa.int64())).as_py() or 0
+        if count:
+            ids = table.filter(outside).column("row_id").slice(0, 5).to_pylist()
+            raise row_error(path, count, ids, col.name, f"with a value outside the {col.dtype} range {want[0]}..{want[1]}",
+                            "fix or drop these rows")
+
+
+def _int_bounds(dtype: pa.DataType) -> tuple[int, int]:
+    info = np.iinfo(dtype.to_pandas_dtype())
+    return int(info.min), int(info.max)
 
 
 def validate_index_table(table: pa.Table, path: str = "<table>") -> pd.DataFrame:
     """Check ``table`` against the schema and return it as a typed DataFrame.
 
     Raises :class:`IndexValidationError` naming the file, the column and the offending row ids for:
-    an empty table, missing or unknown columns, wrong dtypes, nulls where none are allowed (NaN
-    captions included), duplicate row ids, several wnids in one row, wnids outside ImageNet-1k,
-    class indices that disagree with the wnid, similarities outside [-1, 1].
+    an empty table, missing or unknown columns, wrong dtypes, integers outside their column's type
+    (an int32 width of 3e9), nulls where none are allowed (NaN captions included), negative or
+    duplicate row ids, empty captions, URLs that are not http(s), several wnids in one row, wnids
+    outside ImageNet-1k, class indices that disagree with the wnid, similarities outside [-1, 1].
     """
     names = set(table.column_names)
     expected = [c.name for c in INDEX_COLUMNS]
@@ -115,6 +152,7 @@ def validate_index_table(table: pa.Table, path: str = "<table>") -> pd.DataFrame
             raise IndexValidationError(path, f"has type {actual}, expected {col.dtype}", field=col.name)
     if table.num_rows == 0:
         raise IndexValidationError(path, "the index has no rows")
+    _check_integer_ranges(table, path)
     table = table.select(expected + [n for n in table.column_names if n.startswith(EXTENSION_PREFIX)])
     # cast with every field nullable: null checks below report them with row ids
     frame = table.cast(
@@ -135,7 +173,28 @@ def validate_index_table(table: pa.Table, path: str = "<table>") -> pd.DataFrame
     return frame
 
 
+def web_urls(urls: pd.Series) -> np.ndarray:
+    """Per URL, whether the downloader can fetch it (``http(s)://host...``); missing values are not."""
+    return urls.astype("string").str.strip().str.match(_WEB_URL).fillna(False).to_numpy(dtype=bool)
+
+
+def _check_values(frame: pd.DataFrame, path: str) -> None:
+    """Row ids, captions and URLs a download and an evaluation can use."""
+    negative = (frame["row_id"] < 0).to_numpy()
+    if negative.any():
+        _fail_rows(path, frame, negative, "row_id", "with a negative row_id",
+                   "row ids are LAION's part * 10**8 + row, never negative")
+    empty = (frame["caption"].str.strip() == "").to_numpy()
+    if empty.any():
+        _fail_rows(path, frame, empty, "caption", "with an empty caption", "fill or drop these rows")
+    web = web_urls(frame["url"])
+    if not web.all():
+        _fail_rows(path, frame, ~web, "url", "with a URL that is not http(s)://host/...",
+                   "only http and https images can be downloaded; fix or drop these rows")
+
+
 def _check_rows(frame: pd.DataFrame, path: str) -> None:
+    _check_values(frame, path)
     duplicated = frame["row_id"].duplicated(keep=False).to_numpy()
     if duplicated.any():
         by_id = frame.loc[duplicated].groupby("row_id")["wnid"].nunique()

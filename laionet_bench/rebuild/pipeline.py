@@ -39,7 +39,8 @@ class RebuildReport:
     single_synset: int = 0
     nsfw_dropped: int = 0
     below_threshold: int = 0
-    kept: int = 0  # NSFW UNLIKELY and similarity > threshold
+    bad_url: int = 0  # dropped: a URL that is not http(s)://host
+    kept: int = 0  # NSFW UNLIKELY, similarity > threshold, an http(s) URL
     ocr_flagged: int = 0
     no_image: int = 0  # OCR could not see the image
     class_counts: dict[str, int] = field(default_factory=dict)  # main variant, before the OCR drop
@@ -48,7 +49,7 @@ class RebuildReport:
 
     def funnel(self) -> dict[str, int]:
         return {k: getattr(self, k) for k in ("rows", "matched", "multi_synset", "single_synset", "nsfw_dropped",
-                                              "below_threshold", "kept", "ocr_flagged", "no_image")}
+                                              "below_threshold", "bad_url", "kept", "ocr_flagged", "no_image")}
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -68,6 +69,7 @@ def collect_report(parts: list[Part], config: RebuildConfig, *, ocr_name: str | 
         if (select := part_done(config, "select", part, keys["select"])) is not None:
             report.nsfw_dropped += select["counts"]["nsfw_dropped"]
             report.below_threshold += select["counts"]["below_threshold"]
+            report.bad_url += select["counts"].get("bad_url", 0)  # records written before 0.2 lack it
             report.kept += select["counts"]["kept"]
         if (ocr := part_done(config, "ocr", part, keys["ocr"])) is not None:
             report.ocr_flagged += ocr["counts"]["flagged"]

@@ -1,7 +1,8 @@
 """Steps 3 and 5 of the rebuild: keep safe, similar-enough rows; and the top-N-per-class variant.
 
 SPEC §2.5: keep ``NSFW == "UNLIKELY"`` only (exact string; "UNSURE", "NSFW", missing values all go)
-and similarity *strictly* greater than the threshold (0.82 itself is dropped). SPEC §2.7: per class,
+and similarity *strictly* greater than the threshold (0.82 itself is dropped). Rows whose URL no
+downloader can fetch (not ``http(s)://host``) are dropped and counted too: the index refuses them. SPEC §2.7: per class,
 the N highest-similarity rows after dropping OCR-flagged rows (ties broken by the lower row id, so
 the result does not depend on part order).
 """
@@ -12,6 +13,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
+
+from ..index.schema import web_urls
 
 __all__ = ["NSFW_KEEP", "SelectCounts", "select_rows", "top_per_class"]
 
@@ -25,6 +28,7 @@ class SelectCounts:
     rows: int = 0  # single-synset rows in
     nsfw_dropped: int = 0  # NSFW tag other than UNLIKELY (missing included)
     below_threshold: int = 0  # safe rows with similarity <= threshold
+    bad_url: int = 0  # safe, similar rows whose URL is not http(s)://host
     kept: int = 0
 
     def to_dict(self) -> dict:
@@ -41,9 +45,11 @@ def select_rows(frame: pd.DataFrame, *, threshold: float, nsfw_filter: bool = Tr
     else:
         safe = np.ones(len(frame), bool)
     similar = frame["similarity"].to_numpy() > threshold
-    keep = safe & similar
+    web = web_urls(frame["url"])
+    keep = safe & similar & web
     counts = SelectCounts(rows=len(frame), nsfw_dropped=int((~safe).sum()),
-                          below_threshold=int((safe & ~similar).sum()), kept=int(keep.sum()))
+                          below_threshold=int((safe & ~similar).sum()), bad_url=int((safe & similar & ~web).sum()),
+                          kept=int(keep.sum()))
     return frame[keep].reset_index(drop=True), counts
 
 
