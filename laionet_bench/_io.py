@@ -1,4 +1,4 @@
-"""Crash-safe file writes, content hashes and path-safe names, shared by every writer in the package."""
+"""Crash-safe file writes, content hashes, path-safe names and shareable paths, for every writer in the package."""
 
 from __future__ import annotations
 
@@ -6,30 +6,63 @@ import contextlib
 import hashlib
 import os
 import re
-import tempfile
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-__all__ = ["atomic_write", "sha256_file", "slug", "write_bytes_atomic", "write_text_atomic"]
+__all__ = ["atomic_write", "display_path", "sha256_file", "slug", "write_bytes_atomic", "write_text_atomic"]
+
+#: Mode a new file is created with before the umask applies, as ``open(path, "w")`` does.
+_FILE_MODE = 0o666
+
+
+def _create_temp(target: Path) -> tuple[int, Path]:
+    """A new, unique hidden file beside ``target``, opened for writing.
+
+    Not ``tempfile.mkstemp``: that creates 0600 files, and the rename would give every result,
+    leaderboard and manifest private permissions. ``os.open`` with 0666 lets the umask decide, as for
+    any file the user writes.
+    """
+    while True:
+        tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), _FILE_MODE), tmp
+        except FileExistsError:
+            continue
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable: without this a power cut can lose the new directory entry."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # Windows cannot open a directory; its renames need no directory fsync
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems refuse fsync on a directory; the data itself was synced
+        pass
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager
 def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO]:
-    """Open a unique temp file beside ``path``; on success fsync and rename it into place.
+    """Open a unique temp file beside ``path``; on success fsync it, rename it into place and fsync the folder.
 
     A crash or exception leaves ``path`` untouched (old content or absent) and no temp file behind,
-    so a reader never sees a half-written file.
+    so a reader never sees a half-written file. The file gets the permissions the umask gives a new file.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, tmp = _create_temp(target)
     try:
         with os.fdopen(fd, mode) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, target)
+        _fsync_dir(target.parent)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -44,13 +77,29 @@ def write_text_atomic(path: str | Path, text: str) -> None:
     write_bytes_atomic(path, text.encode("utf-8"))
 
 
-def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
-    """Hex sha256 of a file, streamed."""
-    digest = hashlib.sha256()
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of a file, streamed by :func:`hashlib.file_digest`."""
     with open(path, "rb") as handle:
-        while chunk := handle.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def display_path(path: str | Path) -> str:
+    """``path`` as results and published files record it: never the user's absolute local path.
+
+    A path under the working directory becomes relative to it (``results/x``), else one under the home
+    directory starts with ``~`` (``~/.cache/laionet-bench/weights/...``); any other path (``/data/imagenet``)
+    is kept absolute, since it names no user. Paths use ``/`` on every platform. Records keep
+    identities (sha256, commits) for matching; this string only tells a reader where a file was.
+    """
+    absolute = Path(os.path.abspath(Path(path).expanduser()))
+    for base, prefix in ((Path.cwd(), None), (Path.home(), "~")):
+        for root in dict.fromkeys((base, base.resolve())):
+            if absolute == root or root in absolute.parents:
+                relative = absolute.relative_to(root).as_posix()
+                if prefix is None:
+                    return relative
+                return prefix if relative == "." else f"{prefix}/{relative}"
+    return absolute.as_posix()
 
 
 def slug(name: str) -> str:

@@ -14,10 +14,12 @@ __all__ = [
     "CACHE_DIR",
     "DEBUG",
     "DEFAULT_HUB_REPO",
+    "ENV_SETTINGS",
     "HUB_REPO",
     "HUB_REVISION",
     "LIBRARY_NAME",
     "RESULTS_DIR",
+    "SETTING_VARIABLES",
     "parse_bool",
 ]
 
@@ -48,13 +50,33 @@ def _default_cache_dir() -> Path:
     return base / "laionet-bench"
 
 
-#: Root of everything this package caches (demo build, downloaded images, embeddings).
+#: The variable of each ``[tool.laionet-bench]`` setting. :func:`laionet_bench.config.resolve_setting` puts a
+#: variable above the committed pyproject, so CI can override a project's setting.
+SETTING_VARIABLES: dict[str, str] = {
+    "hub_repo": "LAIONET_BENCH_HUB_REPO",
+    "hub_revision": "LAIONET_BENCH_HUB_REVISION",
+    "results_dir": "LAIONET_BENCH_RESULTS",
+    "device": "LAIONET_BENCH_DEVICE",
+    "dataset": "LAIONET_BENCH_DATASET",
+    "imagenet": "LAIONET_BENCH_IMAGENET",
+}
+_PATH_SETTINGS = {"results_dir", "imagenet"}
+
+#: The settings given in the environment: only variables that are set and not empty; paths ``~``-expanded.
+ENV_SETTINGS: dict[str, str] = {
+    name: os.path.expanduser(value) if name in _PATH_SETTINGS else value
+    for name, variable in SETTING_VARIABLES.items()
+    if (value := os.environ.get(variable, "").strip())
+}
+
+#: Root of everything this package caches (demo build, downloaded images, embeddings, converted weights).
+#: A machine's cache, not a project's: set by ``LAIONET_BENCH_CACHE`` only, never in pyproject.
 CACHE_DIR = Path(os.environ.get("LAIONET_BENCH_CACHE", _default_cache_dir())).expanduser()
-#: Default results store for ``laionet-bench run`` and the pytest plugin.
-RESULTS_DIR = Path(os.environ.get("LAIONET_BENCH_RESULTS", "results")).expanduser()
-#: Hub dataset repo holding the LAIONet index (overridable per call and in pyproject).
-HUB_REPO = os.environ.get("LAIONET_BENCH_HUB_REPO") or DEFAULT_HUB_REPO
-#: Revision (branch, tag or commit) of the Hub index; ``None`` means ``main``.
-HUB_REVISION = os.environ.get("LAIONET_BENCH_HUB_REVISION") or None
+#: Results store for ``laionet-bench run`` and the pytest plugin: the variable, else ``results``.
+RESULTS_DIR = Path(ENV_SETTINGS.get("results_dir", "results"))
+#: Hub dataset repo holding the LAIONet index: the variable, else the project's repo.
+HUB_REPO = ENV_SETTINGS.get("hub_repo", DEFAULT_HUB_REPO)
+#: Revision (branch, tag or commit) of the Hub index: the variable, else ``None`` (``main``).
+HUB_REVISION = ENV_SETTINGS.get("hub_revision")
 #: Show tracebacks from the CLI.
 DEBUG = parse_bool("LAIONET_BENCH_DEBUG", os.environ.get("LAIONET_BENCH_DEBUG"))

@@ -28,6 +28,7 @@ def isolated_paths(tmp_path, monkeypatch):
     import huggingface_hub.constants as hf_constants
 
     monkeypatch.setattr(constants, "CACHE_DIR", tmp_path / "cache")
+    monkeypatch.setattr(constants, "ENV_SETTINGS", {})  # a developer's own LAIONET_BENCH_* must not leak in
     monkeypatch.setattr(constants, "RESULTS_DIR", tmp_path / "results")
     monkeypatch.setattr(hf_constants, "HF_HOME", str(tmp_path / "hf"))
     monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))

@@ -57,3 +57,56 @@ def test_console_script_exit_status_and_debug(tmp_path):
     debug = subprocess.run([sys.executable, "-m", "laionet_bench", "--debug", "index", "validate", str(bad)],
                            capture_output=True, text=True)
     assert debug.returncode == 1 and "Traceback" in debug.stderr
+
+
+def test_common_flags_work_after_the_subcommand(tmp_path, capsys):
+    from laionet_bench.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["classes", "husky", "-q"]).quiet is True
+    assert parser.parse_args(["-q", "classes", "husky"]).quiet is True  # a subcommand does not reset it
+    assert parser.parse_args(["index", "info", "--debug"]).debug is True  # nested subcommands too
+    plain = parser.parse_args(["classes", "husky"])
+    assert plain.quiet is False and plain.debug is False
+    bad = tmp_path / "missing.parquet"
+    assert main(["index", "validate", str(bad), "--debug"]) == 1
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_cli_configures_its_own_logger_once(capsys):
+    import logging
+
+    root = logging.getLogger()
+    before = (list(root.handlers), root.level)
+    ours = logging.getLogger("laionet_bench")
+    try:
+        assert main(["classes", "husky"]) == 0
+        assert main(["classes", "-q", "husky"]) == 0
+        assert (list(root.handlers), root.level) == before
+        assert len(ours.handlers) == 1 and ours.level == logging.WARNING
+        assert main(["classes", "husky"]) == 0
+        assert len(ours.handlers) == 1 and ours.level == logging.INFO
+    finally:
+        ours.handlers.clear()
+        ours.setLevel(logging.NOTSET)
+
+
+LOGGING_SCRIPT = """
+import logging
+from huggingface_hub import hf_hub_download  # noqa: F401 - installs its stderr handler, as every Hub call does
+from laionet_bench.cli import main
+
+main(["classes", "husky"])
+logging.getLogger("huggingface_hub.utils._http").warning("Retrying in 1s [Retry 1/5].")
+logging.getLogger("timm.models._builder").info("Loading pretrained weights from Hugging Face hub")
+logging.getLogger("matplotlib.font_manager").info("generated new fontManager")
+logging.getLogger("laionet_bench.evaluation").info("ours is shown")
+"""
+
+
+def test_other_libraries_logs_are_not_flooded_nor_doubled():
+    """The real stderr of a CLI process: a Hub retry once, no timm/matplotlib INFO, our INFO lines."""
+    run = subprocess.run([sys.executable, "-c", LOGGING_SCRIPT], capture_output=True, text=True, check=True)
+    assert run.stderr.count("Retrying in 1s [Retry 1/5].") == 1
+    assert "Loading pretrained" not in run.stderr and "fontManager" not in run.stderr
+    assert "INFO laionet_bench.evaluation: ours is shown" in run.stderr

@@ -34,3 +34,39 @@ def test_parse_bool_is_strict():
     assert parse_bool("X", None, default=True) is True
     with pytest.raises(ValueError, match="X='maybe' is not a boolean"):
         parse_bool("X", "maybe")
+
+
+def test_environment_beats_pyproject_so_ci_can_override(tmp_path, monkeypatch):
+    from laionet_bench import constants
+
+    (tmp_path / "pyproject.toml").write_text('[tool.laionet-bench]\ndevice = "cuda"\nhub_repo = "org/pinned"\n')
+    monkeypatch.setitem(constants.ENV_SETTINGS, "device", "cpu")
+    assert resolve_setting("device", None) == "cpu"  # the variable beats the committed file
+    assert resolve_setting("device", "mps") == "mps"  # a flag beats the variable
+    assert resolve_setting("hub_repo", None, env=constants.DEFAULT_HUB_REPO) == "org/pinned"  # no variable set
+
+
+def test_every_setting_has_a_variable_parsed_once(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "LAIONET_BENCH_DEVICE": "cpu", "LAIONET_BENCH_RESULTS": "~/runs",
+           "LAIONET_BENCH_HUB_REPO": "", "HOME": str(tmp_path)}
+    script = ("import json; from laionet_bench import constants as c; "
+              "print(json.dumps([c.ENV_SETTINGS, str(c.RESULTS_DIR), c.HUB_REPO]))")
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True).stdout
+    settings, results, repo = json.loads(out)
+    assert settings == {"device": "cpu", "results_dir": f"{tmp_path}/runs"}  # empty means unset
+    assert results == f"{tmp_path}/runs" and repo == "laionet-bench/laionet"
+
+
+def test_cache_dir_is_not_a_project_setting(tmp_path):
+    from laionet_bench.config import KNOWN_KEYS
+    from laionet_bench.constants import SETTING_VARIABLES
+
+    assert KNOWN_KEYS == set(SETTING_VARIABLES)
+    (tmp_path / "pyproject.toml").write_text('[tool.laionet-bench]\ncache_dir = "/tmp/x"\n')
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['cache_dir'\]"):
+        project_settings()

@@ -8,6 +8,7 @@ import pytest
 from huggingface_hub import errors as hf_errors
 
 from laionet_bench._io import sha256_file
+from laionet_bench.cli import main
 from laionet_bench.errors import HubError
 from laionet_bench.hub._errors import hub_error
 from laionet_bench.hub.download import snapshot
@@ -112,8 +113,19 @@ def test_manifest_mismatch_is_detected(fake_hub, tmp_path, index_frame):
 
 def test_offline_with_empty_cache(monkeypatch):
     monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
-    with pytest.raises(HubError, match=r"not in the local Hugging Face cache and offline mode is on \(HF_HUB_OFFLINE=1\)"):
+    with pytest.raises(HubError, match=r"not in the local Hugging Face cache and offline mode is on "
+                                       r"\(--offline or HF_HUB_OFFLINE=1\)"):
         load_index("laionet")
+
+
+def test_local_files_only_is_offline_not_unreachable(fake_hub, capsys):
+    """--offline (local_files_only) with an empty cache is the offline message, even with the Hub online."""
+    with pytest.raises(HubError, match="offline mode is on") as info:
+        load_index("laionet", local_files_only=True)
+    assert "could not reach the Hub" not in str(info.value) and not fake_hub.requests
+    assert main(["index", "info", "--offline"]) == 1
+    err = capsys.readouterr().err
+    assert "offline mode is on (--offline" in err and "retry later" not in err
 
 
 def test_server_error_mid_download(fake_hub, tmp_path, index_frame):
@@ -178,8 +190,10 @@ def test_one_translator_for_both_directions(exc, direction, message):
 def test_translator_offline_or_unreachable_download(monkeypatch):
     missing = hf_errors.LocalEntryNotFoundError("not cached")
     monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
-    assert "offline mode is on (HF_HUB_OFFLINE=1)" in str(hub_error(missing, direction="download", repo_id="me/x"))
+    assert "offline mode is on (--offline or HF_HUB_OFFLINE=1)" in str(
+        hub_error(missing, direction="download", repo_id="me/x"))
     monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+    assert "offline mode is on" in str(hub_error(missing, direction="download", repo_id="me/x", offline=True))
     try:
         raise missing from TimeoutError("timed out")
     except hf_errors.LocalEntryNotFoundError as exc:

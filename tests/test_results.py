@@ -83,3 +83,30 @@ def test_disjoint_classes_and_missing_results_are_clear(tmp_path):
     (tmp_path / "r" / "m" / "result.json").write_text("{not json")
     with pytest.raises(ResultsError, match="not valid JSON"):
         read_results(tmp_path / "r")
+
+
+def test_result_files_carry_no_local_absolute_paths(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))
+    data_root = tmp_path / "work" / "laionet_images"
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    weights = home / ".cache" / "laionet-bench" / "weights" / "m.safetensors"
+    result = build_model_result(
+        model="m.tag", run_key="k" * 16,
+        model_info={"architecture": "m", "weights": str(weights), "input_size": (3, 224, 224)},
+        provenance=Provenance.collect(device="cpu", dtype="float32"),
+        laionet=(_table({"n01440764": (3, 1, 2)}),
+                 {"dataset": "laionet", "n_listed": 3, "n_failed": 0,
+                  "identity": {"index": {"source": "/srv/shared/index.parquet"},
+                               "images": {"root": str(data_root), "manifest_sha256": "abc"}}}),
+    )
+    text = (write_result(result, tmp_path / "results") / "result.json").read_text()
+    assert str(tmp_path) not in text
+    data = json.loads(text)
+    assert data["model_info"]["weights"] == "~/.cache/laionet-bench/weights/m.safetensors"
+    assert data["model_info"]["input_size"] == [3, 224, 224]
+    identity = data["datasets"]["laionet"]["identity"]
+    assert identity["images"] == {"root": "laionet_images", "manifest_sha256": "abc"}
+    assert identity["index"]["source"] == "/srv/shared/index.parquet"  # names no user: kept
+    assert result.model_info["weights"].startswith("~/")  # in memory as on disk: the leaderboard reads either

@@ -42,6 +42,20 @@ def test_run_key_changes_with_every_input():
         assert run_key(**{**base, field: value})[0] != key
 
 
+def test_run_key_follows_the_store_format_not_the_release_nor_the_weights_path(monkeypatch):
+    from laionet_bench.evaluation import store
+
+    base = {"model": "m", "weights": {"weights": "/home/a/w.safetensors", "weights_sha256": "abc"},
+            "data_config": {"a": 1}, "dtype": "fp32", "dataset": {"sha256": "x", "limits": {}}}
+    key, payload = run_key(**base)
+    assert payload["store_version"] == store.STORE_VERSION and "harness_version" not in payload
+    monkeypatch.setattr(store, "__version__", "9.9.9", raising=False)  # a patch release
+    moved = {**base, "weights": {"weights": "~/elsewhere/w.safetensors", "weights_sha256": "abc"}}
+    assert run_key(**moved)[0] == key  # same file content, another place or working folder
+    monkeypatch.setattr(store, "STORE_VERSION", store.STORE_VERSION + 1)
+    assert run_key(**base)[0] != key
+
+
 def test_chunks_are_whole_and_second_writer_is_locked_out(tmp_path):
     with PredictionStore(tmp_path, model="m", dataset="d", key="k" * 64, payload={}, chunk_rows=3) as store:
         store.append([_record(str(i)) for i in range(7)])

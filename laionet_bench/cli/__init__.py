@@ -4,6 +4,11 @@ Every subcommand module exposes ``add_parser(subparsers)``, which registers its 
 ``handler`` to a function ``(args) -> int``. Heavy imports (torch, timm) happen inside handlers so
 ``--help`` stays fast. Errors become one line on stderr and exit status 1 (``_errors.py``); set
 ``--debug`` or ``LAIONET_BENCH_DEBUG=1`` for the traceback.
+
+``--debug`` and ``-q`` work before or after the subcommand: every subcommand parser (nested ones too)
+is a :class:`_CommandParser`, which takes them from one shared parent parser. Logging is configured on
+the ``laionet_bench`` logger only, so other libraries keep their own levels and handlers: timm's and
+matplotlib's INFO lines stay quiet, and huggingface_hub's retry warnings print once, through its handler.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import sys
 from ..version import __version__
 from ._errors import report
 
-__all__ = ["SUBCOMMANDS", "build_parser", "main"]
+__all__ = ["SUBCOMMANDS", "build_parser", "configure_logging", "main"]
 
 #: Subcommand modules, in the order ``--help`` lists them.
 SUBCOMMANDS = (
@@ -40,20 +45,75 @@ EPILOG = """examples:
 """
 
 
+#: The logger the CLI configures: the package's own, never the root logger.
+LOGGER = "laionet_bench"
+
+
+def _common_options(default: bool | str) -> argparse.ArgumentParser:
+    """The flags every (sub)command takes. Below the top level their default is ``SUPPRESS``: a subcommand
+    that was not given ``-q`` must not reset the ``-q`` given before it."""
+    common = argparse.ArgumentParser(add_help=False)
+    group = common.add_argument_group("output")
+    group.add_argument("--debug", action="store_true", default=default, help="show tracebacks and debug logs")
+    group.add_argument("-q", "--quiet", action="store_true", default=default, help="only warnings and errors")
+    return common
+
+
+_SUBCOMMAND_COMMON = _common_options(argparse.SUPPRESS)
+
+
+class _CommandParser(argparse.ArgumentParser):
+    """A subcommand's parser, with the common flags; argparse makes nested subcommands of the same class."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs["parents"] = [*kwargs.get("parents", ()), _SUBCOMMAND_COMMON]
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="laionet-bench",
         description="Evaluate ImageNet models on LAIONet, the LAION-based recreation of ImageNet.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[_common_options(False)],
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
-    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_CommandParser)
     for name in SUBCOMMANDS:
         importlib.import_module(f".{name}", __name__).add_parser(subparsers)
     return parser
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at emit time (pytest's capture, a redirected stream)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # StreamHandler assigns it; the property always answers sys.stderr
+        pass
+
+
+def configure_logging(*, debug: bool = False, quiet: bool = False) -> logging.Logger:
+    """Give the ``laionet_bench`` logger one stderr handler and the level the flags ask for.
+
+    Idempotent (``main`` may run many times in one process). The root logger is left alone: configuring it
+    would print every library's INFO lines, and huggingface_hub's records twice (it has its own handler).
+    """
+    logger = logging.getLogger(LOGGER)
+    for handler in [h for h in logger.handlers if isinstance(h, _StderrHandler)]:
+        logger.removeHandler(handler)
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO)
+    return logger
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,8 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    level = logging.DEBUG if args.debug else logging.WARNING if args.quiet else logging.INFO
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    configure_logging(debug=args.debug, quiet=args.quiet)
     try:
         return int(args.handler(args) or 0)
     except BaseException as exc:  # noqa: BLE001 - mapped to a message in one table

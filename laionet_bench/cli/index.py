@@ -16,8 +16,8 @@ EPILOG = """examples:
 def add_hub_options(parser: argparse.ArgumentParser) -> None:
     """Options every command that loads an index shares."""
     group = parser.add_argument_group("index source")
-    group.add_argument("--repo", metavar="ID", help="Hub dataset repo (default: [tool.laionet-bench] hub_repo, "
-                       "LAIONET_BENCH_HUB_REPO, or laionet-bench/laionet)")
+    group.add_argument("--repo", metavar="ID", help="Hub dataset repo (default: LAIONET_BENCH_HUB_REPO, "
+                       "[tool.laionet-bench] hub_repo, or laionet-bench/laionet)")
     group.add_argument("--revision", metavar="REV", help="branch, tag or commit of the Hub repo (default: main)")
     group.add_argument("--cache-dir", metavar="DIR", help="Hugging Face cache directory")
     group.add_argument("--offline", action="store_true", help="use only the local cache (like HF_HUB_OFFLINE=1)")

@@ -14,7 +14,7 @@ EPILOG = """examples:
 def add_results_option(group) -> None:
     """``--results DIR``, shared by the commands that read stored results."""
     group.add_argument("--results", metavar="DIR",
-                       help="results folder (default: [tool.laionet-bench] results_dir, LAIONET_BENCH_RESULTS, "
+                       help="results folder (default: LAIONET_BENCH_RESULTS, [tool.laionet-bench] results_dir, "
                             "or ./results)")
 
 

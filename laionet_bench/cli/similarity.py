@@ -46,8 +46,8 @@ def add_parser(subparsers) -> None:
     enc.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default: %(default)s)")
     enc.add_argument("--workers", type=int, default=2, help="image decoding threads (default: %(default)s)")
     out = parser.add_argument_group("output")
-    out.add_argument("--out", metavar="DIR", help="results root (default: [tool.laionet-bench] results_dir, "
-                     "LAIONET_BENCH_RESULTS, or ./results)")
+    out.add_argument("--out", metavar="DIR", help="results root (default: LAIONET_BENCH_RESULTS, "
+                     "[tool.laionet-bench] results_dir, or ./results)")
     out.add_argument("--results", metavar="DIR", help="'run' results to join recall from (default: --out)")
     out.add_argument("--model", help="recall of this model only (default: mean over the results' models)")
     out.add_argument("--no-plots", action="store_true", help="skip the PNG figures")

@@ -77,7 +77,10 @@ def _labels_from_loc_csv(path: Path) -> dict[str, str]:
 
 
 def _labels_from_devkit(truth: Path, meta: Path) -> dict[str, str]:
-    from scipy.io import loadmat
+    try:
+        from scipy.io import loadmat
+    except ImportError:
+        raise MissingDependencyError("scipy", "devkit", f"reading the devkit's {meta.name}") from None
 
     synsets = loadmat(str(meta), squeeze_me=True)["synsets"]
     id_to_wnid = {int(i): str(w) for i, w in zip(synsets["ILSVRC2012_ID"], synsets["WNID"], strict=True) if 1 <= int(i) <= 1000}

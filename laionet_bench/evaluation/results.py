@@ -2,7 +2,9 @@
 
 One model's evaluation is a :class:`ModelResult`: a summary per dataset (equi- and LAION-weighted
 accuracy with standard errors, counts), the gap, effective robustness when known, model facts and
-provenance. Its per-class table travels beside it. On disk (``<results>/<model slug>/``)::
+provenance. Its per-class table travels beside it. Records carry no local absolute path: every path in a dataset identity
+or in the model facts is kept as :func:`~laionet_bench._io.display_path` gives it (relative or ``~/...``),
+since result folders get published. On disk (``<results>/<model slug>/``)::
 
     result.json       ModelResult.to_dict() — plain keys, numbers as numbers
     per_class.parquet one row per class: recall, SE and n on each dataset, LAIONet weight, drop
@@ -16,6 +18,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
+import os
 import platform
 import subprocess
 from dataclasses import asdict, dataclass, field
@@ -24,7 +27,7 @@ from typing import Any
 
 import pandas as pd
 
-from .._io import atomic_write, slug, write_text_atomic
+from .._io import atomic_write, display_path, slug, write_text_atomic
 from ..catalog import load_catalog
 from ..errors import DatasetError, ResultsError
 from ..version import __version__
@@ -54,6 +57,17 @@ def _version(module: str) -> str | None:
         return metadata.version(module)
     except metadata.PackageNotFoundError:
         return None
+
+
+def _shareable(value: Any) -> Any:
+    """``value`` with every absolute path string (in nested dicts and lists too) as :func:`display_path` gives it."""
+    if isinstance(value, dict):
+        return {key: _shareable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_shareable(item) for item in value)
+    if isinstance(value, str) and os.path.isabs(value):
+        return display_path(value)
+    return value
 
 
 def _git_hash() -> str | None:
@@ -118,6 +132,9 @@ class DatasetSummary:
     micro_top1: float
     micro_top5: float
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "identity", _shareable(self.identity))
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -142,6 +159,9 @@ class ModelResult:
     effective_robustness: float | None = None
     per_class: pd.DataFrame | None = field(default=None, repr=False)
     schema_version: int = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        self.model_info = _shareable(self.model_info)
 
     @property
     def gaps(self) -> dict[str, Estimate]:

@@ -1,9 +1,11 @@
 """The prediction store: per (model, dataset) and row, the top-5 wnids, their scores and the true rank.
 
 Records are keyed by a *run key*, the sha256 of everything that decides a prediction: model spec,
-weights (hub id or local file sha256), resolved data config, dtype, dataset identity (index sha256 and
-revision, manifest or listing hash, limits) and the harness version. A different key is a different
-folder, so a changed input never mixes with old records::
+weights (hub id, or a local file's sha256 alone, wherever the file lies), resolved data config, dtype,
+dataset identity (index sha256 and revision, manifest or listing hash, limits) and the store format
+version :data:`STORE_VERSION`. Not the harness version: a release that does not change what a
+prediction means keeps every stored prediction. A different key is a different folder, so a changed
+input never mixes with old records::
 
     <root>/<dataset slug>/<model slug>/<run key[:16]>/
         run.json               the run key's inputs, plus model_info once the model was built
@@ -30,16 +32,17 @@ import pyarrow.parquet as pq
 
 from .._io import atomic_write, slug, write_text_atomic
 from ..errors import StoreError
-from ..version import __version__
 
-__all__ = ["CHUNK_ROWS", "RECORD_SCHEMA", "PredictionStore", "read_predictions", "run_key", "store_dir"]
+__all__ = ["CHUNK_ROWS", "RECORD_SCHEMA", "STORE_VERSION", "PredictionStore", "read_predictions", "run_key", "store_dir"]
 
 logger = logging.getLogger(__name__)
 
 #: Records per chunk file: what a ``kill -9`` can lose at most, per model.
 CHUNK_ROWS = 2048
-#: Bump when the stored predictions' meaning changes (a new key invalidates old records).
-STORE_VERSION = 1
+#: The store format: bump when what a prediction means or how its run key is formed changes, and only then
+#: (a new key recomputes every prediction). 2: keys no longer hash the harness version or a local weights
+#: file's path, only its sha256.
+STORE_VERSION = 2
 
 RECORD_SCHEMA = pa.schema([
     pa.field("key", pa.string()),  # dataset sample key (LAIONet row id, ImageNet file stem ...)
@@ -54,14 +57,21 @@ RECORD_SCHEMA = pa.schema([
 
 def run_key(*, model: str, weights: Mapping[str, Any], data_config: Mapping[str, Any], dtype: str,
             dataset: Mapping[str, Any]) -> tuple[str, dict]:
-    """The run key (hex sha256) and the plain dict it hashes."""
+    """The run key (hex sha256) and the plain dict it hashes.
+
+    ``weights`` is :func:`~laionet_bench.models.registry.weights_identity`: a local file (one with a
+    ``weights_sha256``) is keyed by its content only, so moving it or running from another folder
+    recomputes nothing.
+    """
+    weights = dict(weights)
+    if weights.get("weights_sha256"):
+        weights = {"weights_sha256": weights["weights_sha256"]}
     payload = {
         "model": model,
-        "weights": dict(weights),
+        "weights": weights,
         "data_config": dict(data_config),
         "dtype": dtype,
         "dataset": dict(dataset),
-        "harness_version": __version__,
         "store_version": STORE_VERSION,
     }
     text = json.dumps(payload, sort_keys=True, default=str)

@@ -39,7 +39,7 @@ _MESSAGES: dict[tuple[str, Direction], str] = {
     ("no_entry", "download"): "{what} not found in dataset repo {repo_id!r} at revision {rev!r}: "
                               "check the variant name",
     ("offline", "download"): "{what} of {repo_id!r} is not in the local Hugging Face cache and offline mode is on "
-                             "(HF_HUB_OFFLINE=1): download it once online, or pass a local parquet path",
+                             "(--offline or HF_HUB_OFFLINE=1): download it once online, or pass a local parquet path",
     ("unreachable", "download"): "could not reach the Hub for {what} of {repo_id!r} and it is not cached{cause}: "
                                  "retry later, or pass a local parquet path",
     ("http", "download"): "the Hub answered an error for {what} of {repo_id!r}: {detail}; retry later",
@@ -60,7 +60,7 @@ def _status(exc: BaseException) -> int | None:
     return getattr(getattr(exc, "response", None), "status_code", None)
 
 
-def _causes(exc: BaseException) -> Iterator[str]:
+def _causes(exc: BaseException, offline: bool) -> Iterator[str]:
     """What went wrong, most specific first; ``other`` always comes last."""
     from huggingface_hub import errors as hf_errors
 
@@ -69,7 +69,7 @@ def _causes(exc: BaseException) -> Iterator[str]:
     if isinstance(exc, hf_errors.RevisionNotFoundError):
         yield "no_revision"
     if isinstance(exc, hf_errors.LocalEntryNotFoundError):
-        yield "offline" if hub_offline() else "unreachable"
+        yield "offline" if offline or hub_offline() else "unreachable"
     elif isinstance(exc, hf_errors.EntryNotFoundError):
         yield "no_entry"
     if isinstance(exc, hf_errors.HfHubHTTPError):
@@ -83,7 +83,13 @@ def _one_line(text: object) -> str:
 
 
 def hub_error(
-    exc: BaseException, *, direction: Direction, repo_id: str, revision: str | None = None, what: str = "the file"
+    exc: BaseException,
+    *,
+    direction: Direction,
+    repo_id: str,
+    revision: str | None = None,
+    what: str = "the file",
+    offline: bool = False,
 ) -> HubError:
     """The :class:`HubError` to raise for ``exc``, raised while the caller was doing ``direction``.
 
@@ -93,6 +99,8 @@ def hub_error(
         repo_id: the dataset repo.
         revision: branch, tag or commit; None means ``main``.
         what: the thing being downloaded (a file name, "the repo snapshot", "the file listing").
+        offline: the caller asked for the local cache only (``local_files_only``, the CLI's ``--offline``),
+            so a file missing from it is the offline message, not an unreachable Hub.
     """
     cause = exc.__cause__ or exc.__context__
     fields = {
@@ -104,5 +112,5 @@ def hub_error(
         "detail": _one_line(exc),
         "cause": f" ({type(cause).__name__}: {_one_line(cause)})" if cause else "",
     }
-    template = next(_MESSAGES[key] for key in ((c, direction) for c in _causes(exc)) if key in _MESSAGES)
+    template = next(_MESSAGES[key] for key in ((c, direction) for c in _causes(exc, offline)) if key in _MESSAGES)
     return HubError(template.format(**fields))

@@ -56,7 +56,7 @@ class HubDownload:
 
 
 def resolve_repo_id(repo_id: str | None = None) -> str:
-    """Explicit ``repo_id`` > ``[tool.laionet-bench] hub_repo`` > ``LAIONET_BENCH_HUB_REPO`` > default."""
+    """Explicit ``repo_id`` > ``LAIONET_BENCH_HUB_REPO`` > ``[tool.laionet-bench] hub_repo`` > default."""
     return resolve_setting("hub_repo", repo_id, env=constants.HUB_REPO)
 
 
@@ -112,7 +112,8 @@ def download_index_file(
         commit = _commit_of(path)
         expected = _expected_sha256(repo_id, filename, commit or revision, kwargs)
     except Exception as exc:  # huggingface_hub raises transport errors unwrapped (httpx2.*)
-        raise hub_error(exc, direction="download", repo_id=repo_id, revision=revision, what=filename) from exc
+        raise hub_error(exc, direction="download", repo_id=repo_id, revision=revision, what=filename,
+                        offline=local_files_only) from exc
     actual = sha256_file(path)
     if expected and expected != actual:
         raise HubError(
@@ -140,7 +141,7 @@ def snapshot(
         folder = snapshot_download(repo_id, revision=revision, allow_patterns=allow_patterns, **kwargs)
     except Exception as exc:
         raise hub_error(exc, direction="download", repo_id=repo_id, revision=revision,
-                        what="the repo snapshot") from exc
+                        what="the repo snapshot", offline=local_files_only) from exc
     return Path(folder), _commit_of(folder)
 
 
@@ -184,5 +185,6 @@ def download_dataset_file(
             repo_id, filename, revision=revision, local_dir=str(local_dir) if local_dir else None, **kwargs
         )
     except Exception as exc:
-        raise hub_error(exc, direction="download", repo_id=repo_id, revision=revision, what=filename) from exc
+        raise hub_error(exc, direction="download", repo_id=repo_id, revision=revision, what=filename,
+                        offline=local_files_only) from exc
     return Path(path)

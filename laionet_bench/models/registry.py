@@ -293,7 +293,11 @@ def _sha256_cached(path: str, size: int, mtime: float) -> str:
 
 
 def weights_identity(spec: str, weights: Mapping[str, str | Path] | None = None) -> dict[str, Any]:
-    """Where a spec's weights come from and, for a local file, its sha256 (part of every run key)."""
+    """Where a spec's weights come from and, for a local file, its sha256 (part of every run key).
+
+    A local file's place is :func:`~laionet_bench._io.display_path` (``~/...`` or relative): it goes into
+    results that get published; its sha256 is what identifies it.
+    """
     path = _weights_path(spec, weights)
     if path is None:
         if spec.startswith(OPENCLIP_PREFIX):
@@ -303,7 +307,7 @@ def weights_identity(spec: str, weights: Mapping[str, str | Path] | None = None)
     stat = Path(path).stat() if Path(path).is_file() else None
     if stat is None:
         raise ModelSpecError(f"{spec}: weights file {path} does not exist")
-    return {"weights": path, "weights_sha256": _sha256_cached(path, stat.st_size, stat.st_mtime)}
+    return {"weights": _io.display_path(path), "weights_sha256": _sha256_cached(path, stat.st_size, stat.st_mtime)}
 
 
 def build_model(spec: str, *, weights: Mapping[str, str | Path] | None = None, device: str = "cpu") -> LoadedModel:

@@ -77,8 +77,8 @@ def add_results_options(addoption: Callable[..., Any], *, prefix: str = "laionet
     """Where stored results are read from."""
     addoption(f"--{prefix}results", dest=_dest(prefix, "results"), action="append", type=Path, metavar="PATH",
               default=None, help="results folder, model folder or result.json to read; repeatable "
-              "(default: %(default)r → ini laionet_results → [tool.laionet-bench] results_dir → "
-              "$LAIONET_BENCH_RESULTS → 'results')")
+              "(default: %(default)r → ini laionet_results → $LAIONET_BENCH_RESULTS → "
+              "[tool.laionet-bench] results_dir → 'results')")
     addoption(f"--{prefix}dataset", dest=_dest(prefix, "dataset"), type=str, metavar="DATASET", default=None,
               help="LAIONet dataset spec; stored results on another dataset are ignored (default: %(default)r = any)")
 

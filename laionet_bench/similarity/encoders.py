@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .._io import sha256_file
+from .._io import display_path, sha256_file
 from ..errors import ModelSpecError
 
 __all__ = ["DEFAULT_ENCODER", "Encoder", "EncoderSpec", "create_encoder", "parse_encoder_spec"]
@@ -174,7 +174,7 @@ def create_encoder(
         torch.manual_seed(0)  # a reproducible random network, so its cache key stays meaningful
     build = _create_openclip if parsed.source == "openclip" else _create_timm
     model, transform, info = build(parsed, weights_path, device, random_init)
-    info["weights"] = str(weights_path) if weights_path else None
+    info["weights"] = display_path(weights_path) if weights_path else None  # no local absolute path in results
     logger.info("encoder %s ready on %s", parsed, device)
     return Encoder(
         spec=parsed,
