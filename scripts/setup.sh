@@ -12,6 +12,8 @@ APT_PACKAGES=(
   openclipart-svg         # demo clipart
   librsvg2-bin            # rsvg-convert renders the clipart
   fonts-noto-color-emoji  # demo emoji
+  chromium                # headless browser for tests/test_leaderboard_browser.py (the HTML page's sorting)
+  chromium-driver         # chromedriver, which selenium drives
 )
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -267,3 +267,22 @@ def test_cli_leaderboard_prints_markdown_and_writes_files(tmp_path, capsys):
 def test_cli_leaderboard_without_results_says_what_to_do(tmp_path, capsys):
     assert main(["leaderboard", "--results", str(tmp_path / "none")]) == 1
     assert "laionet-bench run" in capsys.readouterr().err
+
+
+def test_similarity_test_over_too_few_classes_carries_a_note(tmp_path):
+    for encoder, tested in (("thin", 1), ("enough", 40)):
+        summary = tmp_path / "similarity" / encoder / "summary.json"
+        summary.parent.mkdir(parents=True)
+        summary.write_text(json.dumps({"encoder": encoder, "datasets": {"laionet": {"mean": 0.7}},
+                                       "comparison": {"a": "laionet", "b": "imagenet-val", "n_classes_tested": tested,
+                                                      "frac_lower": 1.0, "frac_higher": 0.0}}))
+    board = build_leaderboard(_results(), results_dir=tmp_path)
+    note = "thin (laionet vs imagenet-val): too few classes to conclude: 1 tested, fewer than the minimum of 10"
+    markdown, page = to_markdown(board), to_html(board)
+    assert f"> **Note** {note}" in markdown and note in page
+    assert "enough (laionet" not in markdown and "enough (laionet" not in page
+    from laionet_bench.leaderboard.plots import _encoder_labels
+
+    thin, enough = _encoder_labels(board, ["thin", "enough"])
+    assert "too few to conclude" in thin and "lower: 100%" not in thin  # the figure's labels say it too
+    assert "lower: 100%" in enough

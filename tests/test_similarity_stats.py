@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from laionet_bench.similarity.stats import (
+    MIN_CLASSES_TESTED,
     ClassStats,
     class_stats,
     class_stats_naive,
@@ -118,3 +119,28 @@ def test_per_class_stats_fast_and_naive_tables_agree():
     fast, naive = per_class_stats(data), per_class_stats(data, naive=True)
     assert list(fast.columns) == ["n_images", "n_pairs", "mean", "std", "half_width"]
     pd.testing.assert_frame_equal(fast, naive, atol=1e-7)
+
+
+def test_a_test_over_too_few_classes_is_flagged_and_the_figure_says_so(monkeypatch, tmp_path):
+    pytest.importorskip("matplotlib")
+    from laionet_bench.similarity import plots
+
+    rng = np.random.default_rng(6)
+    tight = {f"n{i:08d}": unit_rows(rng, 20, 32, center=rng.normal(size=32) * 4, spread=0.3) for i in range(12)}
+    spread = {w: unit_rows(rng, 20, 32) for w in tight}
+    a, b = per_class_stats(tight), per_class_stats(spread)
+    one = ["n00000000"]
+    frame, thin = compare_classes(a.loc[one], b.loc[one], a="tight", b="spread")
+    assert (thin.n_classes_tested, thin.frac_higher, thin.too_few_classes) == (1, 1.0, True)
+    assert thin.to_dict()["min_classes_tested"] == MIN_CLASSES_TESTED == 10
+    assert not compare_classes(a, b, a="tight", b="spread")[1].too_few_classes
+    assert compare_classes(a, b, a="tight", b="spread", min_classes=13)[1].too_few_classes
+
+    drawn = []
+    monkeypatch.setattr(plots, "save_figure", lambda fig, path: drawn.append(fig) or path)
+    plots.plot_class_intervals(frame, tmp_path / "thin.png", a="tight", b="spread")
+    plots.plot_class_intervals(compare_classes(a, b, a="tight", b="spread")[0], tmp_path / "ok.png", a="tight",
+                               b="spread")
+    texts = [" ".join(t.get_text() for t in fig.texts) for fig in drawn]
+    assert "too few classes to conclude: 1 tested, fewer than the minimum of 10" in texts[0]
+    assert "too few" not in texts[1]

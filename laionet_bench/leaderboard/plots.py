@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .._figures import new_figure, save_figure
+from ..similarity.stats import MIN_CLASSES_TESTED, too_few_classes
 from .groups import GROUPS
 from .table import Leaderboard
 
@@ -233,7 +234,11 @@ def plot_similarity(board: Leaderboard, path: str | Path) -> Path | None:
 
 
 def _encoder_labels(board: Leaderboard, encoders) -> list[str]:
-    """Encoder names, with the per-class test's share of classes significantly lower/higher on LAIONet."""
+    """Encoder names, with the per-class test's share of classes significantly lower/higher on LAIONet.
+
+    A test over fewer than :data:`~laionet_bench.similarity.stats.MIN_CLASSES_TESTED` classes shows no share:
+    "lower: 100%" from one class would read as a finding.
+    """
     tests = board.similarity_tests.set_index("encoder") if "encoder" in board.similarity_tests else pd.DataFrame()
     labels = []
     for encoder in encoders:
@@ -241,7 +246,11 @@ def _encoder_labels(board: Leaderboard, encoders) -> list[str]:
         if encoder in tests.index and {"frac_lower", "frac_higher"} <= set(tests.columns):
             row = tests.loc[encoder]
             pair = f"{row['a']} vs {row['b']}" if {"a", "b"} <= set(tests.columns) else "LAIONet"
-            label += f"\n{pair} lower: {row['frac_lower']:.0%}, higher: {row['frac_higher']:.0%}"
+            tested = int(row["n_classes_tested"]) if "n_classes_tested" in tests.columns else None
+            if tested is not None and too_few_classes(tested):
+                label += f"\n{pair}: {tested} class(es) tested, too few to conclude (minimum {MIN_CLASSES_TESTED})"
+            else:
+                label += f"\n{pair} lower: {row['frac_lower']:.0%}, higher: {row['frac_higher']:.0%}"
         labels.append(label)
     return labels
 

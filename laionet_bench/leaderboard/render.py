@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..similarity.stats import MIN_CLASSES_TESTED, too_few_classes, too_few_classes_note
 from .columns import COLUMNS
 from .groups import GROUPS
 from .table import Leaderboard
@@ -68,6 +69,20 @@ def _display_rows(table: pd.DataFrame) -> list[list[str]]:
     return [[_display(row[col], fmt) for col, _, fmt in DISPLAY_COLUMNS] for _, row in table.iterrows()]
 
 
+def _thin_test_notes(tests: pd.DataFrame) -> list[str]:
+    """One caveat per per-class test over too few classes (older summaries lack ``min_classes_tested``)."""
+    if "n_classes_tested" not in tests:
+        return []
+    notes = []
+    for _, row in tests.iterrows():
+        minimum = row.get("min_classes_tested", MIN_CLASSES_TESTED)
+        minimum = MIN_CLASSES_TESTED if _missing(minimum) else int(minimum)
+        if not _missing(row["n_classes_tested"]) and too_few_classes(int(row["n_classes_tested"]), minimum):
+            pair = f" ({row['a']} vs {row['b']})" if {"a", "b"} <= set(tests.columns) else ""
+            notes.append(f"{row.get('encoder', '')}{pair}: {too_few_classes_note(int(row['n_classes_tested']), minimum)}")
+    return notes
+
+
 def _similarity_markdown(board: Leaderboard, tabulate) -> list[str]:
     if board.similarity.empty:
         return []
@@ -76,6 +91,8 @@ def _similarity_markdown(board: Leaderboard, tabulate) -> list[str]:
     if not board.similarity_tests.empty:
         lines += ["", tabulate(board.similarity_tests, headers="keys", tablefmt="github", showindex=False,
                                floatfmt=".4g")]
+        for note in _thin_test_notes(board.similarity_tests):
+            lines += ["", f"> **Note** {note}."]
     return lines
 
 
@@ -124,6 +141,8 @@ def to_json(board: Leaderboard) -> str:
     return json.dumps(payload, indent=1, ensure_ascii=False, allow_nan=False) + "\n"
 
 
+#: Click a header to sort by it, click again to reverse. Numbers (``data-type="num"``) compare by their exact
+#: ``data-value``, text by locale; missing cells (empty ``data-value``, shown as "–") stay last both ways.
 _SORTER_JS = """
 document.querySelectorAll("table.sortable th").forEach(function (th, col) {
   th.addEventListener("click", function () {
@@ -135,17 +154,17 @@ document.querySelectorAll("table.sortable th").forEach(function (th, col) {
     var numeric = th.dataset.type === "num";
     function key(row) {
       var v = row.cells[col].dataset.value;
+      if (v === undefined || v === "") { return null; }
       if (!numeric) { return v; }
-      return v === "" ? NaN : parseFloat(v);
+      var x = Number(v);
+      return isNaN(x) ? null : x;
     }
     rows.sort(function (a, b) {
       var x = key(a), y = key(b);
-      if (numeric) {
-        if (isNaN(x)) { return isNaN(y) ? 0 : 1; }
-        if (isNaN(y)) { return -1; }
-        return asc ? x - y : y - x;
-      }
-      return asc ? x.localeCompare(y) : y.localeCompare(x);
+      if (x === null) { return y === null ? 0 : 1; }
+      if (y === null) { return -1; }
+      var order = numeric ? x - y : x.localeCompare(y);
+      return asc ? order : -order;
     });
     rows.forEach(function (r) { body.appendChild(r); });
   });
@@ -211,6 +230,8 @@ def to_html(board: Leaderboard, *, title: str = "LAIONet leaderboard", figures: 
     parts += [f'<img src="{esc(name)}" alt="{esc(name)}">' for name in figures]
     if not board.similarity.empty:
         parts += ["<h2>Intra-class similarity</h2>", _html_frame(board.similarity), _html_frame(board.similarity_tests)]
+        parts += [f'<p class="note"><strong>Note</strong> {esc(note)}.</p>'
+                  for note in _thin_test_notes(board.similarity_tests)]
     footer = [f"<li>generated: {esc(board.generated)}</li>"]
     footer += [f"<li>{esc(k)}: {esc(', '.join(v))}</li>" for k, v in board.provenance.items()]
     parts += ["<h2>Provenance</h2>", "<ul>" + "".join(footer) + "</ul>", f"<script>{_SORTER_JS}</script>",

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .._figures import new_figure, save_figure
+from .stats import MIN_CLASSES_TESTED, MIN_PAIRS, too_few_classes, too_few_classes_note
 
 __all__ = ["plot_class_intervals", "plot_histograms", "plot_recall_vs_similarity"]
 
@@ -43,8 +44,13 @@ def plot_histograms(table: pd.DataFrame, path: str | Path, *, encoder: str, n_cl
     return save_figure(fig, path)
 
 
-def plot_class_intervals(comparison: pd.DataFrame, path: str | Path, *, a: str, b: str) -> Path:
-    """Fig. 6b: per-class Δ = a − b sorted, with 95 % intervals, coloured by significance."""
+def plot_class_intervals(
+    comparison: pd.DataFrame, path: str | Path, *, a: str, b: str, min_classes: int = MIN_CLASSES_TESTED
+) -> Path:
+    """Fig. 6b: per-class Δ = a − b sorted, with 95 % intervals, coloured by significance.
+
+    Under ``min_classes`` tested classes the figure says, across it, that it is too thin to conclude.
+    """
     tested = comparison[comparison["tested"]].sort_values("delta")
     fig, ax = _figure(7.2, 4.2)
     rank = np.arange(len(tested))
@@ -56,10 +62,14 @@ def plot_class_intervals(comparison: pd.DataFrame, path: str | Path, *, a: str, 
         ax.scatter(rank[mask], tested["delta"].to_numpy()[mask], s=8, color=color, zorder=3,
                    label=f"{label}: {mask.sum()} ({share:.1%})")
     ax.axhline(0.0, color="black", linewidth=0.8)
-    ax.set_xlabel(f"classes sorted by Δ ({len(tested)} classes with ≥ 7 pairs in both)")
+    ax.set_xlabel(f"classes sorted by Δ ({len(tested)} classes with ≥ {MIN_PAIRS} pairs in both)")
     ax.set_ylabel(f"Δ mean similarity ({a} − {b})")
     ax.set_title(f"Per-class intra-class similarity: {a} vs {b}", fontsize=10)
     ax.legend(loc="upper left", frameon=False, fontsize=8)
+    if too_few_classes(len(tested), min_classes):
+        fig.text(0.5, 0.5, too_few_classes_note(len(tested), min_classes).replace("; ", ";\n"), ha="center",
+                 va="center", fontsize=10, color="#d62728", wrap=True,
+                 bbox={"facecolor": "white", "edgecolor": "#d62728", "alpha": 0.9})
     return save_figure(fig, path)
 
 

@@ -15,6 +15,10 @@ The comparison of dataset A with dataset B (A − B, e.g. LAIONet − ImageNet):
 * per-class test (Fig. 6b): classes with ≥ 7 pairs in both; half-width h = 1.96·std/√(P − 1);
   Δ = mean_A − mean_B with half-width √(h_A² + h_B²); A is significantly lower when Δ + h < 0 and
   higher when Δ − h > 0. Reference: 502/872 = 57.6 % lower, 27.9 % higher (CLIP ViT-B/32).
+* a test over fewer than ``MIN_CLASSES_TESTED`` classes is flagged ``too_few_classes``: its shares are
+  shares of a handful (the demo's 1 tested class reads "100 % lower") and say nothing about the datasets,
+  so the tables and figures print :func:`too_few_classes_note` beside them instead of letting them read as
+  a finding.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import pandas as pd
 __all__ = [
     "HIST_BINS",
     "HIST_RANGE",
+    "MIN_CLASSES_TESTED",
     "MIN_PAIRS",
     "SAMPLES_PER_CLASS",
     "Z_REFERENCE",
@@ -43,6 +48,8 @@ __all__ = [
     "per_class_stats",
     "pooled_histogram",
     "sample_pair_similarities",
+    "too_few_classes",
+    "too_few_classes_note",
 ]
 
 #: The reference's constants (SPEC §5).
@@ -51,6 +58,9 @@ MIN_PAIRS = 7
 SAMPLES_PER_CLASS = 100
 HIST_BINS = 70
 HIST_RANGE = (0.0, 0.99)
+#: Fewest tested classes from which the per-class test's shares are reported as a result. Ours, not the
+#: reference's (it tests 872 classes): below ten, one class moves a share by more than ten points.
+MIN_CLASSES_TESTED = 10
 
 
 @dataclass(frozen=True)
@@ -194,15 +204,31 @@ class ComparisonSummary:
     frac_delta_negative: float  # share of tested classes with Δ < 0 (the paper's "almost two-thirds")
     mean_delta: float  # unweighted mean Δ over tested classes
     min_pairs: int = MIN_PAIRS
+    min_classes_tested: int = MIN_CLASSES_TESTED
+    too_few_classes: bool = False  # n_classes_tested < min_classes_tested: too thin to conclude
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
+def too_few_classes(n_tested: int, minimum: int = MIN_CLASSES_TESTED) -> bool:
+    """Whether a per-class test over ``n_tested`` classes is too thin to conclude anything."""
+    return n_tested < minimum
+
+
+def too_few_classes_note(n_tested: int, minimum: int = MIN_CLASSES_TESTED) -> str:
+    """The one-line caveat printed next to a too-thin test's shares (tables and figures share it)."""
+    return (f"too few classes to conclude: {n_tested} tested, fewer than the minimum of {minimum}; "
+            "the shares lower/higher are not evidence either way")
+
+
 def compare_classes(
-    stats_a: pd.DataFrame, stats_b: pd.DataFrame, *, a: str, b: str, min_pairs: int = MIN_PAIRS
+    stats_a: pd.DataFrame, stats_b: pd.DataFrame, *, a: str, b: str, min_pairs: int = MIN_PAIRS,
+    min_classes: int = MIN_CLASSES_TESTED,
 ) -> tuple[pd.DataFrame, ComparisonSummary]:
     """Per-class test (Fig. 6b) between two :func:`per_class_stats` tables.
+
+    ``min_classes``: below this many tested classes the summary is flagged ``too_few_classes``.
 
     Returns the per-class frame (``delta``, ``delta_half_width``, ``delta_low``, ``delta_high``,
     ``tested``, ``significance`` ∈ {"lower", "higher", "none", ""}) over the classes in both, and the summary.
@@ -234,5 +260,7 @@ def compare_classes(
         frac_delta_negative=float((tested["delta"] < 0).mean()) if k else math.nan,
         mean_delta=float(tested["delta"].mean()) if k else math.nan,
         min_pairs=min_pairs,
+        min_classes_tested=min_classes,
+        too_few_classes=too_few_classes(k, min_classes),
     )
     return frame, summary
