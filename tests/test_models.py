@@ -150,3 +150,74 @@ def test_openclip_zero_shot_uses_catalog_prompts(tmp_path):
         got = loaded.module(image)
     assert got.shape == (2, 1000)
     np.testing.assert_allclose(got[:, :3].numpy() / 100, expected.numpy(), atol=1e-5)
+
+
+def _tiny_clip(tmp_path, monkeypatch, **tag_cfg):
+    """The tiny open_clip config with random weights, registered as a local tag ``laionet-tiny-clip/mine``."""
+    import open_clip
+    import torch
+
+    open_clip.add_model_config(_tiny_clip_config(tmp_path))
+    torch.manual_seed(0)
+    weights = tmp_path / "tiny.pt"
+    torch.save(open_clip.create_model("laionet-tiny-clip").state_dict(), weights)
+    monkeypatch.setitem(open_clip.pretrained._PRETRAINED, "laionet-tiny-clip", {"mine": {"file": str(weights), **tag_cfg}})
+    return weights
+
+
+@pytest.mark.parametrize("prompts", ["paper", "openai"])
+def test_openclip_head_is_open_clips_own_zero_shot_classifier(tmp_path, monkeypatch, prompts):
+    import open_clip
+    import torch
+    from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES, OPENAI_IMAGENET_TEMPLATES
+
+    weights = _tiny_clip(tmp_path, monkeypatch)
+    spec = models.with_prompts(models.expand_model_specs(["openclip:laionet-tiny-clip/mine"])[0], prompts)
+    loaded = models.build_model(spec)
+    model = open_clip.create_model("laionet-tiny-clip", pretrained=str(weights)).eval()
+    names, templates = (([c.query for c in load_catalog()], ["{}"]) if prompts == "paper"
+                        else (IMAGENET_CLASSNAMES, OPENAI_IMAGENET_TEMPLATES))
+    expected = open_clip.build_zero_shot_classifier(model, open_clip.get_tokenizer("laionet-tiny-clip"), names, templates)
+    torch.testing.assert_close(loaded.module.classifier, expected.T, rtol=0, atol=1e-6)
+    assert loaded.model_info["prompts"] == prompts and loaded.model_info["prompt_templates"] == len(templates)
+
+
+def test_prompt_choice_is_part_of_the_run_identity(tmp_path, monkeypatch):
+    from laionet_bench.evaluation.store import run_key
+
+    _tiny_clip(tmp_path, monkeypatch)
+    paper = models.expand_model_specs(["openclip:laionet-tiny-clip/mine@paper"])[0]
+    openai = models.expand_model_specs(["openclip:laionet-tiny-clip/mine@openai"])[0]
+    assert paper == "openclip:laionet-tiny-clip/mine" == models.with_prompts(paper, "paper")
+    assert openai == "openclip:laionet-tiny-clip/mine@openai" == models.with_prompts(paper, "openai")
+    assert models.with_prompts(openai, "paper") == openai and models.with_prompts("resnet18.a1_in1k", "openai") == "resnet18.a1_in1k"
+    keys = {run_key(model=s, weights=models.weights_identity(s), data_config=models.resolve_data_config(s),
+                    dtype="float32", dataset={"name": "x"})[0] for s in (paper, openai)}
+    assert len(keys) == 2
+    assert models.build_model(paper).label_map.name != models.build_model(openai).label_map.name
+    with pytest.raises(ModelSpecError, match="prompts 'fancy' unknown"):
+        models.expand_model_specs(["openclip:laionet-tiny-clip/mine@fancy"])
+
+
+@pytest.mark.parametrize("resize_mode", ["squash", "shortest"])
+def test_openclip_decoding_equals_open_clips_eval_transform(tmp_path, monkeypatch, resize_mode):
+    import open_clip
+    import torch
+    from PIL import Image
+
+    from laionet_bench.evaluation.inference import make_decoder
+
+    _tiny_clip(tmp_path, monkeypatch, resize_mode=resize_mode, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+    config = models.resolve_data_config("openclip:laionet-tiny-clip/mine")
+    assert config["crop_mode"] == ("squash" if resize_mode == "squash" else "center")
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 90, 3), dtype=np.uint8))
+    expected = open_clip.create_model_and_transforms("laionet-tiny-clip", pretrained="mine")[2](image)
+    pixels = make_decoder(config)(image).float() / 255
+    got = (pixels - torch.tensor(config["mean"])[:, None, None]) / torch.tensor(config["std"])[:, None, None]
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
+
+
+def test_openclip_resize_mode_without_timm_equivalent_is_refused(tmp_path, monkeypatch):
+    _tiny_clip(tmp_path, monkeypatch, resize_mode="longest")
+    with pytest.raises(ModelSpecError, match="resize_mode 'longest'"):
+        models.resolve_data_config("openclip:laionet-tiny-clip/mine")

@@ -166,3 +166,29 @@ def test_corrupt_chunk_is_embedded_again_and_other_selections_get_other_caches(t
     smaller = embed_selection(ds, select_samples(ds, name="laionet", per_class=2), PixelEncoder(), cache_root=tmp_path,
                               progress=False)
     assert smaller.cache_dir != emb.cache_dir and len(smaller.keys) == 6
+
+
+@pytest.mark.parametrize("progress", [True, False])
+def test_embedding_bar_moves_per_batch_and_progress_false_disables_it(tmp_path, monkeypatch, progress):
+    from laionet_bench.similarity import embed
+
+    bars = []
+
+    class Recorder:
+        def __init__(self, *args, disable=False, **kwargs):
+            self.disable, self.updates = disable, []
+            bars.append(self)
+
+        def update(self, n=1):
+            self.updates.append(n)
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(embed, "tqdm", Recorder)
+    ds, _ = make_dataset(tmp_path / "data")
+    selection = select_samples(ds, name="laionet")
+    embed_selection(ds, selection, PixelEncoder(), cache_root=tmp_path, chunk_size=1024, batch_size=3, progress=progress)
+    (bar,) = bars
+    assert bar.disable is (not progress)
+    assert sum(bar.updates) == len(selection.samples) and len([n for n in bar.updates if n]) > 1  # one chunk, many batches

@@ -11,8 +11,10 @@ A model spec is one of
   ``num_classes`` (1000, or 1001 with ``label_offset`` 1) and, when the config lists them, its label
   names, never by name patterns. Inside :func:`only_local_weights`, ``all`` means every model whose
   weights were registered with :func:`register_local_weights` instead;
-* ``openclip:ARCH/TAG``: an open_clip CLIP model used as a zero-shot classifier over the catalogue's
-  synset texts (see ``_zeroshot.py``).
+* ``openclip:ARCH/TAG`` or ``openclip:ARCH/TAG@openai``: an open_clip CLIP model used as a zero-shot
+  classifier over the catalogue's synset texts (``@paper``, the default, left out of the canonical spec)
+  or OpenAI's 80 templates (``@openai``); see ``zeroshot.py``. The prompt set is part of the spec, so
+  the two never share stored predictions; :func:`with_prompts` sets it on a list of specs.
 
 Weights come from timm's pretrained config (Hub) unless a local file is given, per call
 (``weights={spec: path}``) or registered for the session (:func:`register_local_weights`); local
@@ -47,6 +49,7 @@ __all__ = [
     "resolve_data_config",
     "resolve_label_map",
     "weights_identity",
+    "with_prompts",
 ]
 
 OPENCLIP_PREFIX = "openclip:"
@@ -59,7 +62,7 @@ _LOCAL_ONLY = {"active": False}
 class LabelMap:
     """How a head's logits map to ImageNet-1k wnids: ``wnids[i]`` is logit ``offset + i``."""
 
-    name: str  # "imagenet-1k", "1001-offset", "catalog-zero-shot"
+    name: str  # "imagenet-1k", "1001-offset", "catalog-zero-shot", "openai-zero-shot"
     offset: int
     wnids: tuple[str, ...]
 
@@ -102,22 +105,48 @@ def only_local_weights() -> Iterator[None]:
 
 
 # ------------------------------------------------------------------------------------------ spec names
-def _split_openclip(spec: str) -> tuple[str, str]:
-    arch, sep, tag = spec[len(OPENCLIP_PREFIX):].partition("/")
-    if not arch or not sep or not tag:
-        raise ModelSpecError(f"open_clip spec {spec!r} must look like 'openclip:ARCH/TAG', e.g. openclip:ViT-B-32/openai")
-    return arch, tag
+def _split_openclip(spec: str) -> tuple[str, str, str]:
+    """``openclip:ARCH/TAG[@PROMPTS]`` → ``(arch, tag, prompts)``: the one parser of open_clip specs."""
+    from .zeroshot import PROMPT_SETS
+
+    arch, sep, rest = spec[len(OPENCLIP_PREFIX):].partition("/")
+    tag, at, prompts = rest.partition("@")
+    if not arch or not sep or not tag or (at and not prompts):
+        raise ModelSpecError(f"open_clip spec {spec!r} must look like 'openclip:ARCH/TAG' or 'openclip:ARCH/TAG@openai', "
+                             "e.g. openclip:ViT-B-32/openai")
+    prompts = prompts or "paper"
+    if prompts not in PROMPT_SETS:
+        raise ModelSpecError(f"open_clip spec {spec!r}: prompts {prompts!r} unknown; use one of {', '.join(PROMPT_SETS)}")
+    return arch, tag, prompts
+
+
+def _openclip_spec(arch: str, tag: str, prompts: str) -> str:
+    """The canonical spelling: the default ``paper`` prompts carry no suffix (older stores stay valid)."""
+    return f"{OPENCLIP_PREFIX}{arch}/{tag}" + ("" if prompts == "paper" else f"@{prompts}")
+
+
+def with_prompts(spec: str, prompts: str) -> str:
+    """``spec`` with the zero-shot prompt set ``prompts`` (``paper``/``openai``); other specs unchanged.
+
+    ``paper`` keeps what the spec says, so a spec's own ``@openai`` survives the default.
+    """
+    if not spec.startswith(OPENCLIP_PREFIX) or prompts == "paper":
+        return spec
+    arch, tag, _ = _split_openclip(spec)
+    result = _openclip_spec(arch, tag, prompts)
+    _split_openclip(result)  # refuses an unknown prompt set, naming it
+    return result
 
 
 def _canonical_openclip(spec: str, *, local_tag_ok: bool) -> str:
     import open_clip
 
-    arch, tag = _split_openclip(spec)
+    arch, tag, prompts = _split_openclip(spec)
     if arch not in open_clip.list_models():
         raise UnknownNameError("open_clip architecture", arch, difflib.get_close_matches(arch, open_clip.list_models()))
-    canonical = f"{OPENCLIP_PREFIX}{arch}/{tag}"
+    canonical = _openclip_spec(arch, tag, prompts)
     tags = open_clip.list_pretrained_tags_by_model(arch)
-    if tag not in tags and not local_tag_ok and canonical not in _LOCAL_WEIGHTS:
+    if tag not in tags and not local_tag_ok and _openclip_spec(arch, tag, "paper") not in _LOCAL_WEIGHTS:
         raise UnknownNameError(f"open_clip tag of {arch}", tag, difflib.get_close_matches(tag, tags))
     return canonical
 
@@ -258,7 +287,7 @@ def resolve_data_config(spec: str) -> dict[str, Any]:
     if spec.startswith(OPENCLIP_PREFIX):
         from .zeroshot import openclip_data_config
 
-        return openclip_data_config(*_split_openclip(spec))
+        return openclip_data_config(*_split_openclip(spec)[:2])
     from timm.data import resolve_data_config as timm_resolve
 
     config = timm_resolve(pretrained_cfg=_pretrained_cfg(spec), use_test_size=True)
@@ -282,9 +311,16 @@ def canonical_spec(spec: str) -> str:
 
 # ---------------------------------------------------------------------------------------------- build
 def _weights_path(spec: str, weights: Mapping[str, str | Path] | None) -> str | None:
-    if weights and spec in weights:
-        return str(weights[spec])
-    return _LOCAL_WEIGHTS.get(spec)
+    """A local weights file for ``spec``; an open_clip spec's prompt set does not change its weights."""
+    names = [spec]
+    if spec.startswith(OPENCLIP_PREFIX):
+        names.append(_openclip_spec(*_split_openclip(spec)[:2], "paper"))
+    for name in names:
+        if weights and name in weights:
+            return str(weights[name])
+        if name in _LOCAL_WEIGHTS:
+            return _LOCAL_WEIGHTS[name]
+    return None
 
 
 @lru_cache(maxsize=64)
@@ -318,9 +354,11 @@ def build_model(spec: str, *, weights: Mapping[str, str | Path] | None = None, d
     if spec.startswith(OPENCLIP_PREFIX):
         from .zeroshot import build_zero_shot
 
-        arch, tag = _split_openclip(spec)
-        module, data_config, info = build_zero_shot(arch, tag, weights_path=_weights_path(spec, weights), device=device)
-        label_map = LabelMap("catalog-zero-shot", 0, tuple(load_catalog().wnids))
+        arch, tag, prompts = _split_openclip(spec)
+        module, data_config, info = build_zero_shot(arch, tag, weights_path=_weights_path(spec, weights), device=device,
+                                                    prompts=prompts)
+        name = "catalog-zero-shot" if prompts == "paper" else f"{prompts}-zero-shot"
+        label_map = LabelMap(name, 0, tuple(load_catalog().wnids))
         info = {"architecture": arch, "pretrained_tag": tag, "kind": "openclip", "num_classes": 1000, **info}
     else:
         module, data_config, info = _build_timm(spec, _weights_path(spec, weights))

@@ -1,10 +1,17 @@
 """open_clip models as zero-shot ImageNet-1k classifiers (the paper's CLIP rows).
 
-The class prompts are the catalogue's synset texts (``"<name> which is <definition>"``), as in the
-paper; the head is the L2-normalised text embeddings of the 1000 prompts in catalogue (timm) order,
-so the logit → wnid map is the catalogue itself. Preprocessing (resize shortest side + center crop,
-bicubic, the model's mean/std) is expressed as a timm data config with ``crop_pct = 1`` so CLIP
-models share decoding with timm models of the same input size.
+The head is open_clip's own :func:`open_clip.build_zero_shot_classifier` over one of two prompt sets:
+
+* ``paper`` (default): the catalogue's synset texts (``"<name> which is <definition>"``), one template
+  per class, as in the paper;
+* ``openai``: OpenAI's 80 ImageNet templates over open_clip's class names, so numbers compare with
+  CLIP_benchmark.
+
+Both are in catalogue (timm) order, so the logit → wnid map is the catalogue itself. Preprocessing is
+the eval transform open_clip itself applies for ``arch``/``tag`` (its :class:`~open_clip.transform.PreprocessCfg`
+merged with the tag's config, as ``create_model_and_transforms`` does), written as a timm data config
+with ``crop_pct = 1``: ``resize_mode`` ``shortest`` is timm's ``center`` crop, ``squash`` (SigLIP) is
+timm's ``squash``; CLIP models then share decoding with timm models of the same input size.
 """
 
 from __future__ import annotations
@@ -15,25 +22,43 @@ from typing import Any
 from ..catalog import load_catalog
 from ..errors import ModelSpecError
 
-__all__ = ["build_zero_shot", "openclip_data_config"]
+__all__ = ["PROMPT_SETS", "build_zero_shot", "openclip_data_config"]
+
+PROMPT_SETS = ("paper", "openai")
+
+# open_clip's resize_mode → timm's crop_mode giving the same pixels at crop_pct 1; "longest" pads with
+# open_clip's fill colour where timm's "border" pads with the mean, so it has no exact equivalent.
+_CROP_MODES = {"shortest": "center", "squash": "squash"}
 
 
 def openclip_data_config(arch: str, tag: str) -> dict[str, Any]:
     """The timm-style data config equivalent to open_clip's eval transform for ``arch``/``tag``."""
     import open_clip
+    from open_clip.transform import PreprocessCfg, merge_preprocess_dict
 
     model_cfg = open_clip.get_model_config(arch)
     if model_cfg is None:
         raise ModelSpecError(f"openclip:{arch}/{tag}: open_clip has no config for {arch}")
-    vision = model_cfg.get("vision_cfg", {})
-    size = vision.get("image_size", 224)
+    cfg = merge_preprocess_dict(PreprocessCfg(), open_clip.get_pretrained_cfg(arch, tag) or {})
+    size = model_cfg.get("vision_cfg", {}).get("image_size", cfg["size"])
     size = size if isinstance(size, int) else size[0]
-    pretrained = open_clip.get_pretrained_cfg(arch, tag) or {}
-    mean = pretrained.get("mean") or open_clip.OPENAI_DATASET_MEAN
-    std = pretrained.get("std") or open_clip.OPENAI_DATASET_STD
-    interpolation = pretrained.get("interpolation") or "bicubic"
-    return {"input_size": [3, size, size], "interpolation": interpolation, "mean": list(mean),
-            "std": list(std), "crop_pct": 1.0, "crop_mode": "center"}
+    crop_mode = _CROP_MODES.get(cfg["resize_mode"])
+    if crop_mode is None:
+        raise ModelSpecError(f"openclip:{arch}/{tag}: open_clip resize_mode {cfg['resize_mode']!r} has no exact timm "
+                             f"equivalent (supported: {', '.join(_CROP_MODES)}); pick another tag")
+    return {"input_size": [3, size, size], "interpolation": cfg["interpolation"], "mean": list(cfg["mean"]),
+            "std": list(cfg["std"]), "crop_pct": 1.0, "crop_mode": crop_mode}
+
+
+def _prompts(prompts: str) -> tuple[list[str], tuple[Any, ...]]:
+    """Class texts and templates of a prompt set, in catalogue order."""
+    if prompts == "paper":
+        return [c.query for c in load_catalog()], ("{}",)
+    if prompts == "openai":
+        from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES, OPENAI_IMAGENET_TEMPLATES
+
+        return list(IMAGENET_CLASSNAMES), tuple(OPENAI_IMAGENET_TEMPLATES)
+    raise ModelSpecError(f"zero-shot prompts {prompts!r} unknown: use one of {', '.join(PROMPT_SETS)}")
 
 
 def _make_module(model, text_features):
@@ -55,24 +80,23 @@ def _make_module(model, text_features):
     return ZeroShot()
 
 
-def build_zero_shot(arch: str, tag: str, *, weights_path: str | Path | None, device: str) -> tuple[Any, dict, dict]:
-    """Build ``arch`` with ``tag`` (or a local weights file) and its 1000-way prompt head."""
+def build_zero_shot(arch: str, tag: str, *, weights_path: str | Path | None, device: str,
+                    prompts: str = "paper") -> tuple[Any, dict, dict]:
+    """Build ``arch`` with ``tag`` (or a local weights file) and its 1000-way head from the ``prompts`` set."""
     import open_clip
-    import torch
 
+    classnames, templates = _prompts(prompts)
     source = str(weights_path) if weights_path else tag
     try:
         model = open_clip.create_model(arch, pretrained=source, device=device, weights_only=True)
     except RuntimeError as exc:
         raise ModelSpecError(f"openclip:{arch}/{tag}: weights {source} do not fit {arch} ({str(exc)[:200]})") from None
     model.eval()
-    tokenizer = open_clip.get_tokenizer(arch)
-    prompts = [c.query for c in load_catalog()]
-    with torch.no_grad():
-        chunks = [model.encode_text(tokenizer(prompts[i:i + 250]).to(device)) for i in range(0, len(prompts), 250)]
-        text = torch.cat(chunks).float()
-        text = text / text.norm(dim=-1, keepdim=True)
-    module = _make_module(model, text).to(device).eval()
-    info = {"params": int(sum(p.numel() for p in model.parameters())), "crop_mode": "center",
-            "prompts": "catalog synset texts"}
-    return module, openclip_data_config(arch, tag), info
+    classifier = open_clip.build_zero_shot_classifier(model, open_clip.get_tokenizer(arch), classnames, templates,
+                                                      num_classes_per_batch=max(1, 2000 // len(templates)),
+                                                      device=device)
+    module = _make_module(model, classifier.T.float().contiguous()).to(device).eval()
+    data_config = openclip_data_config(arch, tag)
+    info = {"params": int(sum(p.numel() for p in model.parameters())), "crop_mode": data_config["crop_mode"],
+            "prompts": prompts, "prompt_templates": len(templates)}
+    return module, data_config, info

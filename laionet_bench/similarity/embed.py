@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,8 +86,13 @@ def _load_one(dataset: DatasetLike, transform, sample) -> tuple[Any, str | None]
         return None, f"{type(exc).__name__}: {exc}"
 
 
-def _embed_chunk(dataset, samples: Sequence, encoder, batch_size: int, pool) -> dict[str, np.ndarray]:
-    """Load, preprocess and embed one chunk; failed rows get a zero vector and ok=False."""
+def _embed_chunk(dataset, samples: Sequence, encoder, batch_size: int, pool,
+                 advance: Callable[[int], object]) -> dict[str, np.ndarray]:
+    """Load, preprocess and embed one chunk; failed rows get a zero vector and ok=False.
+
+    ``advance(n)`` is called after every batch (and once for the failed rows), so a progress bar moves
+    per batch, not per chunk of thousands of images.
+    """
     import torch
 
     mapper = pool.map if pool is not None else map
@@ -95,7 +100,11 @@ def _embed_chunk(dataset, samples: Sequence, encoder, batch_size: int, pool) -> 
     ok = np.array([tensor is not None for tensor, _ in loaded], dtype=bool)
     vectors: np.ndarray | None = None
     good = [tensor for tensor, _ in loaded if tensor is not None]
-    parts = [encoder.encode(torch.stack(good[i:i + batch_size])) for i in range(0, len(good), batch_size)]
+    parts = []
+    for i in range(0, len(good), batch_size):
+        parts.append(encoder.encode(torch.stack(good[i:i + batch_size])))
+        advance(len(parts[-1]))
+    advance(len(samples) - len(good))
     if parts:
         dense = np.concatenate(parts).astype(np.float32, copy=False)
         vectors = np.zeros((len(samples), dense.shape[1]), dtype=np.float32)
@@ -194,11 +203,12 @@ def embed_selection(
             path = folder / f"chunk-{index:06d}.npz"
             chunk = _read_chunk(path, [str(s.key) for s in part])
             if chunk is None:
-                chunk = _embed_chunk(dataset, part, encoder, batch_size, pool)
+                chunk = _embed_chunk(dataset, part, encoder, batch_size, pool, bar.update)
                 with atomic_write(path) as handle:
                     np.savez(handle, **chunk)
+            else:
+                bar.update(len(part))
             chunks.append(chunk)
-            bar.update(len(part))
     finally:
         bar.close()
         if pool is not None:
