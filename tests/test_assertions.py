@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 import laionet_bench
-from laionet_bench.checks.gap import assert_robustness_gap, check_robustness
+from laionet_bench.checks.gap import (
+    assert_robustness_gap,
+    check_robustness,
+    format_worst_classes,
+    worst_classes,
+)
 from laionet_bench.checks.recorder import recording
 from laionet_bench.checks.tolerance import metric_key, parse_tolerance
 from laionet_bench.errors import ConfigError, RobustnessError
@@ -92,3 +97,14 @@ def test_checks_reach_the_active_recorder(result):
         assert_robustness_gap(result, max_gap=0.5)
     assert_robustness_gap(result, max_gap=0.5)  # outside: not recorded
     assert [c.model for c in seen] == ["resnet50.a1_in1k"]
+
+
+def test_worst_classes_rank_by_significance_not_by_the_drop_of_a_one_image_class():
+    # husky: 1 LAIONet image, missed (drop 1.0 on no evidence); tabby: 200 images, 40 points lost
+    laionet = {"n02110185": (0, 1), "n02123045": (100, 200), "n01440764": (45, 50)}
+    imagenet = {"n02110185": (50, 50), "n02123045": (45, 50), "n01440764": (45, 50)}
+    rows = worst_classes(make_counted_result("m", laionet, imagenet), limit=3)
+    assert [r["wnid"] for r in rows] == ["n02123045", "n02110185", "n01440764"]
+    assert rows[1]["drop_top1"] == pytest.approx(1.0) and rows[0]["drop_top1"] == pytest.approx(0.4)
+    assert rows[0]["drop_in_se"] > rows[1]["drop_in_se"] > rows[2]["drop_in_se"]
+    assert "drop/SE" in format_worst_classes(rows, "top1")

@@ -98,11 +98,11 @@ def check_download(store: Path, index, web: ImageServer, demo: Path) -> str:
 PLUGIN_TESTS = """
 import pytest
 
-@pytest.mark.laionet(model={model!r}, max_gap={above}, tolerance=0)
+@pytest.mark.laionet(model={model!r}, max_gap={above}, tolerance=0, baseline=False)
 def test_gap_within_bound():
     pass
 
-@pytest.mark.laionet(model={model!r}, max_gap={below}, tolerance=0)
+@pytest.mark.laionet(model={model!r}, max_gap={below}, tolerance=0, baseline=False)
 def test_gap_beyond_bound():
     pass
 """

@@ -28,10 +28,12 @@ def _write(folder, laionet_resnet50: float, extra: str | None = None):
 
 
 def test_rule_parsing():
-    assert FailRule.parse("gap_top1:+1.0") == FailRule("gap_top1", 1.0)
-    assert FailRule.parse("gap:2") == FailRule("gap_top1", 2.0)
-    assert FailRule.parse(" laionet_lw_top1 : +0.25 ") == FailRule("laionet_lw_top1", 0.25)
-    assert str(FailRule.parse("gap:+1.5")) == "gap_top1:+1.5"
+    assert FailRule.parse("gap_top1:+0.01") == FailRule("gap_top1", 0.01)
+    assert FailRule.parse("gap:2pt") == FailRule("gap_top1", 0.02)
+    assert FailRule.parse(" laionet_lw_top1 : +0.25 pp ") == FailRule("laionet_lw_top1", 0.0025)
+    assert str(FailRule.parse("gap:+0.015")) == "gap_top1:+0.015"
+    with pytest.raises(ConfigError, match="write gap_top1:\\+0.01 or gap_top1:\\+1pt"):
+        FailRule.parse("gap_top1:+1.0")  # a value in points without its unit
     with pytest.raises(ConfigError, match="METRIC:\\+DELTA"):
         FailRule.parse("gap_top1>1")
     with pytest.raises(UnknownNameError, match="gap_top1"):
@@ -42,16 +44,17 @@ def test_directions_regressions_and_improvements(tmp_path):
     _write(tmp_path / "a", 0.65)
     _write(tmp_path / "b", 0.625)  # resnet50 loses 2.5 points on LAIONet: its gap grows by 2.5
     result = compare_tables(load_table(tmp_path / "a"), load_table(tmp_path / "b"),
-                            rules=[FailRule("gap_top1", 1.0), FailRule("laionet_top1", 3.0)])
+                            rules=[FailRule("gap_top1", 0.01), FailRule("laionet_top1", 0.03)])
     diff = result.diff.set_index(["model", "metric"])
     gap = diff.loc[("resnet50.a1_in1k", "gap_top1")]
-    assert gap["delta"] == pytest.approx(2.5) and gap["status"] == "regressed"
+    assert gap["delta"] == pytest.approx(0.025) and gap["status"] == "regressed"  # fractions, like results
+    assert gap["b"] == pytest.approx(0.8 - 0.625)
     laion = diff.loc[("resnet50.a1_in1k", "laionet_top1")]
-    assert laion["delta"] == pytest.approx(-2.5) and laion["status"] == "regressed"
+    assert laion["delta"] == pytest.approx(-0.025) and laion["status"] == "regressed"
     assert diff.loc[("resnet50.a1_in1k", "imagenet_top1"), "status"] == "unchanged"
     assert not result.ok
     assert result.violations[["model", "metric", "rule"]].values.tolist() == [
-        ["resnet50.a1_in1k", "gap_top1", "gap_top1:+1"]]
+        ["resnet50.a1_in1k", "gap_top1", "gap_top1:+0.01"]]
     better = compare_tables(load_table(tmp_path / "b"), load_table(tmp_path / "a"), rules=[FailRule("gap_top1", 0)])
     assert better.ok
     changes = better.changes()
@@ -60,13 +63,37 @@ def test_directions_regressions_and_improvements(tmp_path):
     assert set(accuracy_changes["status"]) == {"improved"}
 
 
-def test_added_and_removed_models_are_listed_not_failed(tmp_path):
+def test_a_model_missing_from_the_candidate_fails_unless_allowed(tmp_path):
     _write(tmp_path / "a", 0.65, extra="old.model")
     _write(tmp_path / "b", 0.65, extra="new.model")
-    result = compare_tables(load_table(tmp_path / "a"), load_table(tmp_path / "b"), rules=[FailRule("gap_top1", 0)])
-    assert result.ok
+    a, b = load_table(tmp_path / "a"), load_table(tmp_path / "b")
+    result = compare_tables(a, b, rules=[FailRule("gap_top1", 0)])
+    assert not result.ok and result.violations.empty
     assert result.models_added == ["new.model"] and result.models_removed == ["old.model"]
     assert "old.model" not in set(result.diff["model"])
+    assert compare_tables(a, b, rules=[FailRule("gap_top1", 0)], allow_missing=True).ok
+    assert not compare_tables(a, a[a["model"] != "old.model"]).ok  # no rule needed
+    assert compare_tables(b, b).ok  # an added model alone never fails
+
+
+def test_significant_counts_a_worsening_only_beyond_k_combined_ses(tmp_path):
+    _write(tmp_path / "a", 0.65)
+    _write(tmp_path / "b", 0.625)  # resnet50's gap grows by 0.025
+    a, b = load_table(tmp_path / "a"), load_table(tmp_path / "b")
+    row = compare_tables(a, b).diff.set_index(["model", "metric"]).loc[("resnet50.a1_in1k", "gap_top1")]
+    se = row["delta_se"]
+    assert se > 0
+    k_below, k_above = 0.9 * 0.025 / se, 1.1 * 0.025 / se
+    rules = [FailRule("gap_top1", 0)]
+    assert not compare_tables(a, b, rules=rules).ok
+    assert not compare_tables(a, b, rules=rules, significance=k_below).ok
+    assert compare_tables(a, b, rules=rules, significance=k_above).ok
+    unknown = b.assign(gap_top1_se=float("nan"))  # an unknown SE cannot clear a worsening
+    assert not compare_tables(a, unknown, rules=rules, significance=k_above).ok
+    with pytest.raises(ConfigError, match="effective_robustness has no standard error"):
+        compare_tables(a, b, rules=[FailRule("effective_robustness", 0)], significance=1.0)
+    with pytest.raises(ConfigError, match="standard errors"):
+        compare_tables(a, b, rules=rules, significance=-1)
 
 
 def test_leaderboard_json_and_csv_load_like_the_results_folder(tmp_path):
@@ -90,14 +117,21 @@ def test_cli_exit_codes(tmp_path, capsys):
     a, b = str(tmp_path / "a"), str(tmp_path / "b")
     assert main(["compare", a, a, "--fail", "gap_top1:+0"]) == 0
     assert "no metric changed" in capsys.readouterr().out
-    assert main(["compare", a, b, "--fail", "gap_top1:+1.0"]) == 1
+    assert main(["compare", a, b, "--fail", "gap_top1:+1pt"]) == 1
     captured = capsys.readouterr()
     assert "resnet50.a1_in1k" in captured.out and "regressed" in captured.out
-    assert "FAIL gap_top1:+1" in captured.err
-    assert main(["compare", a, b, "--fail", "gap:+3"]) == 0  # within the allowance
+    assert "2.50" in captured.out  # the rendered table shows points
+    assert "FAIL gap_top1:+0.01" in captured.err and "worse by 2.50 points" in captured.err
+    assert main(["compare", a, b, "--fail", "gap:+0.03"]) == 0  # within the allowance
+    assert main(["compare", a, b, "--fail", "gap:+0", "--significant", "1000"]) == 0  # not significant
+    assert main(["compare", a, b, "--fail", "gap:+0", "--significant", "0"]) == 1
     assert main(["compare", a, b, "--metrics", "imagenet_top1", "--fail", "gap:+0"]) == 0  # gap not compared
     capsys.readouterr()
     assert main(["compare", a, b, "--fail", "nonsense"]) == 1
     assert "METRIC:+DELTA" in capsys.readouterr().err
     assert main(["compare", a, b, "--format", "csv", "--all"]) == 0
     assert capsys.readouterr().out.startswith("model,metric,a,b,delta")
+    _write(tmp_path / "c", 0.65, extra="old.model")
+    assert main(["compare", str(tmp_path / "c"), a]) == 1
+    assert "missing from" in (err := capsys.readouterr().err) and "old.model" in err and "--allow-missing" in err
+    assert main(["compare", str(tmp_path / "c"), a, "--allow-missing"]) == 0

@@ -16,11 +16,13 @@ pytest_plugins = ["pytester"]
 
 MODEL = "resnet50.a1_in1k"
 WORSE_HUSKY = {**DEFAULT_LAIONET, "n02110185": (30, 100)}
-PYPROJECT = """
+PYPROJECT_STRICT = """
 [tool.pytest.ini_options]
 filterwarnings = ["error"]
 laionet_results = ["results"]
 """
+# most tests are not about baselines: they opt out of the default "a missing baseline fails"
+PYPROJECT = PYPROJECT_STRICT + 'laionet_missing_baseline = "skip"\n'
 FAKES = Path(__file__).parent / "fakes" / "results.py"
 
 
@@ -86,8 +88,8 @@ def test_gap_bounds_pass_and_fail_with_a_readable_message(project):
     result.stdout.fnmatch_lines([
         "*LAIONet robustness check failed for 'resnet50.a1_in1k' (top1, equi-weighted, tolerance 1 SE):",
         "*gap = 0.2000 (SE 0.0358) exceeds max_gap 0.1000 + 1 SE = 0.1358",
-        "*classes with the largest top1 recall drop (ImageNet-val*LAIONet):",
-        "*wnid*class*imagenet*laionet*drop*n laionet",
+        "*classes with the most significant top1 recall drop (ImageNet-val*LAIONet, ranked by drop/SE):",
+        "*wnid*class*imagenet*laionet*drop*drop/SE*n laionet",
         "*n02110185*siberian husky*0.9200*0.6000*0.3200*100",
     ])
     assert "plugin.py" not in result.stdout.str()  # no plugin traceback in the CI log
@@ -472,3 +474,34 @@ def test_option_builders_are_shared_with_the_cli():
     assert (args.results, args.tolerance, args.baseline_tolerance, args.device) == ([Path("r")], 1.0, 3.0, "cpu")
     with pytest.raises(argparse.ArgumentError, match="neither 'se' nor a number"):
         parser.parse_args(["--tolerance", "x"])
+
+
+def test_produce_it_with_names_every_configured_input_quoted(project):
+    project.makefile(".toml", pyproject=PYPROJECT + 'laionet_images = "my images"\nlaionet_index = "idx.parquet"\n')
+    project.makepyfile(marker_test(model="vit_tiny_patch16_224", max_gap=0.1))
+    result = project.runpytest("--laionet-imagenet", "/data/val", "--laionet-dataset", "laionet:clip_0.82")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "*laionet-bench run --models vit_tiny_patch16_224 --out results --dataset laionet:clip_0.82 "
+        "--images 'my images' --imagenet /data/val --index idx.parquet",
+    ])
+    bare = project.runpytest("-p", "no:randomly", "--laionet-images", "imgs")  # nothing else configured
+    assert "--images imgs" in bare.stdout.str() and "IMAGENET_VAL_DIR" not in bare.stdout.str()
+
+
+def test_missing_baseline_fails_unless_written_or_skipped(project):
+    project.makefile(".toml", pyproject=PYPROJECT_STRICT)
+    project.makepyfile(marker_test(max_gap=0.3))
+    result = project.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*no LAIONet per-class baseline for 'resnet50.a1_in1k' at "
+                                 "tests/laionet_baselines/resnet50.a1_in1k.json: write it with "
+                                 "pytest --laionet-update-baseline*", "*no baseline*FAIL*"])
+    project.runpytest("--laionet-update-baseline").assert_outcomes(passed=1)
+    project.runpytest().assert_outcomes(passed=1)
+    shutil.rmtree(project.path / "tests" / "laionet_baselines")
+    project.makefile(".toml", pyproject=PYPROJECT_STRICT + 'laionet_missing_baseline = "skip"\n')
+    project.runpytest().assert_outcomes(passed=1)
+    project.makefile(".toml", pyproject=PYPROJECT_STRICT + 'laionet_missing_baseline = "ignore"\n')
+    bad = project.runpytest()
+    assert "laionet_missing_baseline = 'ignore'" in bad.stdout.str() + bad.stderr.str()

@@ -160,21 +160,37 @@ class BaselineComparison:
     regressions: tuple[Regression, ...] = ()
     missing: tuple[str, ...] = ()  # baseline classes without a LAIONet recall now
     written: bool = False  # the baseline was (re)written instead of compared
+    absent: bool = False  # there is no baseline file: nothing was compared, which is not a pass
+
+    @classmethod
+    def no_baseline(cls, model: str, metric: str, path: str, tolerance: float | None = None) -> BaselineComparison:
+        """The failing outcome of a check whose baseline file does not exist (as in pytest-regressions).
+
+        ``tolerance`` is the one a baseline written now would get (default :data:`DEFAULT_TOLERANCE`).
+        """
+        return cls(model=model, metric=metric, path=path, n_compared=0, absent=True,
+                   tolerance=DEFAULT_TOLERANCE if tolerance is None else tolerance)
 
     @property
     def passed(self) -> bool:
-        return not self.regressions and not self.missing
+        return not self.regressions and not self.missing and not self.absent
 
     @property
     def status(self) -> str:
         if self.written:
             return "written"
+        if self.absent:
+            return "no baseline"
         if self.passed:
             return f"ok ({self.n_compared} classes)"
         return f"{len(self.regressions) + len(self.missing)} regressed"
 
     def message(self) -> str:
         """Multi-line report listing the regressed classes, worst first."""
+        if self.absent:
+            return (f"no LAIONet per-class baseline for {self.model!r} at {self.path}: write it with "
+                    "pytest --laionet-update-baseline and commit it (or set laionet_missing_baseline = skip, "
+                    "or baseline=False on the marker)")
         lines = [f"LAIONet per-class {self.metric} regression for {self.model!r} against {self.path} "
                  f"(tolerance {self.tolerance:g} SE): {len(self.regressions)} of {self.n_compared} classes regressed"]
         if self.regressions:
@@ -202,6 +218,7 @@ class BaselineComparison:
             "tolerance": self.tolerance,
             "n_compared": self.n_compared,
             "written": self.written,
+            "absent": self.absent,
             "passed": self.passed,
             "status": self.status,
             "regressions": [{**r.__dict__, "drop_in_se": r.drop_in_se} for r in self.regressions],

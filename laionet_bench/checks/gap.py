@@ -22,6 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from ..errors import ConfigError, RobustnessError
 from ..evaluation.metrics import Estimate
 from ..evaluation.results import ModelResult
@@ -41,15 +43,24 @@ WORST_CLASSES = 5
 
 
 def worst_classes(result: ModelResult, metric: str = "top1", *, limit: int = WORST_CLASSES) -> list[dict]:
-    """The classes with the largest recall drop (or, without ImageNet-val, the lowest LAIONet recall)."""
+    """The classes whose recall drop is most significant (or, without ImageNet-val, the lowest LAIONet recall).
+
+    Ranked by ``drop / sqrt(se_imagenet² + se_laionet²)``, not by the raw drop: a 1-image class that
+    lost its one image drops by 1.0 on no evidence, while a 100-image class that lost 30 points is a
+    finding. Ties keep wnid order, so the list is the same on every machine.
+    """
     table = result.per_class
     if table is None or table.empty:
         return []
-    columns = ["wnid", "name", f"imagenet_{metric}", f"laionet_{metric}", f"drop_{metric}", "laionet_n"]
-    if f"drop_{metric}" in table.columns:
-        picked = table.dropna(subset=[f"drop_{metric}"]).nlargest(limit, f"drop_{metric}")
+    drop = f"drop_{metric}"
+    columns = ["wnid", "name", f"imagenet_{metric}", f"laionet_{metric}", drop, "drop_in_se", "laionet_n"]
+    if drop in table.columns:
+        se = np.hypot(table[f"imagenet_se_{metric}"].astype(float), table[f"laionet_se_{metric}"].astype(float))
+        ranked = table.assign(drop_in_se=table[drop].astype(float) / se).dropna(subset=[drop, "drop_in_se"])
+        picked = ranked.sort_values(["drop_in_se", "wnid"], ascending=[False, True]).head(limit)
     else:
-        picked = table.dropna(subset=[f"laionet_{metric}"]).nsmallest(limit, f"laionet_{metric}")
+        ranked = table.dropna(subset=[f"laionet_{metric}"])
+        picked = ranked.sort_values([f"laionet_{metric}", "wnid"]).head(limit)
     picked = picked[[c for c in columns if c in picked.columns]]
     return [{k: _plain(v) for k, v in row.items()} for row in picked.to_dict("records")]
 
@@ -65,10 +76,11 @@ def format_worst_classes(rows: list[dict], metric: str) -> str:
     from tabulate import tabulate
 
     drop = f"drop_{metric}" in rows[0]
-    title = (f"classes with the largest {metric} recall drop (ImageNet-val − LAIONet):" if drop
+    title = (f"classes with the most significant {metric} recall drop (ImageNet-val − LAIONet, "
+             "ranked by drop/SE):" if drop
              else f"classes with the lowest LAIONet {metric} recall:")
     headers = {"wnid": "wnid", "name": "class", f"imagenet_{metric}": "imagenet", f"laionet_{metric}": "laionet",
-               f"drop_{metric}": "drop", "laionet_n": "n laionet"}
+               f"drop_{metric}": "drop", "drop_in_se": "drop/SE", "laionet_n": "n laionet"}
     table = tabulate([[r[k] for k in headers if k in r] for r in rows],
                      headers=[v for k, v in headers.items() if k in rows[0]], floatfmt=".4f")
     return title + "\n" + "\n".join("  " + line for line in table.splitlines())

@@ -38,7 +38,7 @@ EPILOG = """examples:
   laionet-bench download --out laionet_images  fetch the default variant's images (resumable)
   laionet-bench similarity --datasets laionet imagenet-val --images laionet_images --imagenet /data/imagenet/val
   laionet-bench leaderboard --results results/ --out leaderboard/
-  laionet-bench compare results-main/ results-pr/ --fail gap_top1:+1.0
+  laionet-bench compare results-main/ results-pr/ --fail gap_top1:+1pt
   laionet-bench publish --repo me/laionet-leaderboard
   laionet-bench rebuild all --parts 'part-*.parquet' --work work
   laionet-bench demo build                     build the offline demo benchmark's images

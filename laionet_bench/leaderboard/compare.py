@@ -2,11 +2,15 @@
 
 Either side is a results folder (``laionet-bench run --out``), a ``leaderboard.json`` or a
 ``leaderboard.csv``. Models are matched by name; every registered metric on the board is compared,
-with its direction from the metric registry (a falling gap is an improvement). Deltas are B − A in
-percent points.
+with its direction from the metric registry (a falling gap is an improvement). Values, deltas and
+standard errors are **fractions** (``0.025`` is 2.5 points), like results and the plugin's bounds; only
+rendered text shows points.
 
-A rule ``METRIC:+DELTA`` (e.g. ``gap_top1:+1.0``) is violated when METRIC worsens by more than DELTA
-points for any model present on both sides.
+A rule ``METRIC:+DELTA`` (``gap_top1:+0.01``, or in points ``gap_top1:+1pt``) is violated when METRIC
+worsens by more than DELTA for a model present on both sides. With ``significance=k`` a worsening counts
+only beyond ``k`` combined standard errors, the tolerance rule of the plugin's bounds
+(:mod:`laionet_bench.checks.gap`): violated when ``worsening − k·sqrt(se_a² + se_b²) > DELTA``; an
+unknown SE counts as violated. A model of A missing from B makes the comparison fail (``ok`` is false).
 """
 
 from __future__ import annotations
@@ -27,14 +31,16 @@ from ..evaluation.results import read_results
 from .columns import COLUMNS, DTYPES, METRICS, get_metric
 from .table import build_table
 
-__all__ = ["COMPARED_METRICS", "Comparison", "FailRule", "compare_tables", "load_table", "resolve_metric"]
+__all__ = ["COMPARED_METRICS", "POINTS", "Comparison", "FailRule", "compare_tables", "load_table", "resolve_metric"]
 
 #: Registered metrics that are leaderboard columns, in registry order.
 COMPARED_METRICS = tuple(m for m in METRICS if m in COLUMNS)
 #: Short names accepted in rules.
 ALIASES = {"gap": "gap_top1", "gap_lw": "gap_lw_top1", "er": "effective_robustness",
            "laionet": "laionet_top1", "imagenet": "imagenet_top1"}
-_RULE = re.compile(r"^\s*([A-Za-z0-9_]+)\s*:\s*\+?\s*([0-9]*\.?[0-9]+)\s*$")
+_RULE = re.compile(r"^\s*([A-Za-z0-9_]+)\s*:\s*\+?\s*([0-9]*\.?[0-9]+)\s*(pt|pp)?\s*$")
+#: The leaderboard table holds percent points; compare's data are fractions.
+POINTS = 100.0
 
 
 def resolve_metric(name: str) -> str:
@@ -48,18 +54,29 @@ def resolve_metric(name: str) -> str:
 
 @dataclass(frozen=True)
 class FailRule:
-    """Fail when ``metric`` worsens by more than ``max_worsening`` points."""
+    """Fail when ``metric`` worsens by more than ``max_worsening`` (a fraction: 0.01 is one point)."""
 
     metric: str
     max_worsening: float
 
     @classmethod
     def parse(cls, text: str) -> FailRule:
-        """``"gap_top1:+1.0"`` → FailRule("gap_top1", 1.0); metric names are checked against the registry."""
+        """``"gap_top1:+0.01"`` or ``"gap_top1:+1pt"`` → FailRule("gap_top1", 0.01); metrics are checked.
+
+        A bare DELTA of 1 or more is refused: it would be a worsening of 100 points, and is almost
+        surely a value in points written before compare switched to fractions.
+        """
         match = _RULE.match(text)
         if not match:
-            raise ConfigError(f"--fail {text!r}: expected METRIC:+DELTA in points, e.g. gap_top1:+1.0")
-        return cls(resolve_metric(match.group(1)), float(match.group(2)))
+            raise ConfigError(f"--fail {text!r}: expected METRIC:+DELTA as a fraction or in points, "
+                              "e.g. gap_top1:+0.01 or gap_top1:+1pt")
+        metric, value = resolve_metric(match.group(1)), float(match.group(2))
+        if match.group(3):
+            value /= POINTS
+        elif value >= 1:
+            raise ConfigError(f"--fail {text!r}: DELTA is a fraction (0.01 = 1 point); "
+                              f"write {metric}:+{value / POINTS:g} or {metric}:+{value:g}pt")
+        return cls(metric, value)
 
     def __str__(self) -> str:
         return f"{self.metric}:+{self.max_worsening:g}"
@@ -69,14 +86,15 @@ class FailRule:
 class Comparison:
     """The per-model, per-metric diff and the rule violations it holds."""
 
-    diff: pd.DataFrame  # model, metric, a, b, delta, delta_se, worsening, significant, status
+    diff: pd.DataFrame  # model, metric, a, b, delta, delta_se, worsening, significant, status (fractions)
     violations: pd.DataFrame  # the diff rows breaking a rule, with the rule
     models_added: list[str]
-    models_removed: list[str]
+    models_removed: list[str]  # in A, not in B: a gate cannot pass on a model it did not see
+    allow_missing: bool = False
 
     @property
     def ok(self) -> bool:
-        return self.violations.empty
+        return self.violations.empty and (self.allow_missing or not self.models_removed)
 
     def changes(self) -> pd.DataFrame:
         """Only regressions and improvements."""
@@ -109,10 +127,10 @@ def load_table(path: str | Path) -> pd.DataFrame:
 
 def _metric_diff(a: pd.DataFrame, b: pd.DataFrame, metric: str, tolerance: float) -> pd.DataFrame:
     higher = get_metric(metric).higher_is_better
-    va, vb = a[metric].astype(float), b[metric].astype(float)
+    va, vb = a[metric].astype(float) / POINTS, b[metric].astype(float) / POINTS
     se_col = f"{metric}_se"
-    se_a = a[se_col].astype(float) if se_col in a else pd.Series(np.nan, index=a.index)
-    se_b = b[se_col].astype(float) if se_col in b else pd.Series(np.nan, index=b.index)
+    se_a = a[se_col].astype(float) / POINTS if se_col in a else pd.Series(np.nan, index=a.index)
+    se_b = b[se_col].astype(float) / POINTS if se_col in b else pd.Series(np.nan, index=b.index)
     delta = vb - va
     delta_se = np.hypot(se_a, se_b)
     worsening = -delta if higher else delta
@@ -132,8 +150,24 @@ def compare_tables(
     rules: Iterable[FailRule] = (),
     metrics: Sequence[str] = COMPARED_METRICS,
     tolerance: float = 1e-9,
+    significance: float | None = None,
+    allow_missing: bool = False,
 ) -> Comparison:
-    """Compare leaderboard frames ``a`` (baseline) and ``b`` (candidate) over the models in both."""
+    """Compare leaderboard frames ``a`` (baseline) and ``b`` (candidate) over the models in both.
+
+    ``significance``: ``k`` standard errors a worsening must exceed to break a rule (None:
+    any worsening beyond DELTA breaks it). ``allow_missing``: a model of ``a`` absent from ``b`` does not
+    make the comparison fail.
+    """
+    rules = list(rules)
+    k = significance
+    if k is not None:
+        if isinstance(k, bool) or not isinstance(k, int | float) or not math.isfinite(k) or k < 0:
+            raise ConfigError(f"significance {k!r} must be a finite number of standard errors >= 0")
+        for rule in rules:
+            if f"{rule.metric}_se" not in COLUMNS:
+                raise ConfigError(f"--fail {rule}: {rule.metric} has no standard error, so --significant "
+                                  "cannot judge it; drop the rule or --significant")
     a_models, b_models = set(a["model"]), set(b["model"])
     common = sorted(a_models & b_models)
     a_idx = a.set_index("model").loc[common]
@@ -143,8 +177,12 @@ def compare_tables(
         columns=["model", "metric", "a", "b", "delta", "delta_se", "worsening", "significant", "status"])
     broken = []
     for rule in rules:
-        rows = diff[(diff["metric"] == rule.metric) & (diff["worsening"] > rule.max_worsening + tolerance)]
+        rows = diff[diff["metric"] == rule.metric]
+        worsening = rows["worsening"].astype(float)
+        if k is not None:
+            worsening = (worsening - k * rows["delta_se"].astype(float)).fillna(math.inf)
+        rows = rows[(worsening > rule.max_worsening + tolerance) & rows["worsening"].notna()]
         broken.append(rows.assign(rule=str(rule)))
     violations = pd.concat(broken, ignore_index=True) if broken else diff.iloc[0:0].assign(rule="")
     return Comparison(diff=diff, violations=violations, models_added=sorted(b_models - a_models),
-                      models_removed=sorted(a_models - b_models))
+                      models_removed=sorted(a_models - b_models), allow_missing=allow_missing)

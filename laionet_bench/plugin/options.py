@@ -50,6 +50,8 @@ INI_OPTIONS: dict[str, tuple[str, str]] = {
     "laionet_tolerance": ("string", "default tolerance of the checks: 'se' or a number of standard errors"),
     "laionet_baseline_dir": ("string", f"per-class baselines folder (default: {DEFAULT_BASELINE_DIR})"),
     "laionet_baseline_tolerance": ("string", "regression tolerance in standard errors (overrides the files')"),
+    "laionet_missing_baseline": ("string", "fail (default) or skip the baseline comparison of a model without "
+                                 "a baseline file"),
 }
 
 
@@ -141,6 +143,7 @@ class PluginSettings:
     tolerance: float  # standard errors
     baseline_dir: Path
     baseline_tolerance: float | None  # None: each baseline file's own
+    missing_baseline: str  # "fail" | "skip": a model without a baseline file (skip: compare nothing)
     update_baseline: bool
     json_report: Path | None
 
@@ -190,6 +193,7 @@ def resolve_settings(config) -> PluginSettings:
         else ini_dir / baseline_dir,
         baseline_tolerance=_first(opt("laionet_baseline_tolerance"),
                                   _ini(config, "laionet_baseline_tolerance", tolerance_arg)),
+        missing_baseline=_first(_ini(config, "laionet_missing_baseline", missing_arg), "fail"),
         update_baseline=bool(opt("laionet_update_baseline")),
         json_report=invocation_dir / json_report if json_report else None,
     )

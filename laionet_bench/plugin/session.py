@@ -102,12 +102,15 @@ class LaionetSession:
 
     # -- results -------------------------------------------------------------------------------
     def run_command(self, model: str) -> str:
-        """The ``laionet-bench run`` command that produces ``model``'s result with these settings."""
+        """The ``laionet-bench run`` command that produces ``model``'s result with these settings.
+
+        It runs as printed: every configured input is passed, nothing else (no placeholder to edit), each
+        argument quoted by ``shlex.join``.
+        """
         s = self.settings
         args = ["laionet-bench", "run", "--models", model, "--out", _shown(self.results_dir)]
-        args += ["--dataset", s.dataset] if s.dataset else []
-        args += ["--imagenet", s.imagenet or "IMAGENET_VAL_DIR"]
-        for flag, value in (("--images", s.images), ("--index", s.index), ("--device", s.device)):
+        for flag, value in (("--dataset", s.dataset), ("--images", s.images), ("--imagenet", s.imagenet),
+                            ("--index", s.index), ("--device", s.device)):
             args += [flag, value] if value else []
         return shlex.join(args)
 
@@ -197,7 +200,11 @@ class LaionetSession:
 
     # -- checks --------------------------------------------------------------------------------
     def baseline(self, result: ModelResult, *, metric: str = "top1") -> BaselineComparison | None:
-        """Write the baseline (update mode), compare with it (when it exists), or ``None``."""
+        """Write the baseline (update mode), compare with it, or fail without it (``None``: not compared).
+
+        A missing file fails, as in pytest-regressions: a check that silently compares nothing cannot be
+        trusted. ``laionet_missing_baseline = skip`` keeps the old behaviour (``None``).
+        """
         s = self.settings
         path = baseline_path(s.baseline_dir, result.model)
         if s.update_baseline:
@@ -205,7 +212,9 @@ class LaionetSession:
             return BaselineComparison(model=result.model, metric=metric, path=_shown(path),
                                       tolerance=read_baseline(path).tolerance, n_compared=0, written=True)
         if not path.exists():
-            return None
+            if s.missing_baseline == "skip":
+                return None
+            return BaselineComparison.no_baseline(result.model, metric, _shown(path), s.baseline_tolerance)
         return compare_to_baseline(result, read_baseline(path), metric=metric, tolerance=s.baseline_tolerance,
                                    path=_shown(path))
 
