@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import logging
@@ -286,3 +287,19 @@ def test_similarity_test_over_too_few_classes_carries_a_note(tmp_path):
     thin, enough = _encoder_labels(board, ["thin", "enough"])
     assert "too few to conclude" in thin and "lower: 100%" not in thin  # the figure's labels say it too
     assert "lower: 100%" in enough
+
+
+def test_smoke_runs_are_marked_in_every_rendering(tmp_path):
+    results = _results()
+    limited = results[0]
+    laion = limited.datasets["laionet"]
+    limited.datasets["laionet"] = dataclasses.replace(
+        laion, identity={**(laion.identity or {}), "limits": {"limit_per_class": 2, "limit": None}})
+    board = build_leaderboard(results, results_dir=tmp_path)
+    smoke = board.table.set_index("model")["smoke"]
+    assert bool(smoke[limited.model]) and not smoke.drop(limited.model).any()
+    markdown, page = to_markdown(board), to_html(board)
+    assert f"{limited.model} (smoke run)" in markdown and f"{limited.model} (smoke run)" in page
+    assert "not comparable with full runs" in markdown and "not comparable with full runs" in page
+    others = [r.model for r in results[1:]]
+    assert all(f"{m} (smoke run)" not in markdown for m in others)

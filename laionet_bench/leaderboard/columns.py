@@ -92,13 +92,16 @@ COLUMNS: dict[str, str] = {
     "n_laionet_failed": "LAIONet images missing or undecodable",
     "n_laionet_excluded": "LAIONet images excluded on purpose (OCR flag)",
     "n_imagenet": "ImageNet-val images evaluated",
+    "smoke": "a smoke run: a dataset was cut by --limit or --limit-per-class, so it is not comparable with full runs",
 }
 
 _INT_COLUMNS = ("params", "img_size", "n_classes", "n_laionet", "n_laionet_failed", "n_laionet_excluded",
                 "n_imagenet", *(f"rank_{m}" for m in RANKED_METRICS), "rank_change")
 _STRING_COLUMNS = ("model", "group", "interpolation")
+_BOOL_COLUMNS = ("smoke",)
 #: pandas dtype of every column: nullable integers for counts and ranks, strings, floats for the rest.
 DTYPES: dict[str, str] = {
-    name: "Int64" if name in _INT_COLUMNS else "string" if name in _STRING_COLUMNS else "float64"
+    name: "Int64" if name in _INT_COLUMNS else "string" if name in _STRING_COLUMNS
+    else "boolean" if name in _BOOL_COLUMNS else "float64"
     for name in COLUMNS
 }

@@ -65,8 +65,24 @@ def _display(value: Any, fmt: str) -> str:
     return formats[fmt](value) if fmt in formats else str(value)
 
 
+#: Appended to the model name of a smoke run, and explained under the table.
+SMOKE_MARK = " (smoke run)"
+SMOKE_NOTE = ("(smoke run): a dataset was cut by --limit or --limit-per-class; its numbers are not comparable "
+              "with full runs")
+
+
+def _cell(row: pd.Series, col: str, fmt: str) -> str:
+    text = _display(row[col], fmt)
+    smoke = row.get("smoke")
+    return text + SMOKE_MARK if col == "model" and not _missing(smoke) and bool(smoke) else text
+
+
 def _display_rows(table: pd.DataFrame) -> list[list[str]]:
-    return [[_display(row[col], fmt) for col, _, fmt in DISPLAY_COLUMNS] for _, row in table.iterrows()]
+    return [[_cell(row, col, fmt) for col, _, fmt in DISPLAY_COLUMNS] for _, row in table.iterrows()]
+
+
+def _smoke_lines(board: Leaderboard) -> list[str]:
+    return ["", SMOKE_NOTE] if "smoke" in board.table and board.table["smoke"].fillna(False).any() else []
 
 
 def _thin_test_notes(tests: pd.DataFrame) -> list[str]:
@@ -114,6 +130,7 @@ def to_markdown(board: Leaderboard, *, title: str = "LAIONet leaderboard") -> st
     lines = [f"# {title}", "", "Accuracies in %, equi-weighted over the LAIONet classes unless LAION-weighted; "
              "gap = ImageNet-val − LAIONet (points).", "", table]
     groups = [g for g in GROUPS if g in set(board.table["group"])]
+    lines += _smoke_lines(board)
     lines += ["", "Groups: " + "; ".join(f"`{g}` {GROUPS[g].doc}" for g in groups)]
     lines += _similarity_markdown(board, tabulate)
     lines += _footer_lines(board)
@@ -196,7 +213,7 @@ def _html_table(board: Leaderboard) -> str:
             value = row[col]
             raw = "" if _missing(value) else str(value if fmt == "text" else float(value))
             cls = "" if fmt == "text" else ' class="num"'
-            cells.append(f'<td{cls} data-value="{esc(raw)}">{esc(_display(value, fmt))}</td>')
+            cells.append(f'<td{cls} data-value="{esc(raw)}">{esc(_cell(row, col, fmt))}</td>')
         rows.append("<tr>" + "".join(cells) + "</tr>")
     return (f'<table class="sortable" id="leaderboard"><thead><tr>{head}</tr></thead>'
             f"<tbody>\n" + "\n".join(rows) + "\n</tbody></table>")
@@ -224,6 +241,7 @@ def to_html(board: Leaderboard, *, title: str = "LAIONet leaderboard", figures: 
         "<p>Accuracies in %, equi-weighted over the LAIONet classes unless LAION-weighted; gap = ImageNet-val − "
         "LAIONet (points). Click a column header to sort.</p>",
         _html_table(board),
+        *(f'<p class="note">{esc(line)}</p>' for line in _smoke_lines(board) if line),
         "<dl>" + "".join(f"<dt>{esc(g.name)}</dt><dd>{esc(g.doc)}</dd>" for g in GROUPS.values()
                          if g.name in set(board.table["group"])) + "</dl>",
     ]

@@ -98,7 +98,14 @@ def _row(result: ModelResult) -> dict[str, Any]:
     row["n_laionet_failed"] = laion.n_failed if laion else 0
     row["n_laionet_excluded"] = laion.n_excluded if laion else 0
     row["n_imagenet"] = imagenet.n_evaluated if imagenet else 0
+    row["smoke"] = is_smoke_run(result)
     return row
+
+
+def is_smoke_run(result: ModelResult) -> bool:
+    """Whether a dataset of ``result`` was cut by ``--limit``/``--limit-per-class`` (its identity records the limits)."""
+    return any(any(v is not None for v in ((summary.identity or {}).get("limits") or {}).values())
+               for summary in result.datasets.values())
 
 
 def _fit_robustness(table: pd.DataFrame) -> tuple[RobustnessFit | None, list[str]]:
