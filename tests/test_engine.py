@@ -120,9 +120,9 @@ def test_models_failing_to_build_with_workers_already_decoding(tmp_path, laionet
 def test_out_of_memory_halves_the_batch(tmp_path, laionet, weights, monkeypatch):
     import torch
 
-    from laionet_bench.evaluation import engine
+    from laionet_bench.evaluation import inference
 
-    real = engine.build_model
+    real = inference.build_model
     seen = []
 
     def flaky_build(spec, **kw):
@@ -138,7 +138,7 @@ def test_out_of_memory_halves_the_batch(tmp_path, laionet, weights, monkeypatch)
         loaded.module = forward
         return loaded
 
-    monkeypatch.setattr(engine, "build_model", flaky_build)
+    monkeypatch.setattr(inference, "build_model", flaky_build)
     outcome = run_models(SPECS[:1], laionet, store_root=tmp_path / "s", weights=weights,
                          options=EngineOptions(batch_size=8, workers=0))[SPECS[0]]
     assert outcome.status == "ok" and seen[0] > 2 and max(seen[-3:]) <= 2

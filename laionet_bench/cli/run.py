@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
 
 from ._datasets import add_data_options
 from .index import add_hub_options
 
-__all__ = ["add_parser", "engine_options", "parse_weights", "print_report", "run", "run_demo_command", "summary_rows"]
+__all__ = ["add_parser", "engine_options", "parse_weights", "print_failures", "print_report", "run", "run_demo_command",
+           "run_plan_command", "summary_rows"]
 
 EPILOG = """examples:
   laionet-bench run --demo --models all      the embedded demo benchmark end to end (offline, a few minutes)
@@ -17,6 +19,9 @@ EPILOG = """examples:
   laionet-bench run --models @models.txt --index my_index.parquet --images imgs/ --limit-per-class 5
   laionet-bench run --models tf_efficientnet_lite0 --weights tf_efficientnet_lite0=lite0.safetensors ...
   laionet-bench run --models openclip:ViT-B-32/openai --amp bf16 --channels-last ...
+  laionet-bench run --models all --plan --max-memory 24     the waves of every model on 24 GiB, offline
+  laionet-bench run --models all --devices all --images imgs/ --out res/   every local GPU
+  laionet-bench run --models all --shard 2/4 --images imgs/ --out res/     one of 4 processes filling res/
 Re-running the same command skips every prediction already stored (also after kill -9).
 """
 
@@ -40,12 +45,25 @@ def add_parser(subparsers) -> None:
     data.add_argument("--limit-per-class", type=int, metavar="N", help="at most N images per class")
     engine = parser.add_argument_group("engine")
     engine.add_argument("--out", metavar="DIR", help="results folder (default: results_dir setting or ./results)")
-    engine.add_argument("--device", help="cuda, cuda:1, mps or cpu (default: best available)")
+    engine.add_argument("--devices", "--device", dest="device", metavar="DEVICES",
+                        help="all (every GPU), cuda:0,cuda:1, cuda, mps or cpu (default: best available device); "
+                        "the waves of one group run on all of them at once, fed by one decode stream")
+    engine.add_argument("--shard", metavar="I/N",
+                        help="do only the I-th of N parts (1-based) of the (model, dataset) work, so N processes "
+                        "(a SLURM array, several machines) fill one --out; then run without --shard to write results")
     engine.add_argument("--batch-size", type=int, default=64, help="default: %(default)s")
     engine.add_argument("--workers", type=int, default=2, help="decoding processes (default: %(default)s)")
     engine.add_argument("--amp", choices=("bf16", "fp16"), help="autocast dtype (default: float32)")
     engine.add_argument("--channels-last", action="store_true", help="channels_last memory format")
     engine.add_argument("--compile", action="store_true", help="torch.compile each model")
+    engine.add_argument("--max-memory", type=float, metavar="GIB",
+                        help="memory per device the model waves are packed into (default: 90%% of each CUDA "
+                        "device's free memory, half the available RAM on CPU)")
+    plan = parser.add_argument_group("plan (dry run: no images, no index)")
+    plan.add_argument("--plan", action="store_true",
+                      help="print the groups, the waves (device, models, memory, preprocessing), the decodes per "
+                      "image and what --out already holds, then exit")
+    plan.add_argument("--json", action="store_true", help="with --plan: one JSON object with a 'waves' list")
     add_hub_options(parser)
     parser.set_defaults(handler=run)
 
@@ -96,12 +114,45 @@ def run_demo_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_plan_command(args: argparse.Namespace) -> int:
+    """``run --plan``: the waves a run would execute, and what the store holds, from timm's registry alone."""
+    import json
+
+    from .. import constants
+    from ..config import resolve_setting
+    from ..evaluation.engine import plan_run, resolve_devices
+    from ..evaluation.evaluator import STORE_FOLDER
+    from ..evaluation.planner import format_plan, stored_runs
+    from ..models import expand_model_specs
+
+    options = engine_options(args)
+    options.check()
+    devices = resolve_devices(options.device)
+    specs = expand_model_specs(args.models, exclude=args.exclude)
+    plan = plan_run(specs, options=options, devices=devices)  # what a run plans, before skipping stored work
+    store = Path(resolve_setting("results_dir", args.out, env=constants.RESULTS_DIR)) / STORE_FOLDER
+    stored = stored_runs(store, specs) if store.is_dir() else None
+    if args.json:
+        print(json.dumps({**plan.to_dict(), "devices": devices, "batch_size": options.batch_size,
+                          "dtype": options.dtype, **({"stored": stored} if stored is not None else {})}))
+    else:
+        print(format_plan(plan, stored=stored))
+    return 0
+
+
 def engine_options(args: argparse.Namespace):
     """The ``engine`` option group as :class:`EngineOptions`; the device resolved as ``evaluate`` would."""
-    from ..evaluation.engine import EngineOptions, resolve_device
+    from ..evaluation.engine import EngineOptions, parse_shard, resolve_device
 
     return EngineOptions(device=resolve_device(args.device), batch_size=args.batch_size, workers=args.workers,
-                         amp=args.amp, channels_last=args.channels_last, compile=args.compile)
+                         amp=args.amp, channels_last=args.channels_last, compile=args.compile,
+                         max_memory=args.max_memory, shard=parse_shard(args.shard) if args.shard else None)
+
+
+def print_failures(report) -> None:
+    """One ``FAILED model: dataset: reason; ...`` line per failed model."""
+    for spec, reasons in report.failure_reasons().items():
+        print(f"FAILED {spec}: " + "; ".join(f"{k}: {v}" for k, v in reasons.items()))
 
 
 def print_report(report, *, with_imagenet: bool) -> None:
@@ -113,8 +164,7 @@ def print_report(report, *, with_imagenet: bool) -> None:
         print(tabulate(summary_rows(report.results), headers=headers))
     if not with_imagenet:
         print("\nno --imagenet given: the ImageNet-val → LAIONet gap needs ImageNet-val (pass --imagenet PATH)")
-    for spec, reasons in report.failure_reasons().items():
-        print(f"FAILED {spec}: " + "; ".join(f"{k}: {v}" for k, v in reasons.items()))
+    print_failures(report)
     print(f"\n{len(report.results)} result(s) written to {report.out}")
 
 
@@ -123,15 +173,31 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluation.evaluator import evaluate
     from .index import load_from_args
 
+    if args.json and not args.plan:
+        raise ConfigError("--json goes with --plan (the plan as JSON); drop --json or add --plan")
+    if args.plan:
+        if args.demo:
+            raise ConfigError("--plan plans a real run and --demo runs the demo: drop one of them")
+        return run_plan_command(args)
     if args.demo:
         return run_demo_command(args)
     if not args.images:
         raise ConfigError("run needs --images DIR (the LAIONet image store from 'laionet-bench download'), or --demo")
+    from ..evaluation.engine import resolve_devices
+
+    options = engine_options(args)
+    options.check()
+    resolve_devices(options.device)  # a bad --shard, --max-memory or --devices fails before the index loads
     index = load_from_args(args, args.index or args.dataset)
     report = evaluate(
-        args.models, engine=engine_options(args), dataset=args.dataset, images=args.images, imagenet=args.imagenet,
+        args.models, engine=options, dataset=args.dataset, images=args.images, imagenet=args.imagenet,
         imagenet_v2=args.imagenet_v2, index=index, limit_per_class=args.limit_per_class, limit=args.limit,
         out=args.out, weights=parse_weights(args.weights), exclude=args.exclude,
     )
+    if options.shard:
+        print_failures(report)
+        print(f"shard {args.shard} stored in {report.out}; when every shard is done, run the same command without "
+              "--shard to write the results (it computes nothing)")
+        return 1 if report.failures else 0
     print_report(report, with_imagenet=bool(args.imagenet))
     return 1 if report.failures and not report.results else 0

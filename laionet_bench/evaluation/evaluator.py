@@ -2,7 +2,8 @@
 
 The flow: expand the model specs; load the LAIONet index and list its evaluated rows (OCR-flagged
 rows dropped, rows without an image counted); list ImageNet-val (and ImageNet-V2) restricted to the
-classes present in LAIONet; let the engine predict whatever the store lacks; then per model turn the
+classes present in LAIONet; let the engine predict whatever the store lacks, all datasets in one
+plan (each model built once per run, :func:`engine.run_datasets`); then per model turn the
 stored true ranks into per-class recall (:func:`metrics.per_class_recall`), summaries and gaps
 (:func:`results.build_model_result`, LAION weights = :meth:`LaionetIndex.class_weights`, counted
 before the OCR drop), fit effective robustness over the evaluated models when there are at least two
@@ -34,7 +35,7 @@ from ..datasets import Dataset, create_dataset, parse_dataset_spec
 from ..errors import DatasetError, ModelSpecError
 from ..index.load import LaionetIndex, load_index
 from ..models.registry import canonical_spec, expand_model_specs
-from .engine import EngineOptions, ModelOutcome, resolve_device, run_models
+from .engine import EngineOptions, ModelOutcome, resolve_device, resolve_devices, run_datasets
 from .metrics import fit_effective_robustness, per_class_recall
 from .results import ModelResult, Provenance, build_model_result, summarize_dataset, write_result
 from .store import read_predictions
@@ -211,6 +212,15 @@ def _collect(specs: Sequence[str], outcomes: dict[str, dict[str, ModelOutcome]],
     return results, failures, _skipped_frame(skipped)
 
 
+def _shard_report(outcomes: dict[str, dict[str, ModelOutcome]], out: Path, shard: tuple[int, int]) -> EvaluationReport:
+    """A shard fills the store only: a model's result needs every dataset, which other shards may hold."""
+    failures = [ModelFailure(o.spec, name, o.reason) for name, by_spec in outcomes.items() for o in by_spec.values()
+                if o.status != "ok"]
+    logger.info("shard %d/%d done: %d (model, dataset) pair(s) in the store; run the same command without --shard "
+                "to write the results", *shard, sum(len(by_spec) for by_spec in outcomes.values()) - len(failures))
+    return EvaluationReport(results=[], failures=failures, skipped_images=pd.DataFrame(columns=SKIPPED_COLUMNS), out=out)
+
+
 def evaluate(
     models: Sequence[str],
     *,
@@ -245,6 +255,8 @@ def evaluate(
 
     Returns:
         The :class:`EvaluationReport`: results (also written to ``out``), failed models, skipped images.
+        With ``engine.shard`` the run only fills the store with its share of the (model, dataset) pairs:
+        the report has no results (run again without a shard, which computes nothing, to write them).
     """
     specs = expand_model_specs(models, exclude=exclude)
     if not specs:
@@ -253,11 +265,14 @@ def evaluate(
         weights = {canonical_spec(spec): str(path) for spec, path in weights.items()}
     out = Path(resolve_setting("results_dir", out, env=constants.RESULTS_DIR))
     engine = engine or EngineOptions(device=resolve_device())
+    engine.check()
+    devices = resolve_devices(engine.device)  # a bad device fails here, before the index is loaded
     idx, sets = load_datasets(dataset=dataset, images=images, imagenet=imagenet, imagenet_v2=imagenet_v2,
                               index=index, limit_per_class=limit_per_class, limit=limit)
-    outcomes = {name: run_models(specs, data, store_root=out / STORE_FOLDER, weights=weights, options=engine)
-                for name, data in sets.items()}
-    provenance = Provenance.collect(device=engine.device, dtype=engine.dtype)
+    outcomes = run_datasets(specs, sets, store_root=out / STORE_FOLDER, weights=weights, options=engine)
+    if engine.shard:
+        return _shard_report(outcomes, out, engine.shard)
+    provenance = Provenance.collect(device=",".join(devices), dtype=engine.dtype)
     results, failures, skipped = _collect(specs, outcomes, sets, idx, provenance)
     _fill_effective_robustness(results)
     for result in results:

@@ -1,0 +1,149 @@
+"""The work of a run: one :class:`PairWork` per (model, dataset), what its store lacks, and the shard split.
+
+Before anything is built the engine lists every (model, dataset) pair with its run key and counts the
+rows its store already holds (reading needs no lock), so a complete pair costs nothing and the plan only
+holds models with work. The rows a wave computes are re-read under the store's lock when the wave opens it
+(:meth:`PairWork.open`): another process (a shard, a second machine) may have filled some meanwhile.
+
+:func:`shard_pairs` splits the pairs over N independent processes. The split depends only on the specs,
+their preprocessing and the datasets' sizes — never on the store or the memory budget — so every shard of
+one command computes the same split, whatever the machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import traceback
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..datasets.base import Dataset
+from ..models.registry import preprocess_key, resolve_data_config, weights_identity
+from .options import EngineOptions
+from .store import PredictionStore, read_predictions, run_key, store_dir
+
+__all__ = ["ModelOutcome", "PairWork", "collect_work", "fail", "shard_pairs"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ModelOutcome:
+    """What happened to one model on one dataset."""
+
+    spec: str
+    dataset: str
+    status: str  # "ok" or "failed"
+    store: Path | None = None
+    run_key: str | None = None
+    computed: int = 0  # rows predicted in this call (0 when everything was stored)
+    reason: str | None = None
+    model_info: dict[str, Any] = field(default_factory=dict)
+
+
+def fail(outcome: ModelOutcome, exc: BaseException) -> None:
+    """Record ``exc`` as the reason ``outcome``'s model failed on its dataset (the run goes on)."""
+    outcome.status = "failed"
+    outcome.reason = f"{type(exc).__name__}: {exc}"[:500]
+    logger.warning("%s failed on %s: %s", outcome.spec, outcome.dataset, outcome.reason)
+    logger.debug("%s", "".join(traceback.format_exception(exc)))
+
+
+@dataclass
+class PairWork:
+    """One model on one dataset: its outcome, its store while a wave holds it, and the rows it lacks."""
+
+    outcome: ModelOutcome
+    payload: dict[str, Any]
+    todo: int  # rows missing when the run was listed (the progress total)
+    store: PredictionStore | None = None
+    missing: np.ndarray | None = None  # bool per dataset position, set by open()
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome.status == "ok"
+
+    def open(self, root: Path, dataset: Dataset, stack: contextlib.ExitStack, options: EngineOptions) -> int:
+        """Lock the store until ``stack`` closes and read what it lacks; returns the rows now missing."""
+        o = self.outcome
+        try:
+            self.store = stack.enter_context(PredictionStore(root, model=o.spec, dataset=o.dataset, key=o.run_key,
+                                                             payload=self.payload, chunk_rows=options.chunk_rows))
+            stack.callback(self.close)
+        except Exception as exc:  # noqa: BLE001 - e.g. the store locked by another run: this pair fails
+            fail(o, exc)
+            return 0
+        self.missing = ~dataset.table["key"].isin(self.store.done_keys()).to_numpy(dtype=bool)
+        return int(self.missing.sum())
+
+    def append(self, records: list[dict]) -> None:
+        self.store.append(records)
+        self.outcome.computed += len(records)
+
+    def close(self) -> None:
+        self.store, self.missing = None, None
+
+
+def collect_work(specs: Sequence[str], datasets: Mapping[str, Dataset], *, store_root: str | Path,
+                 weights: Mapping[str, Any] | None, options: EngineOptions,
+                 pairs: set[tuple[str, str]] | None = None) -> dict[tuple[str, str], PairWork]:
+    """``(spec, dataset name) → PairWork`` for ``pairs`` (default every pair), with what each store holds.
+
+    A spec whose run key cannot be formed (e.g. a missing weights file) fails on every dataset here.
+    """
+    identities = {name: data.identity() for name, data in datasets.items()}
+    work: dict[tuple[str, str], PairWork] = {}
+    for spec in specs:
+        try:
+            config = resolve_data_config(spec)
+            identity = weights_identity(spec, weights)
+            error = None
+        except Exception as exc:  # noqa: BLE001 - this model fails, the others run
+            error = exc
+        for name, data in datasets.items():
+            if pairs is not None and (spec, name) not in pairs:
+                continue
+            outcome = ModelOutcome(spec=spec, dataset=data.name, status="ok")
+            if error is not None:
+                fail(outcome, error)
+                work[spec, name] = PairWork(outcome, {}, 0)
+                continue
+            key, payload = run_key(model=spec, weights=identity, data_config=config, dtype=options.dtype,
+                                   dataset=identities[name])
+            folder = store_dir(store_root, model=spec, dataset=data.name, key=key)
+            outcome.store, outcome.run_key = folder, key
+            if (folder / "run.json").is_file():  # written whole (atomically): no lock needed to read it
+                outcome.model_info = json.loads((folder / "run.json").read_text("utf-8")).get("model_info", {})
+            done = read_predictions(folder, ["key"])["key"]
+            todo = int((~data.table["key"].isin(done)).sum())
+            work[spec, name] = PairWork(outcome, payload, todo)
+    return work
+
+
+def shard_pairs(specs: Sequence[str], datasets: Mapping[str, Dataset], shard: tuple[int, int]) -> set[tuple[str, str]]:
+    """The (spec, dataset name) pairs of shard ``(I, N)`` (1-based): a deterministic, balanced split.
+
+    The pairs are ordered by preprocessing group (in order of first appearance), spec, then dataset, and cut
+    into N contiguous runs of about equal images. Contiguous runs keep a model's datasets and a group's
+    models together, so across the shards each model is built about once and each group decoded about once.
+    """
+    index, count = shard
+    groups: dict[tuple, int] = {}
+    keyed = []
+    for position, spec in enumerate(specs):
+        try:
+            group = groups.setdefault(preprocess_key(resolve_data_config(spec)), len(groups))
+        except Exception:  # noqa: BLE001 - fails later, in collect_work, with its reason; order it last
+            group = len(specs)
+        keyed.append((group, position, spec))
+    ordered = [(spec, name) for _, _, spec in sorted(keyed) for name in datasets]
+    sizes = np.array([max(len(datasets[name]), 1) for _, name in ordered], dtype=np.float64)
+    middle = np.cumsum(sizes) - sizes / 2  # each pair goes to the shard its middle falls in
+    owner = np.minimum((middle * count / sizes.sum()).astype(np.int64), count - 1) if len(sizes) else []
+    return {pair for pair, o in zip(ordered, owner, strict=True) if o == index - 1}
