@@ -11,7 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-__all__ = ["atomic_write", "display_path", "sha256_file", "slug", "write_bytes_atomic", "write_text_atomic"]
+__all__ = ["atomic_write", "display_path", "output_folder_writable", "sha256_file", "slug", "write_bytes_atomic",
+           "write_text_atomic"]
 
 #: Mode a new file is created with before the umask applies, as ``open(path, "w")`` does.
 _FILE_MODE = 0o666
@@ -75,6 +76,28 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> None:
 
 def write_text_atomic(path: str | Path, text: str) -> None:
     write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def output_folder_writable(path: str | Path, *, flag: str = "--out") -> bool:
+    """Whether files can be written in the folder ``path`` (created if missing); a file there is an error.
+
+    Checked by writing: permission bits say nothing about a read-only mount, or about root. A read-only
+    folder is not an error here, because reading what it already holds is a valid use: the caller decides.
+    """
+    from .errors import ConfigError
+
+    path = Path(path)
+    blocker = next((p for p in (path, *path.parents) if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise ConfigError(f"{flag} {path}: {blocker} is a file, not a folder; pass a folder for the output")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, tmp = _create_temp(path / "write-check")
+    except OSError:
+        return False
+    os.close(fd)
+    tmp.unlink()
+    return True
 
 
 def sha256_file(path: str | Path) -> str:

@@ -59,8 +59,9 @@ SETTING_VARIABLES: dict[str, str] = {
     "device": "LAIONET_BENCH_DEVICE",
     "dataset": "LAIONET_BENCH_DATASET",
     "imagenet": "LAIONET_BENCH_IMAGENET",
+    "images": "LAIONET_BENCH_IMAGES",
 }
-_PATH_SETTINGS = {"results_dir", "imagenet"}
+_PATH_SETTINGS = {"results_dir", "imagenet", "images"}
 
 #: The settings given in the environment: only variables that are set and not empty; paths ``~``-expanded.
 ENV_SETTINGS: dict[str, str] = {

@@ -73,6 +73,20 @@ def test_common_flags_work_after_the_subcommand(tmp_path, capsys):
     assert "Traceback" in capsys.readouterr().err
 
 
+def test_quiet_and_no_progress_turn_every_bar_off_on_any_subcommand(capsys):
+    from laionet_bench._progress import progress_enabled
+
+    try:
+        for flags in (["-q"], ["--no-progress"]):
+            assert main(["classes", "husky", *flags]) == 0 and not progress_enabled()
+            assert main(["classes", "husky"]) == 0 and progress_enabled()  # each invocation decides
+        assert main(["--no-progress", "classes", "husky"]) == 0  # before the subcommand too
+        assert not progress_enabled()
+    finally:
+        main(["classes", "husky"])
+        capsys.readouterr()
+
+
 def test_cli_configures_its_own_logger_once(capsys):
     import logging
 
@@ -110,3 +124,17 @@ def test_other_libraries_logs_are_not_flooded_nor_doubled():
     assert run.stderr.count("Retrying in 1s [Retry 1/5].") == 1
     assert "Loading pretrained" not in run.stderr and "fontManager" not in run.stderr
     assert "INFO laionet_bench.evaluation: ours is shown" in run.stderr
+
+
+def test_a_closed_pipe_ends_quietly():
+    """``laionet-bench classes | head -1``: no "unexpected BrokenPipeError", the SIGPIPE exit status."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "laionet_bench", "classes"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    assert proc.stdout.readline()
+    proc.stdout.close()  # the reader goes away, as head does
+    assert proc.wait(timeout=60) == 141
+    with proc.stderr:
+        assert proc.stderr.read() == b""

@@ -120,3 +120,15 @@ def test_bad_options_fail_in_one_line_before_any_work(tmp_path, bench, capsys, e
     assert similarity(bench, tmp_path, *extra) == 1
     assert capsys.readouterr().err.startswith(message)
     assert not (tmp_path / "similarity").exists()
+
+
+def test_dataset_means_what_it_means_in_run():
+    """``similarity --dataset`` names the LAIONet as ``run --dataset`` does (a variant or a local parquet)."""
+    from laionet_bench.cli.similarity import parse_dataset_names
+    from laionet_bench.errors import ConfigError
+
+    assert parse_dataset_names(["laionet", "imagenet-val"], imagenet="val", imagenet_v2=None,
+                               dataset="mine.parquet") == ("mine.parquet", ["laionet", "imagenet-val"])
+    assert parse_dataset_names(["laionet:clip_top50"], imagenet=None, imagenet_v2=None)[0] == "laionet:clip_top50"
+    with pytest.raises(ConfigError, match="name two LAIONets"):
+        parse_dataset_names(["laionet:clip_top50"], imagenet=None, imagenet_v2=None, dataset="laionet:mpnet_top50")

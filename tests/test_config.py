@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from laionet_bench.config import project_settings, resolve_setting
@@ -70,3 +72,27 @@ def test_cache_dir_is_not_a_project_setting(tmp_path):
     (tmp_path / "pyproject.toml").write_text('[tool.laionet-bench]\ncache_dir = "/tmp/x"\n')
     with pytest.raises(ConfigError, match=r"unknown key\(s\) \['cache_dir'\]"):
         project_settings()
+
+
+def test_download_run_and_similarity_share_one_default_image_store(tmp_path, monkeypatch, capsys):
+    from types import SimpleNamespace
+
+    from laionet_bench import constants
+    from laionet_bench.cli import main
+    from laionet_bench.images.store import default_image_store
+
+    monkeypatch.setattr(constants, "CACHE_DIR", tmp_path / "cache")
+    index = SimpleNamespace(variant="clip_0.82", sha256="ab" * 32)
+    assert default_image_store(index) == tmp_path / "cache" / "images" / "clip_0.82"
+    assert default_image_store(SimpleNamespace(variant=None, sha256="ab" * 32)).name == "index-abababababab"
+    (tmp_path / "pyproject.toml").write_text('[tool.laionet-bench]\nimages = "~/laionet-images"\n')
+    assert default_image_store(index) == Path("~/laionet-images").expanduser()
+    assert default_image_store(index, "mine") == Path("mine")  # the flag beats the setting
+    # without --images, run reads that default store, and says how to fill it when it is missing
+    from .fakes.eval_data import tiny_index
+
+    path, _ = tiny_index(tmp_path, per_class=1)
+    (tmp_path / "pyproject.toml").write_text('[tool.laionet-bench]\nimages = "nowhere"\n')
+    assert main(["run", "--models", "resnet18", "--index", str(path)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no image store at nowhere" in err[0] and "laionet-bench download" in err[0]

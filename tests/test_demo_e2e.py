@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from laionet_bench import constants
 from laionet_bench.cli import main
 from laionet_bench.demo import build_demo
 from laionet_bench.demo import sources as demo_sources
@@ -139,17 +140,19 @@ def test_demo_benchmark_through_hub_http_and_the_user_commands(demo, web, fake_h
     shared = set(rebuilt["wnid"]) & {p.name for p in imagenet.iterdir()}
     assert len(rebuilt) >= 40 and len(shared) >= 20
 
-    # fetch the images from their URLs, as from LAION's hosts
-    store = tmp_path / "images"
-    assert main(["download", "--dataset", f"laionet:{VARIANT}", "--repo", REPO, "--out", str(store),
-                 "--allow-private", "--workers", "4", "--no-progress"]) == 0
+    # fetch the images from their URLs, as from LAION's hosts, into the default store that run and
+    # similarity read too: the README's flow names no image path
+    monkeypatch.setattr(constants, "CACHE_DIR", tmp_path / "cache")
+    store = tmp_path / "cache" / "images" / VARIANT
+    assert main(["download", "--dataset", f"laionet:{VARIANT}", "--repo", REPO,
+                 "--allow-private", "--concurrency", "4", "--no-progress"]) == 0
     assert f"{len(rebuilt)} rows fetched" in capsys.readouterr().out
     manifest_sha = check_download(store, index, web, demo)
 
     # evaluate a real ImageNet model on LAIONet-demo and ImageNet-demo
     results = tmp_path / "results"
     assert main(["run", "--models", MODEL, "--weights", f"{MODEL}={bundled_weights_file(MODEL)}",
-                 "--dataset", f"laionet:{VARIANT}", "--repo", REPO, "--images", str(store), "--imagenet",
+                 "--dataset", f"laionet:{VARIANT}", "--repo", REPO, "--imagenet",
                  str(imagenet), "--out", str(results), "--workers", "0", "--batch-size", "32"]) == 0
     assert "1 result(s) written" in capsys.readouterr().out
     (result,) = read_results(results)
@@ -164,7 +167,7 @@ def test_demo_benchmark_through_hub_http_and_the_user_commands(demo, web, fake_h
 
     # intra-class similarity with a real timm model's pooled features (the command a user runs)
     assert main(["similarity", "--datasets", f"laionet:{VARIANT}", "imagenet-val", "--repo", REPO,
-                 "--images", str(store), "--imagenet", str(imagenet), "--encoder", f"timm:{SIMILARITY_MODEL.partition('.')[0]}",
+                 "--imagenet", str(imagenet), "--encoder", f"timm:{SIMILARITY_MODEL.partition('.')[0]}",
                  "--weights", str(bundled_weights_file(SIMILARITY_MODEL)), "--out", str(results),
                  "--results", str(results), "--no-plots", "--workers", "0"]) == 0
     assert "laionet" in capsys.readouterr().out

@@ -126,11 +126,11 @@ def test_the_walk_sees_function_level_and_located_packages():
 
 
 def test_devkit_layout_without_scipy_names_the_extra(tmp_path, monkeypatch):
-    from laionet_bench.datasets.imagenet import _labels_from_devkit
+    from laionet_bench.datasets.imagenet import labels_from_devkit
     from laionet_bench.errors import MissingDependencyError
 
     monkeypatch.setitem(sys.modules, "scipy.io", None)  # as on a plain install: importing it fails
     truth = tmp_path / "ILSVRC2012_validation_ground_truth.txt"
     truth.write_text("1\n")
     with pytest.raises(MissingDependencyError, match=r"meta\.mat needs 'scipy'.*laionet-bench\[devkit\]"):
-        _labels_from_devkit(truth, tmp_path / "meta.mat")
+        labels_from_devkit(truth, tmp_path / "meta.mat")

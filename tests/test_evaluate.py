@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import types
 
 import pandas as pd
 import pytest
 
 import laionet_bench
+from laionet_bench._io import output_folder_writable
 from laionet_bench.cli import main
+from laionet_bench.errors import ConfigError, ModelSpecError
 from laionet_bench.evaluation import evaluator
 from laionet_bench.evaluation.engine import EngineOptions
 from laionet_bench.evaluation.evaluator import SKIPPED_COLUMNS, EvaluationReport, ModelFailure, evaluate
@@ -33,6 +37,11 @@ def bench(tmp_path):
     weights = {"test_resnet.r160_in1k": tiny_weights(tmp_path, "test_resnet"),
                "test_convnext.r160_in1k": tiny_weights(tmp_path, "test_convnext")}
     return types.SimpleNamespace(index=path, frame=frame, images=images, imagenet=tmp_path / "val", weights=weights)
+
+
+def only(bench, name: str) -> dict:
+    """The weights of one model: ``evaluate`` refuses weights for models it does not run."""
+    return {spec: path for spec, path in bench.weights.items() if spec.startswith(name + ".")}
 
 
 def test_evaluate_writes_results_with_gap_and_counts(tmp_path, bench):
@@ -61,7 +70,7 @@ def test_evaluate_writes_results_with_gap_and_counts(tmp_path, bench):
 
 def test_report_lists_the_skipped_images_as_the_csv_does(tmp_path, bench):
     report = evaluate(["test_resnet"], engine=CPU, index=bench.index, images=bench.images, out=tmp_path / "out",
-                      weights=bench.weights)
+                      weights=only(bench, "test_resnet"))
     skipped = report.skipped_images
     assert list(skipped.columns) == SKIPPED_COLUMNS and len(skipped) == 1  # the broken file, once
     assert skipped["key"].tolist() == [str(bench.frame["row_id"][2])] and skipped["error"][0]
@@ -80,6 +89,69 @@ def test_failed_model_is_in_the_report_with_its_reason(tmp_path, bench):
     on_disk = json.loads((tmp_path / "out" / "failures.json").read_text())  # the file stays part of the output
     assert on_disk == report.failure_reasons() == {"test_convnext.r160_in1k": {f.dataset: f.reason
                                                                                for f in report.failures}}
+
+
+def test_reports_describe_the_latest_run_only(tmp_path, bench):
+    """A failure and a broken image of an earlier run are not reported again once the run succeeds."""
+    wrong = {**bench.weights, "test_convnext.r160_in1k": bench.weights["test_resnet.r160_in1k"]}
+    out = tmp_path / "out"
+    evaluate(["test_resnet", "test_convnext"], engine=CPU, index=bench.index, images=bench.images, out=out,
+             weights=wrong)
+    assert (out / "failures.json").exists() and (out / "skipped_images.csv").exists()
+    (bench.images / f"{bench.frame['row_id'][2]}.jpg").unlink()  # now missing: counted, not an unreadable image
+    report = evaluate(["test_convnext"], engine=CPU, index=bench.index, images=bench.images, out=out,
+                      weights=only(bench, "test_convnext"))
+    assert report.ok and report.skipped_images.empty
+    assert not (out / "failures.json").exists() and not (out / "skipped_images.csv").exists()
+
+
+def test_out_that_is_a_file_fails_before_anything_is_loaded(tmp_path, bench):
+    (tmp_path / "taken").write_text("x")
+    with pytest.raises(ConfigError, match="taken is a file, not a folder"):
+        evaluate(["test_resnet"], engine=CPU, index=tmp_path / "never-read.parquet", images=bench.images,
+                 out=tmp_path / "taken" / "out")
+
+
+def test_read_only_out_serves_stored_results_and_refuses_new_work(tmp_path, bench, monkeypatch):
+    out = tmp_path / "out"
+    first = evaluate(["test_resnet"], engine=CPU, index=bench.index, images=bench.images, out=out,
+                     weights=only(bench, "test_resnet"))
+    written = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    monkeypatch.setattr(evaluator, "output_folder_writable", lambda path: False)  # root ignores chmod: say it
+    again = evaluate(["test_resnet"], engine=CPU, index=bench.index, images=bench.images, out=out,
+                     weights=only(bench, "test_resnet"))
+    assert [(r.model, r.datasets["laionet"].top1, r.datasets["laionet"].n_evaluated) for r in again] == \
+        [(r.model, r.datasets["laionet"].top1, r.datasets["laionet"].n_evaluated) for r in first]
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == written  # nothing rewritten
+    with pytest.raises(ConfigError, match="read-only and 13 prediction"):  # a model the store lacks: refused up front
+        evaluate(["test_resnet", "test_convnext"], engine=CPU, index=bench.index, images=bench.images, out=out,
+                 weights=bench.weights)
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root writes into read-only folders")
+def test_read_only_permissions_are_detected(tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        assert not output_folder_writable(folder) and output_folder_writable(tmp_path / "rw")
+    finally:
+        folder.chmod(0o755)
+
+
+def test_weights_are_checked_before_any_model_is_built(tmp_path, bench):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a checkpoint")
+    with pytest.raises(ModelSpecError, match="notes.txt is not a weights file"):
+        evaluate(["test_resnet"], engine=CPU, index=bench.index, images=bench.images, out=tmp_path / "out",
+                 weights={"test_resnet": notes})
+    with pytest.raises(ModelSpecError, match="is a folder"):
+        evaluate(["test_resnet"], engine=CPU, index=bench.index, images=bench.images, out=tmp_path / "out",
+                 weights={"test_resnet": tmp_path})
+    with pytest.raises(ModelSpecError, match=r"names test_convnext.r160_in1k, which is not among the models"):
+        evaluate(["test_resnet"], engine=CPU, index=bench.index, images=bench.images, out=tmp_path / "out",
+                 weights=bench.weights)
+    assert not (tmp_path / "out").exists()
 
 
 def test_report_without_failures_is_ok(tmp_path):
@@ -165,3 +237,47 @@ def test_cli_models_lists_configs_and_groups(capsys):
     assert "bilinear" in text and "bicubic" in text and "3 model(s) in 2 preprocessing group(s)" in text
     assert main(["models", "resnt50"]) == 1
     assert "did you mean" in capsys.readouterr().err
+
+
+def test_official_protocol_scores_every_label_key_found_in_val(tmp_path, bench):
+    """The reference's class set: label-pickle keys found in val, empty LAIONet classes included, the
+    husky's non-standard key left untranslated (so val never lists it); SE divided by the literal 1.96."""
+    keys = (*WNIDS, "n01443537", "n02112837")  # n01443537: in val, no LAIONet row
+    index = dataclasses.replace(load_index(bench.index), label_keys=keys)
+    runs = {protocol: evaluate(["test_resnet"], engine=dataclasses.replace(CPU, protocol=protocol), index=index,
+                               images=bench.images, imagenet=bench.imagenet, out=tmp_path / protocol,
+                               weights=only(bench, "test_resnet")).results[0]
+            for protocol in ("ours", "official")}
+    ours, official = runs["ours"], runs["official"]
+    assert (ours.protocol, official.protocol) == ("ours", "official")
+    assert official.classes == sorted([*WNIDS, "n01443537"]) and ours.classes == sorted(WNIDS)
+    assert official.datasets["imagenet"].n_classes == 4 and official.datasets["laionet"].n_classes == 3
+    assert official.datasets["imagenet"].n_evaluated == 8
+    assert official.datasets["laionet"].top1.value == ours.datasets["laionet"].top1.value
+    se = {name: r.per_class.set_index("wnid")["laionet_se_top1"] for name, r in runs.items()}
+    finite = se["ours"].notna() & (se["ours"] > 0)
+    assert finite.any()
+    ratio = se["official"].reindex(se["ours"].index)[finite] / se["ours"][finite]
+    assert ratio.to_numpy() == pytest.approx(1.959963984540054 / 1.96)
+    assert json.loads((tmp_path / "official" / "test_resnet.r160_in1k" / "result.json").read_text())["protocol"] == "official"
+
+
+def test_official_protocol_without_recorded_keys_uses_every_indexed_class(tmp_path, bench):
+    index = load_index(bench.index)
+    assert index.label_keys is None
+    result = evaluate(["test_resnet"], engine=dataclasses.replace(CPU, protocol="official"), index=index,
+                      images=bench.images, imagenet=bench.imagenet, out=tmp_path / "out",
+                      weights=only(bench, "test_resnet")).results[0]
+    assert result.protocol == "official" and result.classes == sorted(set(bench.frame["wnid"]))
+
+
+def test_cli_run_records_the_protocol(tmp_path, bench, capsys):
+    weights = [f"{k}={v}" for k, v in only(bench, "test_resnet").items()]
+    command = ["run", "--models", "test_resnet", "--weights", *weights, "--index", str(bench.index), "--images",
+               str(bench.images), "--out", str(tmp_path / "out"), "--device", "cpu", "--workers", "0"]
+    assert main([*command, "--protocol", "official"]) == 0
+    (result,) = read_results(tmp_path / "out")
+    assert result.protocol == "official"
+    with pytest.raises(SystemExit):
+        main([*command, "--protocol", "paper"])
+    assert "invalid choice: 'paper'" in capsys.readouterr().err

@@ -227,7 +227,7 @@ def test_kill_9_mid_run_then_resume_loses_nothing_and_refetches_only_in_flight(t
 
         srv._next_reply = counting
         cmd = [sys.executable, "-m", "laionet_bench", "-q", "download", "--index", str(tmp_path / "idx.parquet"),
-               "--out", str(store), "--allow-network", "127.0.0.0/8", "--workers", str(workers),
+               "--out", str(store), "--allow-network", "127.0.0.0/8", "--concurrency", str(workers),
                "--shard-size", "7", "--checkpoint-seconds", "0.1", "--no-progress"]
         env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

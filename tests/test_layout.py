@@ -16,8 +16,8 @@ ARCHITECTURE_DOC = Path(__file__).resolve().parents[1] / "docs" / "architecture.
 ROOT_MODULES_MAX = 10
 #: The data flow, bottom-up: a module may import its own layer and the layers before it, never a later one.
 LAYERS = [
-    "errors constants config version _io _figures", "catalog", "hub", "index", "images", "datasets", "models",
-    "evaluation", "similarity", "leaderboard", "checks", "plugin", "rebuild", "demo", "cli", "__main__",
+    "errors constants config version _io _progress _figures", "catalog", "hub", "index", "images", "datasets", "models",
+    "evaluation", "similarity", "leaderboard", "checks", "plugin", "rebuild", "explain", "demo", "cli", "__main__",
 ]
 
 

@@ -135,3 +135,16 @@ def test_cli_exit_codes(tmp_path, capsys):
     assert main(["compare", str(tmp_path / "c"), a]) == 1
     assert "missing from" in (err := capsys.readouterr().err) and "old.model" in err and "--allow-missing" in err
     assert main(["compare", str(tmp_path / "c"), a, "--allow-missing"]) == 0
+
+
+def test_models_scored_under_different_protocols_are_flagged(tmp_path, caplog):
+    ours = make_result("resnet50.a1_in1k", imagenet=0.8, laionet=0.7)
+    official = make_result("resnet50.a1_in1k", imagenet=0.8, laionet=0.7)
+    official.protocol = "official"
+    for folder, result in (("a", ours), ("b", official), ("c", ours)):
+        write_result(result, tmp_path / folder)
+    assert load_table(tmp_path / "b")["protocol"].tolist() == ["official"]
+    compare_tables(load_table(tmp_path / "a"), load_table(tmp_path / "c"))
+    assert "protocol" not in caplog.text
+    compare_tables(load_table(tmp_path / "a"), load_table(tmp_path / "b"))
+    assert "1 model(s) were scored under different metric protocols (e.g. resnet50.a1_in1k: ours vs official)" in caplog.text

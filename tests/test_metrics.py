@@ -85,3 +85,21 @@ def test_gap_and_effective_robustness():
 def test_inconsistent_rows_are_refused():
     with pytest.raises(ResultsError, match="top-1 correct but not top-5"):
         metrics.per_class_recall(["n01440764"], [True], [False])
+
+
+def test_official_protocol_divides_the_wilson_half_width_by_the_literal_1_96(rows):
+    truth, predicted, top5 = rows
+    ours = metrics.per_class_recall(truth, predicted == truth, top5)
+    official = metrics.per_class_recall(truth, predicted == truth, top5, protocol="official")
+    low, high = proportion_confint(official["top1_correct"], official["n"], alpha=0.05, method="wilson")
+    np.testing.assert_allclose(official["se_top1"], (high - low) / 2 / 1.96, rtol=1e-10)
+    pd.testing.assert_frame_equal(official.drop(columns=["se_top1", "se_top5"]), ours.drop(columns=["se_top1", "se_top5"]))
+
+
+@pytest.mark.parametrize("missing", [None, np.nan])
+def test_missing_correctness_is_refused_not_counted_as_wrong(missing):
+    top1 = pd.Series([True, missing, False, True], dtype=object)
+    with pytest.raises(ResultsError, match=r"top-1 correctness is None/NaN in 1 of 4 rows \(first at row 1\)"):
+        metrics.per_class_recall(["a", "a", "b", "b"], top1, [True, True, True, True])
+    table = metrics.per_class_recall(["a", "b", "b"], top1.dropna(), [True, True, True])
+    assert table["top1"].to_dict() == {"a": 1.0, "b": 0.5}

@@ -2,28 +2,35 @@
 
 Fixtures follow the reference's published files as they really are (shared/notes/reference_files.md):
 the pandas index is the row id, ``name_def_wnid`` holds the synset *text*, SAMPLE_ID/HEIGHT/WIDTH are
-floats, similarity columns are named after the HF encoder, and the MPNet file carries three of them.
+floats, similarity columns are named after the HF encoder, and the MPNet file carries three of them;
+the label pickle has 978 keys, empty classes and the husky's non-standard ``n02112837`` among them.
 """
 
+import json
+import logging
 import os
 import pickle
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 import laionet_bench.index.official as official
 from laionet_bench.catalog import load_catalog
 from laionet_bench.cli import main
-from laionet_bench.errors import IndexValidationError, UnsafePickleError
-from laionet_bench.index.load import load_index
-from laionet_bench.index.official import convert_official, load_label_dict
+from laionet_bench.errors import ConfigError, IndexValidationError, UnsafePickleError
+from laionet_bench.index.load import list_variants, load_index
+from laionet_bench.index.official import convert_official, import_official, load_label_dict
+from laionet_bench.index.schema import LABEL_KEYS_METADATA, write_index
 
 TENCH, GOLDFISH, HUSKY, HUSKY_REFERENCE = "n01440764", "n01443537", "n02110185", "n02112837"
 ROWS = [100000001, 100000005, 300000002, 300000009]
 WNIDS = [TENCH, GOLDFISH, HUSKY, HUSKY]
 CLIP, MPNET, BERT = "clip-vit-base-patch32", "all-mpnet-base-v2", "bert-base-uncased"
 SIM = "text_to_name_def_wnid_similarity_"
+ENCODERS = {MPNET: "sentence-transformers:all-mpnet-base-v2", CLIP: "openclip:ViT-B-32/openai",
+            BERT: "hf:bert-base-uncased"}
 
 
 def _reference_frame(*, encoders=(CLIP,)) -> pd.DataFrame:
@@ -64,9 +71,11 @@ def _label_pickle(tmp_path, labels: dict) -> str:
 
 
 def _reference_labels() -> dict:
-    """As the reference saves it: every class a key (some with no rows), the husky under n02112837."""
-    labels = {w: [] for w in load_catalog().wnids[:50] if w != HUSKY}
+    """As the reference saves it: 978 keys (most with no rows here), the husky under n02112837."""
+    wnids = [w for w in load_catalog().wnids if w != HUSKY]
+    labels = {w: [] for w in wnids[:100] + wnids[122:]}  # 22 classes are no key at all
     labels.update({TENCH: [ROWS[0]], GOLDFISH: [ROWS[1]], HUSKY_REFERENCE: ROWS[2:]})
+    assert len(labels) == 978
     return labels
 
 
@@ -95,8 +104,9 @@ def test_mpnet_file_uses_the_variants_similarity_column(tmp_path):
     assert frame["similarity_encoder"].iloc[0] == "sentence-transformers:all-mpnet-base-v2"
     assert frame["similarity"].tolist() == pytest.approx([0.83, 0.84, 0.85, 0.86])
     assert convert_official(path, None, variant="clip_top50")["similarity"].iloc[0] == pytest.approx(0.93)
-    with pytest.raises(IndexValidationError, match=r"3 text_to_name_def_wnid_similarity_<encoder> columns .* clip_\*"):
-        convert_official(path, None, variant="mine")
+    with pytest.raises(IndexValidationError, match=r"3 text_to_name_def_wnid_similarity_<encoder> columns .* "
+                       r"variant 'mine' does not say .*--similarity-column"):
+        convert_official(path, None, variant="custom:mine")
 
 
 def test_cli_import_then_validate(tmp_path, capsys):
@@ -231,3 +241,173 @@ def test_not_the_reference_parquet(tmp_path):
     pd.DataFrame({"a": [1]}).to_parquet(path)
     with pytest.raises(IndexValidationError, match="is this the reference parquet"):
         convert_official(path, None, variant="clip_0.82")
+
+
+# --- choosing the similarity column ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("encoder", [CLIP, BERT])
+@pytest.mark.parametrize("full_name", [True, False])
+def test_similarity_column_is_chosen_by_full_name_or_encoder_suffix(tmp_path, encoder, full_name):
+    """Named, it wins over the variant's family (mpnet_top50 would take the MPNet column)."""
+    path = _write(tmp_path, _reference_frame(encoders=(MPNET, encoder)))
+    requested = SIM + encoder if full_name else encoder
+    frame = convert_official(path, None, variant="mpnet_top50", similarity_column=requested)
+    assert frame["similarity_encoder"].iloc[0] == ENCODERS[encoder]
+    assert frame["similarity"].tolist() == pytest.approx([0.93, 0.94, 0.95, 0.96])
+
+
+@pytest.mark.parametrize("requested", ["minilm", SIM + "minilm", "similarity", "TEXT"])
+def test_an_unknown_similarity_column_names_the_file_and_lists_the_columns(tmp_path, requested):
+    path = _write(tmp_path, _reference_frame(encoders=(MPNET, CLIP, BERT)))
+    with pytest.raises(IndexValidationError) as info:
+        convert_official(path, None, variant="mpnet_top50", similarity_column=requested)
+    message = str(info.value)
+    assert message.startswith(f"{path}: no similarity column {requested!r}") and "\n" not in message
+    assert all(SIM + e in message for e in (MPNET, CLIP, BERT)) and "--similarity-column" in message
+
+
+def test_a_parquet_without_similarity_columns_is_refused(tmp_path):
+    path = _write(tmp_path, _reference_frame(encoders=()))
+    with pytest.raises(IndexValidationError, match=r"no text_to_name_def_wnid_similarity_<encoder> column; is this"):
+        convert_official(path, None, variant="clip_0.82")
+
+
+def test_cli_similarity_column(tmp_path, capsys):
+    path = _write(tmp_path, _reference_frame(encoders=(MPNET, CLIP, BERT)))
+    out = tmp_path / "ours.parquet"
+    args = ["index", "import-official", str(path), "--variant", "custom:mine", "--out", str(out)]
+    assert main(args) == 1
+    assert "--similarity-column" in capsys.readouterr().err and not out.exists()
+    assert main([*args, "--similarity-column", MPNET]) == 0
+    index = load_index(out)
+    assert index.variant == "mine" and index.table["similarity_encoder"].iloc[0] == ENCODERS[MPNET]
+    assert main([*args, "--similarity-column", "nope"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {path}: no similarity column 'nope'") and "\n" not in err
+
+
+# --- the variant recorded ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("given", "recorded"), [("clip_top50", "clip_top50"), ("custom:mine", "mine"),
+                                                 ("custom:clip_0.9", "clip_0.9"), ("custom:My.Index-2", "My.Index-2")])
+def test_published_and_custom_variants_are_recorded(tmp_path, given, recorded):
+    frame = convert_official(_write(tmp_path, _reference_frame()), None, variant=given)
+    assert set(frame["variant"]) == {recorded}
+
+
+@pytest.mark.parametrize(("given", "problem"), [
+    ("mine", "not a published variant"),
+    ("clip_0.8", "not a published variant"),
+    ("custom:", "NAME must be letters"),
+    ("custom:../x", "NAME must be letters"),
+    ("custom:a/b", "NAME must be letters"),
+    ("custom:.hidden", "NAME must be letters"),
+    ("custom:clip_0.82", "clip_0.82 is a published variant's name"),
+])
+def test_a_bad_variant_is_refused_in_one_line_listing_the_known_ones(tmp_path, given, problem):
+    with pytest.raises(ConfigError) as info:
+        convert_official(_write(tmp_path, _reference_frame()), None, variant=given)
+    message = str(info.value)
+    assert message.startswith(f"variant {given!r}: {problem}") and "\n" not in message
+    assert all(v in message for v in list_variants()) and "custom:NAME" in message
+
+
+def test_cli_refuses_a_bad_variant_before_reading_anything(tmp_path, capsys):
+    out = tmp_path / "o.parquet"
+    code = main(["index", "import-official", str(tmp_path / "absent.parquet"), "--labels", str(tmp_path / "absent.pkl"),
+                 "--variant", "mine", "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and err.startswith("error: variant 'mine': not a published variant") and "custom:NAME" in err
+    assert not out.exists()
+
+
+# --- label-pickle rows the parquet lacks --------------------------------------------------------------
+
+
+def test_pickle_rows_missing_from_the_parquet_warn_once_with_counts(tmp_path, caplog):
+    labels = _reference_labels()
+    labels[TENCH] = [ROWS[0], 100000002, 100000003]  # two rows the parquet lacks
+    lost = load_catalog().wnids[5:12]
+    for i, wnid in enumerate(lost):  # seven classes with every row missing
+        labels[wnid] = [500000000 + 10 * i, 500000001 + 10 * i]
+    path = _write(tmp_path, _reference_frame())
+    pickle_path = _label_pickle(tmp_path, labels)
+    with caplog.at_level(logging.WARNING, logger="laionet_bench.index.official"):
+        frame = convert_official(path, pickle_path, variant="clip_0.82")
+    assert frame["wnid"].tolist() == WNIDS
+    rows = [r.getMessage() for r in caplog.records if "row ids are not in" in r.getMessage()]
+    classes = [r.getMessage() for r in caplog.records if "lose every row" in r.getMessage()]
+    assert rows == [f"{pickle_path}: 16 of its 20 row ids are not in {path}; those rows are left out"]
+    assert classes == [f"{pickle_path}: 7 class(es) lose every row, being absent from {path}: "
+                       f"{', '.join(lost[:5])}, ..."]
+    assert all(r.levelno == logging.WARNING for r in caplog.records)
+
+
+def test_a_pickle_that_matches_the_parquet_warns_nothing(tmp_path, caplog):
+    with caplog.at_level(logging.WARNING, logger="laionet_bench.index.official"):
+        convert_official(_write(tmp_path, _reference_frame()), _label_pickle(tmp_path, _reference_labels()),
+                         variant="clip_0.82")
+    assert not caplog.records
+
+
+# --- the label pickle's keys: the reference's class set ----------------------------------------------------
+
+
+def test_import_records_every_label_key_as_given(tmp_path, capsys):
+    labels = _reference_labels()
+    out = tmp_path / "ours.parquet"
+    args = ["index", "import-official", str(_write(tmp_path, _reference_frame())), "--labels",
+            _label_pickle(tmp_path, labels), "--variant", "clip_0.82", "--out", str(out)]
+    assert main(args) == 0
+    index = load_index(out)
+    assert index.label_keys == tuple(labels) and len(index.label_keys) == 978
+    assert HUSKY_REFERENCE in index.label_keys and HUSKY not in index.label_keys  # as given, not translated
+    assert json.loads(pq.read_schema(out).metadata[LABEL_KEYS_METADATA]) == list(labels)
+    capsys.readouterr()
+    assert main(["index", "validate", str(out)]) == 0
+    assert main(["index", "info", str(out)]) == 0
+    assert any(line.split() == ["label-pickle", "keys", "978"] for line in capsys.readouterr().out.splitlines())
+
+
+def test_without_labels_no_keys_are_recorded(tmp_path, capsys):
+    out = tmp_path / "ours.parquet"
+    import_official(_write(tmp_path, _reference_frame()), None, out, variant="clip_0.82")
+    assert load_index(out).label_keys is None and LABEL_KEYS_METADATA not in pq.read_schema(out).metadata
+    assert main(["index", "info", str(out)]) == 0
+    assert any(line.split() == ["label-pickle", "keys", "-"] for line in capsys.readouterr().out.splitlines())
+
+
+def test_label_keys_survive_a_folder_and_the_hub(tmp_path, fake_hub):
+    labels = _reference_labels()
+    folder = tmp_path / "index"
+    frame, digest = import_official(_write(tmp_path, _reference_frame()), _label_pickle(tmp_path, labels),
+                                    folder / "clip_0.82.parquet", variant="clip_0.82")
+    assert load_index(folder).label_keys == tuple(labels)
+    fake_hub.commit("laionet-bench/laionet", {"data/clip_0.82.parquet": (folder / "clip_0.82.parquet").read_bytes()})
+    hub = load_index("laionet")
+    assert hub.sha256 == digest and hub.label_keys == tuple(labels)
+
+
+def test_parts_that_record_different_label_keys_are_refused(tmp_path):
+    folder = tmp_path / "parts"
+    reference = _write(tmp_path, _reference_frame())
+    import_official(reference, _label_pickle(tmp_path, _reference_labels()), folder / "a.parquet", variant="clip_0.82")
+    other = _write(tmp_path, _reference_frame().set_axis(pd.Index([r + 1000 for r in ROWS], dtype="int64")), "b.parquet")
+    import_official(other, None, folder / "b.parquet", variant="clip_0.82")
+    with pytest.raises(IndexValidationError, match=r"parts record different label keys \(a.parquet \(978\), "
+                                                   r"b.parquet \(none\)\)"):
+        load_index(folder)
+
+
+@pytest.mark.parametrize("raw", [b"not json", b'{"n01440764": []}', b"[1, 2]"])
+def test_unreadable_label_keys_metadata_is_named(tmp_path, raw):
+    good = tmp_path / "good.parquet"
+    write_index(convert_official(_write(tmp_path, _reference_frame()), None, variant="clip_0.82"), good)
+    table = pq.read_table(good)
+    bad = tmp_path / "bad.parquet"
+    pq.write_table(table.replace_schema_metadata({**table.schema.metadata, LABEL_KEYS_METADATA: raw}), bad)
+    with pytest.raises(IndexValidationError, match=f"{bad}: schema metadata laionet_bench.label_keys is not a JSON "
+                                                   "list of wnids; re-run .* with --labels"):
+        load_index(bad)

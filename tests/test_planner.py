@@ -42,7 +42,7 @@ def toy(spec: str, weights_gib: float, activation_gib: float = 0.0, preprocess: 
                      activation_bytes=int(activation_gib * GIB))
 
 
-def plan_toys(items: list[Footprint], *, budget_gib: float, devices=("cpu",)):
+def plan_toys(items: list[Footprint], *, budget_gib: float, devices=("cuda:0",)):
     table = {f.spec: f for f in items}
     return plan_waves(list(table), footprint=table.__getitem__, devices=list(devices),
                       budgets=dict.fromkeys(devices, int(budget_gib * GIB)))
@@ -261,4 +261,31 @@ def test_format_plan_lists_groups_and_waves():
     text = format_plan(plan)
     assert "2 models in 1 preprocessing groups -> 2 waves" in text and "decoded 2 times per dataset" in text
     assert "group 1/1: 224px bicubic crop 0.9 center, 2 models, 2 waves" in text
-    assert "wave 2  cpu  6.00 GiB  1 models: b" in text
+    assert "wave 2  cuda:0  6.00 GiB  1 models: b" in text
+
+
+def test_run_prompts_applies_to_every_zero_shot_spec(capsys):
+    argv = ["run", "--models", "openclip:ViT-B-32/openai", "resnet18.a1_in1k", "--plan", "--json", "--max-memory", "8"]
+    assert main([*argv, "--prompts", "openai"]) == 0
+    planned = [m for w in json.loads(capsys.readouterr().out)["waves"] for m in w["models"]]
+    assert sorted(planned) == ["openclip:ViT-B-32/openai@openai", "resnet18.a1_in1k"]
+    assert main(argv) == 0  # default: what the spec says (the paper's synset texts)
+    assert "openclip:ViT-B-32/openai" in [m for w in json.loads(capsys.readouterr().out)["waves"] for m in w["models"]]
+
+
+def test_run_without_models_says_so_before_reading_anything(capsys, tmp_path):
+    assert main(["run", "--images", str(tmp_path), "--index", str(tmp_path / "never-read.parquet")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "run needs --models" in err[0]
+
+
+def test_on_cpu_a_wave_counts_its_largest_models_build_copy():
+    """Building holds the module and its loaded checkpoint together: on CPU that copy is in the budget."""
+    items = [toy("a", 4, 1), toy("b", 3, 1), toy("c", 2, 1)]
+    gpu = plan_toys(items, budget_gib=10)
+    assert [(w.models, w.memory_bytes) for w in gpu.waves] == [(("a", "b", "c"), 10 * GIB)]
+    cpu = plan_toys(items, budget_gib=10, devices=("cpu",))
+    # a + b + a's copy would be 11 GiB: b waits; a + c + a's copy = 10, b + its copy = 6
+    assert [(w.models, w.memory_bytes) for w in cpu.waves] == [(("a", "c"), 10 * GIB), (("b",), 6 * GIB)]
+    with pytest.raises(ConfigError, match=r"a needs 8\.00 GiB, budget 7\.00 GiB .* a second copy of the weights in RAM"):
+        plan_toys(items, budget_gib=7, devices=("cpu",))

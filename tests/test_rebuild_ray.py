@@ -16,6 +16,9 @@ from laionet_bench.rebuild.textsim import caption_similarities
 from .fakes.laion import make_tiny_openclip, write_laion_part
 
 ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'laionet-bench[ray]'")
+#: Every Ray test runs on one xdist worker, one module after another: two local Ray clusters started at
+#: once by two workers on a 2-core machine have hung a rebuild test waiting for its actors.
+pytestmark = pytest.mark.xdist_group("ray")
 
 REPO = Path(__file__).resolve().parents[1]
 CAPTIONS = ["a tench in a net", "a tench in a net", "goldfish bowl", "a sea lion", "lion at the zoo",

@@ -87,3 +87,37 @@ def test_encoder_names_and_thresholds():
         parse_encoder_name("open_clip:ViT-B-32/openai")
     with pytest.raises(ConfigError, match="KIND:NAME"):
         parse_encoder_name("ViT-B-32")
+
+
+def test_progress_moves_per_chunk_of_rows_and_honours_the_switch(monkeypatch):
+    """The rebuild's textsim bar advances as chunks of captions are embedded, not once per part; the CLI's
+    -q / --no-progress switch disables every bar, even one a caller asks to show."""
+    from laionet_bench import _progress
+    from laionet_bench.rebuild import textsim
+
+    class RecordingBar:
+        def __init__(self, iterable=None, **kwargs):
+            self.kwargs, self.updates = kwargs, []
+            made.append(self)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def update(self, n):
+            self.updates.append(n)
+
+    made: list[RecordingBar] = []
+    monkeypatch.setattr(textsim, "progress_bar", RecordingBar)
+    captions = [f"caption {i}" for i in range(10)]
+    caption_similarities(captions, [TENCH] * 10, CountingEncoder(), chunk=3, desc="textsim part-7")
+    (bar,) = made
+    assert bar.kwargs["desc"] == "textsim part-7" and bar.kwargs["total"] == 10 and bar.updates == [3, 3, 3, 1]
+    _progress.set_progress(False)
+    try:
+        assert _progress.progress_bar(total=1, disable=False).disable
+    finally:
+        _progress.set_progress(True)
+    assert not _progress.progress_bar(total=1, disable=False).disable

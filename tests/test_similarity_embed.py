@@ -185,7 +185,7 @@ def test_embedding_bar_moves_per_batch_and_progress_false_disables_it(tmp_path, 
         def close(self):
             pass
 
-    monkeypatch.setattr(embed, "tqdm", Recorder)
+    monkeypatch.setattr(embed, "progress_bar", Recorder)
     ds, _ = make_dataset(tmp_path / "data")
     selection = select_samples(ds, name="laionet")
     embed_selection(ds, selection, PixelEncoder(), cache_root=tmp_path, chunk_size=1024, batch_size=3, progress=progress)

@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from laionet_bench.errors import ModelSpecError
+from laionet_bench.errors import ConfigError, ModelSpecError
 from laionet_bench.similarity.encoders import EncoderSpec, create_encoder, parse_encoder_spec
 
 from .fakes.similarity import TINY_CLIP, make_tiny_clip
@@ -64,7 +64,7 @@ def test_openclip_without_tag_or_weights_is_refused(tiny_clip_weights):
 
 
 def test_missing_weights_file_is_named(tmp_path):
-    with pytest.raises(ModelSpecError, match="no such file"):
+    with pytest.raises(ModelSpecError, match="does not exist"):
         create_encoder("timm:test_vit", weights=tmp_path / "nope.pt")
 
 
@@ -89,7 +89,12 @@ def test_timm_pooled_features_from_a_local_file(tmp_path, photos, name):
 
 
 def test_timm_amp_still_returns_float32_unit_rows(tmp_path, photos):
-    encoder = create_encoder("timm:test_vit", random_init=True, amp=True)
+    encoder = create_encoder("timm:test_vit", random_init=True, amp="bf16")
     emb = encoder.encode(torch.stack([encoder.transform(p) for p in photos]))
     assert emb.dtype == np.float32 and encoder.weights_id == "random-init" and encoder.dtype == "bfloat16-autocast"
     np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-3)
+
+
+def test_amp_takes_run_dtypes_only():
+    with pytest.raises(ConfigError, match="amp must be one of"):
+        create_encoder("timm:test_vit", random_init=True, amp=True)

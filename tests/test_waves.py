@@ -31,7 +31,7 @@ from laionet_bench.evaluation.store import read_predictions
 from laionet_bench.evaluation.work import shard_pairs
 from laionet_bench.models.registry import preprocess_key, resolve_data_config
 
-from .fakes.eval_data import WNIDS, row_id_folder, tiny_index, tiny_weights, wnid_folders
+from .fakes.eval_data import engine_files
 
 #: Twelve timm test models of one preprocessing group (160 px bicubic 0.95) and one of another (bilinear).
 GROUP = ["test_byobnet.r160_in1k", "test_convnext.r160_in1k", "test_convnext2.r160_in1k", "test_convnext3.r160_in1k",
@@ -40,21 +40,15 @@ GROUP = ["test_byobnet.r160_in1k", "test_convnext.r160_in1k", "test_convnext2.r1
          "test_vit3.r160_in1k"]
 OTHER = "test_resnet.r160_in1k"
 SPECS = [*GROUP, OTHER]
-MODEL_BYTES = 100 * 1024**2  # the fake footprint of every model: 2 fit a 0.25 GiB budget
-BUDGET_GIB = 0.25
+MODEL_BYTES = 100 * 1024**2  # the fake footprint of every model: on CPU 2 (+ one build copy) fit 0.3 GiB
+BUDGET_GIB = 0.3
 NO_LIMIT_GIB = 1e6
 OPTIONS = {"batch_size": 4, "workers": 0}
 
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
-    root = tmp_path_factory.mktemp("waves")
-    index, frame = tiny_index(root, per_class=3)
-    images = row_id_folder(root / "imgs", frame)
-    (images / f"{frame['row_id'][1]}.jpg").write_bytes(b"not an image")
-    imagenet = wnid_folders(root / "val", wnids=WNIDS, per_class=2)
-    weights = {spec: str(tiny_weights(root, spec.split(".")[0], seed=i)) for i, spec in enumerate(SPECS)}
-    return {"index": str(index), "images": str(images), "imagenet": str(imagenet), "weights": weights}
+    return engine_files(tmp_path_factory.mktemp("waves"), SPECS, per_class=3, val_per_class=2)
 
 
 def _datasets(files):
@@ -227,7 +221,7 @@ def test_shard_split_is_deterministic_balanced_and_covers_every_pair(files):
 def test_sharded_evaluate_fills_the_store_and_the_plain_run_writes_results(tmp_path, files, monkeypatch):
     specs = [GROUP[0], OTHER]
     common = {"index": files["index"], "images": files["images"], "imagenet": files["imagenet"],
-              "out": tmp_path / "out", "weights": files["weights"]}
+              "out": tmp_path / "out", "weights": {s: files["weights"][s] for s in specs}}
     for i in (1, 2):
         report = evaluate(specs, engine=EngineOptions(shard=(i, 2), **OPTIONS), **common)
         assert report.results == [] and report.ok
@@ -292,7 +286,7 @@ def test_cli_refuses_bad_engine_flags_in_one_line(tmp_path, files, capsys, flags
 
 def test_max_memory_below_one_model_fails_before_any_build(tmp_path, files, fixed_sizes, monkeypatch):
     builds = _count_builds(monkeypatch)
-    with pytest.raises(ConfigError, match="needs 0.10 GiB, budget 0.05 GiB"):
+    with pytest.raises(ConfigError, match="needs 0.20 GiB, budget 0.05 GiB"):
         run_datasets(SPECS[:2], _datasets(files), store_root=tmp_path, weights=files["weights"],
                      options=EngineOptions(max_memory=0.05, **OPTIONS))
     assert builds["specs"] == []

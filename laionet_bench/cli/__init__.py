@@ -18,6 +18,7 @@ import importlib
 import logging
 import sys
 
+from .._progress import set_progress
 from ..version import __version__
 from ._errors import report
 
@@ -26,7 +27,7 @@ __all__ = ["SUBCOMMANDS", "build_parser", "configure_logging", "main"]
 #: Subcommand modules, in the order ``--help`` lists them.
 SUBCOMMANDS = (
     "run", "models", "classes", "index", "download", "similarity", "leaderboard", "compare", "publish",
-    "rebuild", "demo",
+    "rebuild", "explain", "demo", "import_results",
 )
 
 EPILOG = """examples:
@@ -42,6 +43,7 @@ EPILOG = """examples:
   laionet-bench publish --repo me/laionet-leaderboard
   laionet-bench rebuild all --parts 'part-*.parquet' --work work
   laionet-bench demo build                     build the offline demo benchmark's images
+  laionet-bench explain captions --demo        the paper's Section-4 experiments (captions, v2-frequency, text-search)
 """
 
 
@@ -55,7 +57,9 @@ def _common_options(default: bool | str) -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     group = common.add_argument_group("output")
     group.add_argument("--debug", action="store_true", default=default, help="show tracebacks and debug logs")
-    group.add_argument("-q", "--quiet", action="store_true", default=default, help="only warnings and errors")
+    group.add_argument("-q", "--quiet", action="store_true", default=default,
+                       help="only warnings and errors, no progress bars")
+    group.add_argument("--no-progress", action="store_true", default=default, help="no progress bars")
     return common
 
 
@@ -124,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     configure_logging(debug=args.debug, quiet=args.quiet)
+    set_progress(not (args.quiet or args.no_progress))  # every bar of every step, executor and library call
     try:
         return int(args.handler(args) or 0)
     except BaseException as exc:  # noqa: BLE001 - mapped to a message in one table

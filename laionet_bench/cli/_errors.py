@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 
@@ -26,6 +27,9 @@ def report(exc: BaseException, *, debug: bool = False) -> int:
         return 130
     if isinstance(exc, SystemExit):
         raise exc
+    if isinstance(exc, BrokenPipeError):  # `laionet-bench classes | head`: the reader has what it wanted
+        _silence_stdout()
+        return 128 + 13  # as a process killed by SIGPIPE, the shell convention
     if debug or constants.DEBUG:
         traceback.print_exception(exc, file=sys.stderr)
     for kind, prefix in CLI_ERROR_MAPPINGS:
@@ -38,3 +42,13 @@ def report(exc: BaseException, *, debug: bool = False) -> int:
             file=sys.stderr,
         )
     return 1
+
+
+def _silence_stdout() -> None:
+    """Point stdout at devnull so the interpreter's final flush does not fail on the closed pipe again
+    (the recipe of Python's ``signal`` documentation)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real stdout (captured by a test): nothing to flush
+        pass

@@ -8,7 +8,7 @@ from .index import add_hub_options
 
 EPILOG = """examples:
   laionet-bench download                                  default variant from the Hub into the cache
-  laionet-bench download --dataset laionet:clip_top50 --out laionet_top50 --workers 64
+  laionet-bench download --dataset laionet:clip_top50 --concurrency 64
   laionet-bench download --index my_index.parquet --out imgs --official-filter
   laionet-bench download --out imgs --retry-failed        also retry 404s, non-images, ... of an earlier run
   laionet-bench download --out imgs --engine img2dataset --img2dataset-bin ~/venvs/i2d/bin/img2dataset
@@ -18,6 +18,18 @@ keeps every completed image.
 """
 
 
+class _RenamedFlag(argparse.Action):
+    """``download --workers`` was renamed ``--concurrency``: ``--workers`` means image decoders in run and
+    similarity. The old name still works for a release, with a warning."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        import logging
+
+        logging.getLogger("laionet_bench").warning("download --workers is now --concurrency (requests in flight); "
+                                                   "--workers will be removed")
+        setattr(namespace, self.dest, values)
+
+
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("download", help="fetch LAIONet images into webdataset shards + a manifest",
                                    epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -25,14 +37,15 @@ def add_parser(subparsers) -> None:
     source.add_argument("--dataset", metavar="SPEC", help="laionet or laionet:<variant> from the Hub (default: laionet)")
     source.add_argument("--index", metavar="PARQUET", help="a local index parquet file or folder instead")
     add_hub_options(parser)
-    parser.add_argument("--out", metavar="DIR", help="image store folder (default: <cache>/images/<variant>)")
+    parser.add_argument("--out", metavar="DIR", help="image store folder (default: the images setting, else <cache>/images/<variant>; "
+                        "run and similarity read the same default)")
     parser.add_argument("--engine", choices=("native", "img2dataset"), default="native",
                         help="who fetches: our fetcher, or img2dataset's CLI (default: %(default)s)")
     parser.add_argument("--img2dataset-bin", metavar="PATH", help="img2dataset executable (default: found on PATH)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     fetch = parser.add_argument_group("fetching")
-    fetch.add_argument("--workers", type=int, default=32, help="requests in flight (default: %(default)s)")
+    fetch.add_argument("--concurrency", type=int, default=32, metavar="N", help="requests in flight (default: %(default)s)")
+    fetch.add_argument("--workers", type=int, dest="concurrency", action=_RenamedFlag, help=argparse.SUPPRESS)
     fetch.add_argument("--per-host", type=int, default=8, help="concurrent requests per host (default: %(default)s)")
     fetch.add_argument("--timeout", type=float, default=10.0, help="connect/read timeout, seconds (default: %(default)s)")
     fetch.add_argument("--retries", type=int, default=2, help="extra attempts for retryable failures (default: %(default)s)")
@@ -72,27 +85,21 @@ def _policy_and_options(args: argparse.Namespace):
     )
     options = DownloadOptions(
         retry_failed=args.retry_failed, official_filter=args.official_filter, limit=args.limit,
-        resize=args.resize, max_pixels=args.max_pixels, workers=args.workers, retries=args.retries,
+        resize=args.resize, max_pixels=args.max_pixels, workers=args.concurrency, retries=args.retries,
         shard_size=args.shard_size, checkpoint_seconds=args.checkpoint_seconds,
     )
     return policy, options
 
 
-def _default_out(index) -> str:
-    from .. import constants
-
-    name = index.variant or "index-" + (index.sha256 or "local")[:12]
-    return str(constants.CACHE_DIR / "images" / name)
-
-
 def run_download(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
+    from ..images.store import default_image_store
     from .index import load_from_args
 
     policy, options = _policy_and_options(args)  # bad flags fail here, before the index is fetched
     index = load_from_args(args, args.index or args.dataset)
-    out = args.out or _default_out(index)
+    out = str(default_image_store(index, args.out))
     if args.engine == "img2dataset":
         from ..images.img2dataset import download_with_img2dataset
 

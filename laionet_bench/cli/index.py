@@ -10,6 +10,8 @@ EPILOG = """examples:
   laionet-bench index validate my_index.parquet
   laionet-bench index show laionet --class n02110185 -n 5
   laionet-bench index import-official LAIONet.parquet --labels labels.pkl --variant clip_0.82 --out clip_0.82.parquet
+  laionet-bench index import-official mine.parquet --variant custom:mpnet_0.6 \
+      --similarity-column all-mpnet-base-v2 --out mpnet_0.6.parquet
 """
 
 
@@ -48,8 +50,15 @@ def add_parser(subparsers) -> None:
             sub.add_argument("-n", type=int, default=10, help="rows to print (default: %(default)s)")
     imp = actions.add_parser("import-official", help="convert the reference's parquet (+ label pickle)")
     imp.add_argument("parquet", help="the reference's LAIONet parquet")
-    imp.add_argument("--labels", help="the reference's {wnid: [row]} pickle (read with a restricted unpickler)")
-    imp.add_argument("--variant", required=True, help="variant name to record, e.g. clip_0.82")
+    imp.add_argument("--labels", help="the reference's {wnid: [row]} pickle (read with a restricted unpickler); "
+                     "its keys are recorded as the reference's class set")
+    imp.add_argument("--variant", required=True, metavar="NAME",
+                     help="a published variant, e.g. clip_0.82 (a wrong name lists them), or custom:NAME for an "
+                          "index of your own (recorded as NAME)")
+    imp.add_argument("--similarity-column", metavar="COLUMN",
+                     help="the selection-score column, full name or encoder suffix (e.g. all-mpnet-base-v2); "
+                          "default: the only text_to_name_def_wnid_similarity_* column, else the variant's "
+                          "(clip_* or mpnet_*)")
     imp.add_argument("--out", required=True, help="output parquet in our schema")
     imp.set_defaults(handler=_import_official)
 
@@ -72,6 +81,7 @@ def _info(args: argparse.Namespace) -> int:
         ("rows per class (min / median / max)", f"{counts.min()} / {int(counts.median())} / {counts.max()}"),
         ("encoder", ", ".join(sorted(table["similarity_encoder"].unique()))),
         ("similarity (min / max)", f"{table['similarity'].min():.4f} / {table['similarity'].max():.4f}"),
+        ("label-pickle keys", "-" if index.label_keys is None else len(index.label_keys)),
     ]
     print(tabulate(rows, tablefmt="plain"))
     print("\nlargest classes:")
@@ -106,10 +116,9 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _import_official(args: argparse.Namespace) -> int:
-    from ..index.official import convert_official
-    from ..index.schema import write_index
+    from ..index.official import import_official
 
-    frame = convert_official(args.parquet, args.labels, variant=args.variant)
-    digest = write_index(frame, args.out)
+    frame, digest = import_official(args.parquet, args.labels, args.out, variant=args.variant,
+                                    similarity_column=args.similarity_column)
     print(f"wrote {len(frame)} rows over {frame['wnid'].nunique()} classes to {args.out} (sha256 {digest[:12]})")
     return 0

@@ -6,14 +6,15 @@ import argparse
 import math
 from pathlib import Path
 
-from ._datasets import add_data_options
+from ..evaluation.options import PROTOCOLS
+from ._datasets import AMP_CHOICES, WORKERS_HELP, add_data_options, image_store_from_args
 from .index import add_hub_options
 
-__all__ = ["add_parser", "engine_options", "parse_weights", "print_failures", "print_report", "run", "run_demo_command",
+__all__ = ["add_parser", "engine_options", "model_specs", "parse_weights", "print_failures", "print_report", "run", "run_demo_command",
            "run_plan_command", "summary_rows"]
 
 EPILOG = """examples:
-  laionet-bench run --demo --models all      the embedded demo benchmark end to end (offline, a few minutes)
+  laionet-bench run --demo                   the embedded demo benchmark end to end (offline, a few minutes)
   laionet-bench run --models resnet50 convnext_tiny.fb_in1k --images ~/laionet-images --imagenet ~/imagenet/val
   laionet-bench run --models 'convnext_*' --exclude '*_384*' --dataset laionet:clip_top50 --images shards/
   laionet-bench run --models @models.txt --index my_index.parquet --images imgs/ --limit-per-class 5
@@ -35,11 +36,19 @@ def add_parser(subparsers) -> None:
                       "evaluate, intra-class similarity, leaderboard ('all' = every model with local weights)")
     demo.add_argument("--leaderboard", metavar="DIR", help="demo: leaderboard folder (default: OUT/leaderboard)")
     models = parser.add_argument_group("models")
-    models.add_argument("--models", nargs="+", required=True, metavar="SPEC",
-                        help="timm names/tags, wildcards, @FILE, 'all', or openclip:ARCH/TAG")
+    models.add_argument("--models", nargs="+", metavar="SPEC",
+                        help="timm names/tags, wildcards, @FILE, 'all', a set ('paper'), or openclip:ARCH/TAG "
+                        "(required, except with --demo: default all)")
+    models.add_argument("--prompts", choices=("paper", "openai"),
+                        help="zero-shot prompt set of every openclip: model: the paper's synset texts or OpenAI's "
+                        "80 templates (default: what each spec says, else paper)")
+    models.add_argument("--protocol", choices=PROTOCOLS, default="ours",
+                        help="metrics: ours, or official = the reference's exact rules (ImageNet-val over every "
+                        "label-pickle key found in val, Wilson SE / 1.96, HF heads by its lemma rule; "
+                        "docs/evaluation.md) (default: %(default)s)")
     models.add_argument("--exclude", nargs="+", default=[], metavar="PATTERN", help="fnmatch patterns to drop")
     models.add_argument("--weights", nargs="+", default=[], metavar="SPEC=PATH", help="local weights per model")
-    data = add_data_options(parser, images_required=False)
+    data = add_data_options(parser)
     data.add_argument("--dataset", default="laionet", help="laionet[:variant] or a local index parquet (default: %(default)s)")
     data.add_argument("--limit", type=int, metavar="N", help="evaluate at most N images per dataset (smoke runs)")
     data.add_argument("--limit-per-class", type=int, metavar="N", help="at most N images per class")
@@ -52,13 +61,18 @@ def add_parser(subparsers) -> None:
                         help="do only the I-th of N parts (1-based) of the (model, dataset) work, so N processes "
                         "(a SLURM array, several machines) fill one --out; then run without --shard to write results")
     engine.add_argument("--batch-size", type=int, default=64, help="default: %(default)s")
-    engine.add_argument("--workers", type=int, default=2, help="decoding processes (default: %(default)s)")
-    engine.add_argument("--amp", choices=("bf16", "fp16"), help="autocast dtype (default: float32)")
+    engine.add_argument("--workers", type=int, default=2, help=WORKERS_HELP)
+    engine.add_argument("--amp", choices=AMP_CHOICES, help="autocast dtype (default: float32)")
     engine.add_argument("--channels-last", action="store_true", help="channels_last memory format")
     engine.add_argument("--compile", action="store_true", help="torch.compile each model")
     engine.add_argument("--max-memory", type=float, metavar="GIB",
                         help="memory per device the model waves are packed into (default: 90%% of each CUDA "
                         "device's free memory, half the available RAM on CPU)")
+    engine.add_argument("--executor", choices=["local", "ray"], default="local",
+                        help="local: this machine's --devices; ray: the waves on a Ray cluster's GPUs (or CPU nodes), "
+                        "the store written here (default: %(default)s)")
+    engine.add_argument("--ray-address", metavar="ADDR",
+                        help="with --executor ray: the cluster's head, HOST:PORT or auto (default: a local Ray)")
     plan = parser.add_argument_group("plan (dry run: no images, no index)")
     plan.add_argument("--plan", action="store_true",
                       help="print the groups, the waves (device, models, memory, preprocessing), the decodes per "
@@ -66,6 +80,20 @@ def add_parser(subparsers) -> None:
     plan.add_argument("--json", action="store_true", help="with --plan: one JSON object with a 'waves' list")
     add_hub_options(parser)
     parser.set_defaults(handler=run)
+
+
+def model_specs(args: argparse.Namespace) -> list[str]:
+    """``--models`` minus ``--exclude``, expanded, with ``--prompts`` applied to the zero-shot specs."""
+    from ..errors import ConfigError, ModelSpecError
+    from ..models import expand_model_specs
+    from ..models.registry import with_prompts
+
+    if not args.models:
+        raise ConfigError("run needs --models (names, wildcards, @FILE or all); only --demo defaults to all")
+    specs = expand_model_specs(args.models, exclude=args.exclude)
+    if not specs:
+        raise ModelSpecError(f"no model left from {args.models} after excluding {args.exclude}")
+    return [with_prompts(spec, args.prompts) for spec in specs] if args.prompts else specs
 
 
 def parse_weights(pairs: list[str]) -> dict[str, str]:
@@ -101,7 +129,7 @@ def run_demo_command(args: argparse.Namespace) -> int:
     from ..demo.benchmark import run_demo
     from ..leaderboard.render import to_markdown
 
-    demo = run_demo(args.models, out=args.out or "results-demo", leaderboard_dir=args.leaderboard,
+    demo = run_demo(args.models or ["all"], out=args.out or "results-demo", leaderboard_dir=args.leaderboard,
                     device=args.device, batch_size=args.batch_size, workers=args.workers, amp=args.amp,
                     channels_last=args.channels_last)
     print(to_markdown(demo.leaderboard, title="LAIONet-demo leaderboard"))
@@ -120,16 +148,16 @@ def run_plan_command(args: argparse.Namespace) -> int:
 
     from .. import constants
     from ..config import resolve_setting
-    from ..evaluation.engine import plan_run, resolve_devices
+    from ..evaluation.engine import plan_run, plan_targets
     from ..evaluation.evaluator import STORE_FOLDER
     from ..evaluation.planner import format_plan, stored_runs
-    from ..models import expand_model_specs
 
     options = engine_options(args)
     options.check()
-    devices = resolve_devices(options.device)
-    specs = expand_model_specs(args.models, exclude=args.exclude)
-    plan = plan_run(specs, options=options, devices=devices)  # what a run plans, before skipping stored work
+    targets = plan_targets(options)  # this machine's devices, or the Ray cluster's slots with --executor ray
+    devices = list(targets.devices)
+    specs = model_specs(args)
+    plan = plan_run(specs, options=options, devices=devices, budgets=targets.budgets)  # before skipping stored work
     store = Path(resolve_setting("results_dir", args.out, env=constants.RESULTS_DIR)) / STORE_FOLDER
     stored = stored_runs(store, specs) if store.is_dir() else None
     if args.json:
@@ -146,7 +174,8 @@ def engine_options(args: argparse.Namespace):
 
     return EngineOptions(device=resolve_device(args.device), batch_size=args.batch_size, workers=args.workers,
                          amp=args.amp, channels_last=args.channels_last, compile=args.compile,
-                         max_memory=args.max_memory, shard=parse_shard(args.shard) if args.shard else None)
+                         max_memory=args.max_memory, shard=parse_shard(args.shard) if args.shard else None,
+                         executor=args.executor, ray_address=args.ray_address, protocol=args.protocol)
 
 
 def print_failures(report) -> None:
@@ -181,16 +210,15 @@ def run(args: argparse.Namespace) -> int:
         return run_plan_command(args)
     if args.demo:
         return run_demo_command(args)
-    if not args.images:
-        raise ConfigError("run needs --images DIR (the LAIONet image store from 'laionet-bench download'), or --demo")
     from ..evaluation.engine import resolve_devices
 
     options = engine_options(args)
     options.check()
     resolve_devices(options.device)  # a bad --shard, --max-memory or --devices fails before the index loads
+    specs = model_specs(args)  # and so does a bad model spec
     index = load_from_args(args, args.index or args.dataset)
     report = evaluate(
-        args.models, engine=options, dataset=args.dataset, images=args.images, imagenet=args.imagenet,
+        specs, engine=options, dataset=args.dataset, images=image_store_from_args(args, index), imagenet=args.imagenet,
         imagenet_v2=args.imagenet_v2, index=index, limit_per_class=args.limit_per_class, limit=args.limit,
         out=args.out, weights=parse_weights(args.weights), exclude=args.exclude,
     )

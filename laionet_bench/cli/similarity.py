@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ._datasets import add_data_options
+from ._datasets import add_data_options, add_image_encoder_options, image_store_from_args
 from .index import add_hub_options
 
 EPILOG = """examples:
@@ -28,23 +28,18 @@ def add_parser(subparsers) -> None:
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     data = add_data_options(parser)
+    data.add_argument("--dataset", help="LAIONet: laionet[:variant] or a local index parquet, as in run "
+                      "(default: laionet)")
     data.add_argument("--datasets", nargs="+", default=["laionet", "imagenet-val"], metavar="NAME",
-                      help="laionet[:variant], imagenet-val, imagenet-v2; the first is compared with the others "
-                           "(default: laionet imagenet-val)")
+                      help="laionet (the --dataset one; laionet:VARIANT also works), imagenet-val, imagenet-v2; the "
+                           "first is compared with the others (default: laionet imagenet-val)")
     sel = parser.add_argument_group("selection")
     sel.add_argument("--per-class", type=int, metavar="N",
                      help="images per class (default: reference — LAIONet the first 100 listed, the others all)")
     sel.add_argument("--sample", choices=("reference", "random"), default="reference",
                      help="first listed rows or a seeded random draw (default: %(default)s)")
     sel.add_argument("--seed", type=int, default=0, help="random draw and histogram seed (default: %(default)s)")
-    enc = parser.add_argument_group("encoder")
-    enc.add_argument("--encoder", default="openclip:ViT-B-32/openai", metavar="SPEC",
-                     help="openclip:ARCH/TAG or timm:NAME (default: the paper's %(default)s)")
-    enc.add_argument("--weights", metavar="FILE", help="local encoder checkpoint (.pt, .pth, .safetensors)")
-    enc.add_argument("--device", help="torch device (default: [tool.laionet-bench] device, else the best available)")
-    enc.add_argument("--amp", action="store_true", help="autocast (bfloat16 on CPU, float16 on CUDA)")
-    enc.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default: %(default)s)")
-    enc.add_argument("--workers", type=int, default=2, help="image decoding threads (default: %(default)s)")
+    add_image_encoder_options(parser, title="encoder", flag="--encoder", what="encoder")
     out = parser.add_argument_group("output")
     out.add_argument("--out", metavar="DIR", help="results root (default: LAIONET_BENCH_RESULTS, "
                      "[tool.laionet-bench] results_dir, or ./results)")
@@ -56,7 +51,8 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(handler=run)
 
 
-def parse_dataset_names(specs: list[str], *, imagenet: str | None, imagenet_v2: str | None) -> tuple[str, list[str]]:
+def parse_dataset_names(specs: list[str], *, imagenet: str | None, imagenet_v2: str | None,
+                        dataset: str | None = None) -> tuple[str, list[str]]:
     """``--datasets`` → (the LAIONet spec to load, the dataset names in comparison order).
 
     Only LAIONet takes a variant here (``laionet:clip_top50``); ImageNet-V2's comes with its folder
@@ -73,8 +69,11 @@ def parse_dataset_names(specs: list[str], *, imagenet: str | None, imagenet_v2: 
                               "as --imagenet-v2 VARIANT=PATH")
         if kind in names:
             raise ConfigError(f"--datasets names {kind} twice")
+        if kind == "laionet" and variant is not None and dataset not in (None, spec):
+            raise ConfigError(f"--datasets {spec} and --dataset {dataset} name two LAIONets: keep one")
         laionet = spec if kind == "laionet" else laionet
         names.append(kind)
+    laionet = dataset or laionet
     if "imagenet-val" in names and imagenet is None:
         raise ConfigError("--datasets imagenet-val needs --imagenet PATH (or [tool.laionet-bench] imagenet)")
     if "imagenet-v2" in names and imagenet_v2 is None:
@@ -85,7 +84,8 @@ def parse_dataset_names(specs: list[str], *, imagenet: str | None, imagenet_v2: 
 def run(args: argparse.Namespace) -> int:
     from .. import constants
     from ..config import resolve_setting
-    from ..evaluation.engine import resolve_device
+    from ..errors import ConfigError
+    from ..evaluation.engine import resolve_devices
     from ..evaluation.evaluator import load_datasets
     from ..similarity import EmbedOptions, compute_similarity
     from ..similarity.encoders import parse_encoder_spec
@@ -93,10 +93,15 @@ def run(args: argparse.Namespace) -> int:
     from .index import load_from_args
 
     parse_encoder_spec(args.encoder)  # a typo fails here, before any index or image listing is read
+    devices = resolve_devices(args.device)  # so does a device this machine lacks
+    if len(devices) > 1:
+        raise ConfigError(f"--device {args.device}: similarity embeds on one device; name one, e.g. {devices[0]}")
     imagenet = resolve_setting("imagenet", args.imagenet)
-    laionet, names = parse_dataset_names(args.datasets, imagenet=imagenet, imagenet_v2=args.imagenet_v2)
+    laionet, names = parse_dataset_names(args.datasets, imagenet=imagenet, imagenet_v2=args.imagenet_v2,
+                                         dataset=args.dataset)
+    index = load_from_args(args, args.index or laionet)
     index, sets = load_datasets(
-        dataset=laionet, images=args.images, index=load_from_args(args, args.index or laionet),
+        dataset=laionet, images=image_store_from_args(args, index), index=index,
         imagenet=imagenet if "imagenet-val" in names else None,
         imagenet_v2=args.imagenet_v2 if "imagenet-v2" in names else None,
     )
@@ -110,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
         results_dir=args.results,
         model=args.model,
         class_weights=index.class_weights(),
-        embed=EmbedOptions(weights=args.weights, device=resolve_device(args.device),
+        embed=EmbedOptions(weights=args.weights, device=devices[0],
                            amp=args.amp, batch_size=args.batch_size, workers=args.workers),
         plot=not args.no_plots,
     )

@@ -29,7 +29,7 @@ from ..errors import DatasetError, MissingDependencyError, UnknownNameError
 from ..images.shards import iter_tar_index
 from .base import IMAGE_EXTENSIONS, Dataset, apply_limits, listing_frame, listing_sha256, restrict_classes
 
-__all__ = ["IMAGENET_V2_VARIANTS", "load_imagenet_v2", "load_imagenet_val"]
+__all__ = ["IMAGENET_V2_VARIANTS", "labels_from_devkit", "labels_from_loc_csv", "load_imagenet_v2", "load_imagenet_val"]
 
 IMAGENET_V2_VARIANTS = ("matched-frequency", "threshold-0.7", "top-images")
 _WNID = re.compile(r"^n\d{8}$")
@@ -68,7 +68,8 @@ def _ground_truth_dirs(images: Path, root: Path) -> list[Path]:
     return [d for b in bases for d in (b, b / "ILSVRC2012_devkit_t12" / "data", b / "data")]
 
 
-def _labels_from_loc_csv(path: Path) -> dict[str, str]:
+def labels_from_loc_csv(path: Path) -> dict[str, str]:
+    """Val file stem → wnid from Kaggle's ``LOC_val_solution.csv`` (also read by ``import-results --devkit``)."""
     with open(path, newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         if not reader.fieldnames or not {"ImageId", "PredictionString"} <= set(reader.fieldnames):
@@ -76,7 +77,8 @@ def _labels_from_loc_csv(path: Path) -> dict[str, str]:
         return {row["ImageId"]: row["PredictionString"].split()[0] for row in reader}
 
 
-def _labels_from_devkit(truth: Path, meta: Path) -> dict[str, str]:
+def labels_from_devkit(truth: Path, meta: Path) -> dict[str, str]:
+    """Val file stem → wnid from the devkit's ground truth and the ``meta.mat`` that maps its class ids."""
     try:
         from scipy.io import loadmat
     except ImportError:
@@ -95,13 +97,13 @@ def _labels_from_devkit(truth: Path, meta: Path) -> dict[str, str]:
 def _flat_labels(images: Path, root: Path) -> tuple[dict[str, str], str]:
     for folder in _ground_truth_dirs(images, root):
         if (folder / "LOC_val_solution.csv").is_file():
-            return _labels_from_loc_csv(folder / "LOC_val_solution.csv"), "flat+LOC_val_solution.csv"
+            return labels_from_loc_csv(folder / "LOC_val_solution.csv"), "flat+LOC_val_solution.csv"
         truth = folder / "ILSVRC2012_validation_ground_truth.txt"
         if truth.is_file():
             meta = next((d / "meta.mat" for d in (folder, *_ground_truth_dirs(images, root)) if (d / "meta.mat").is_file()), None)
             if meta is None:
                 raise DatasetError(f"{truth} found but no meta.mat beside it: the devkit's meta.mat maps its class ids to wnids")
-            return _labels_from_devkit(truth, meta), "flat+devkit"
+            return labels_from_devkit(truth, meta), "flat+devkit"
     raise DatasetError(f"{images}: flat ILSVRC2012_img_val folder without ground truth; put LOC_val_solution.csv, "
                        "or ILSVRC2012_validation_ground_truth.txt + meta.mat, next to it")
 

@@ -112,7 +112,7 @@ def run_demo(
     plots: bool = True,
 ) -> DemoRun:
     """Run the whole demo: data → predictions on both sets → metrics → similarity → leaderboard."""
-    from ..evaluation.engine import EngineOptions, resolve_device
+    from ..evaluation.engine import EngineOptions, resolve_device, resolve_devices
     from ..evaluation.evaluator import evaluate, load_datasets
     from ..evaluation.results import read_results
     from ..leaderboard import build_leaderboard, write_leaderboard
@@ -120,18 +120,20 @@ def run_demo(
     from ..similarity import compute_similarity
     from ..similarity.pipeline import EmbedOptions
 
+    engine = EngineOptions(device=resolve_device(device), batch_size=batch_size, workers=workers, amp=amp,
+                           channels_last=channels_last)
+    engine.check()
+    devices = resolve_devices(engine.device)  # a device this machine lacks fails before the demo is built
     data = prepare_demo(root)
     specs = demo_models(models)
     out = Path(out)
-    engine = EngineOptions(device=resolve_device(device), batch_size=batch_size, workers=workers, amp=amp,
-                           channels_last=channels_last)
     report = evaluate(specs, engine=engine, index=data.index, images=data.images, imagenet=data.imagenet, out=out)
     index, sets = load_datasets(index=data.index, images=data.images, imagenet=data.imagenet)
     similarity = compute_similarity(
         {"laionet": sets["laionet"], "imagenet-val": sets["imagenet"]},
         encoder=f"timm:{SIMILARITY_MODEL.partition('.')[0]}", out=out, results_dir=out,
         class_weights=index.class_weights(), plot=plots,
-        embed=EmbedOptions(weights=bundled_weights_file(SIMILARITY_MODEL), device=device or "cpu"),
+        embed=EmbedOptions(weights=bundled_weights_file(SIMILARITY_MODEL), device=devices[0]),
     )
     board = build_leaderboard(read_results(out), results_dir=out)
     board_dir = Path(leaderboard_dir) if leaderboard_dir else out / "leaderboard"

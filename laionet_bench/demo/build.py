@@ -26,10 +26,10 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from tqdm.auto import tqdm
 
 from .. import constants
 from .._io import atomic_write, sha256_file, write_bytes_atomic, write_text_atomic
+from .._progress import progress_bar
 from ..errors import MissingSystemPackageError
 from . import sources as demo_sources
 from ._provenance import package_versions
@@ -192,7 +192,7 @@ def _render_all(out: Path, todo: list, *, workers: int | None) -> list[RenderedI
         return []
     (out / POOL_IMAGES).mkdir(parents=True, exist_ok=True)
     workers = workers or min(4, os.cpu_count() or 1)
-    progress = tqdm(total=len(todo), desc="demo: rendering", unit="img", disable=None)
+    progress = progress_bar(total=len(todo), desc="demo: rendering", unit="img")
     results: list[RenderedImage] = []
     try:
         if workers <= 1:

@@ -29,18 +29,21 @@ from typing import Any
 import pandas as pd
 
 from .. import constants
-from .._io import atomic_write, write_text_atomic
+from .._io import atomic_write, output_folder_writable, write_text_atomic
 from ..config import resolve_setting
 from ..datasets import Dataset, create_dataset, parse_dataset_spec
-from ..errors import DatasetError, ModelSpecError
+from ..errors import ConfigError, DatasetError, ModelSpecError
 from ..index.load import LaionetIndex, load_index
-from ..models.registry import canonical_spec, expand_model_specs
+from ..models.custom import as_model_specs
+from ..models.registry import canonical_spec, check_weights_file, expand_model_specs, unused_weights
 from .engine import EngineOptions, ModelOutcome, resolve_device, resolve_devices, run_datasets
 from .metrics import fit_effective_robustness, per_class_recall
 from .results import ModelResult, Provenance, build_model_result, summarize_dataset, write_result
 from .store import read_predictions
+from .work import collect_work
 
-__all__ = ["SKIPPED_COLUMNS", "STORE_FOLDER", "EvaluationReport", "ModelFailure", "evaluate", "load_datasets"]
+__all__ = ["SKIPPED_COLUMNS", "STORE_FOLDER", "EvaluationReport", "ModelFailure", "evaluate", "load_datasets",
+           "protocol_classes"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +60,14 @@ class ModelFailure:
     model: str  # expanded spec, e.g. ``resnet50.a1_in1k``
     dataset: str  # ``laionet``, ``imagenet`` or ``imagenet-v2``
     reason: str  # the engine's ``ExceptionType: message``
+
+
+@dataclass(frozen=True)
+class _Scoring:
+    """How results are scored: the protocol, and its class set (None = the classes present in LAIONet)."""
+
+    protocol: str
+    classes: list[str] | None
 
 
 @dataclass(frozen=True, eq=False)
@@ -100,19 +111,45 @@ def _resolve_index(dataset: str, index: LaionetIndex | str | Path | None, hub_op
 
 def load_datasets(*, dataset: str = "laionet", images=None, imagenet=None, imagenet_v2=None, index=None,
                   limit_per_class: int | None = None, limit: int | None = None,
-                  hub_options: Mapping[str, Any] | None = None) -> tuple[LaionetIndex, dict[str, Dataset]]:
-    """The index and the datasets of one evaluation, keyed ``laionet`` / ``imagenet`` / ``imagenet-v2``."""
+                  hub_options: Mapping[str, Any] | None = None,
+                  protocol: str = "ours") -> tuple[LaionetIndex, dict[str, Dataset]]:
+    """The index and the datasets of one evaluation, keyed ``laionet`` / ``imagenet`` / ``imagenet-v2``.
+
+    ImageNet-val (and -V2) list the classes the protocol scores (:func:`protocol_classes`).
+    """
     idx = _resolve_index(dataset, index, hub_options or {})
     limits = {"limit_per_class": limit_per_class, "limit": limit}
     spec = f"laionet:{idx.variant}" if idx.variant else "laionet"
     sets = {"laionet": create_dataset(spec, images=images, index=idx, **limits)}
-    classes = sets["laionet"].wnids()
+    classes = protocol_classes(idx, sets["laionet"], protocol)
     if imagenet is not None:
         sets["imagenet"] = create_dataset("imagenet-val", root=imagenet, classes=classes, **limits)
     if imagenet_v2 is not None:
         sets["imagenet-v2"] = create_dataset(_v2_spec(str(imagenet_v2)), root=_v2_root(str(imagenet_v2)),
                                              classes=classes, **limits)
     return idx, sets
+
+
+def protocol_classes(idx: LaionetIndex, laionet: Dataset, protocol: str) -> list[str]:
+    """The classes a protocol scores, before ImageNet-val is listed.
+
+    ``ours``: the classes with an evaluated LAIONet row (SPEC §4). ``official``: the reference's set,
+    every label-pickle key (:attr:`LaionetIndex.label_keys`, recorded by ``index import-official
+    --labels``), empty LAIONet classes included and keys that are not catalogue wnids (the reference's
+    husky ``n02112837``) left untranslated, so ImageNet-val never lists them. An index without recorded
+    keys falls back to every class with an index row, OCR-flagged rows counted.
+    """
+    if protocol != "official":
+        return laionet.wnids()
+    if idx.label_keys is not None:
+        return sorted(idx.label_keys)
+    logger.info("%s records no label-pickle keys: the official class set is every class with an index row", idx.source)
+    return sorted(idx.table["wnid"].unique())
+
+
+def _official_result_classes(sets: Mapping[str, Dataset], scored: list[str]) -> list[str]:
+    """The official protocol averages over the scored classes found in ImageNet-val (977 for the CLIP variants)."""
+    return sets["imagenet"].wnids() if "imagenet" in sets else scored
 
 
 def _v2_spec(value: str) -> str:
@@ -131,7 +168,7 @@ def _v2_root(value: str) -> str:
     return value.partition("=")[2] if "=" in value else value
 
 
-def _recall_inputs(outcome: ModelOutcome, data: Dataset) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
+def _recall_inputs(outcome: ModelOutcome, data: Dataset, protocol: str) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
     """Per-class recall table, summary kwargs, and the skipped (unreadable) rows of one model/dataset."""
     records = read_predictions(outcome.store, ["key", "wnid", "ok", "error", "true_rank"])
     records = records[records["key"].isin(data.table["key"]).to_numpy()]
@@ -139,7 +176,7 @@ def _recall_inputs(outcome: ModelOutcome, data: Dataset) -> tuple[pd.DataFrame, 
     if good.empty:
         raise DatasetError(f"{data.name}: no image of the {len(data)} listed could be read; check the image folder")
     ranks = good["true_rank"].to_numpy()
-    table = per_class_recall(good["wnid"].astype(str), ranks == 0, ranks < 5)
+    table = per_class_recall(good["wnid"].astype(str), ranks == 0, ranks < 5, protocol=protocol)
     skipped = records[~records["ok"].to_numpy(dtype=bool)][["key", "wnid", "error"]]
     kwargs = {"dataset": data.name, "identity": data.identity(), "n_listed": data.n_listed,
               "n_failed": data.n_failed + len(skipped), "n_excluded": data.n_excluded}
@@ -147,8 +184,8 @@ def _recall_inputs(outcome: ModelOutcome, data: Dataset) -> tuple[pd.DataFrame, 
 
 
 def _result_for(spec: str, outcomes: dict[str, dict[str, ModelOutcome]], sets: dict[str, Dataset],
-                idx: LaionetIndex, provenance: Provenance) -> tuple[ModelResult, list[pd.DataFrame]]:
-    inputs = {name: _recall_inputs(outcomes[name][spec], data) for name, data in sets.items()}
+                idx: LaionetIndex, provenance: Provenance, scoring: _Scoring) -> tuple[ModelResult, list[pd.DataFrame]]:
+    inputs = {name: _recall_inputs(outcomes[name][spec], data, scoring.protocol) for name, data in sets.items()}
     weights = idx.class_weights()
     keys = {name: outcomes[name][spec].run_key for name in sets}
     result = build_model_result(
@@ -159,6 +196,8 @@ def _result_for(spec: str, outcomes: dict[str, dict[str, ModelOutcome]], sets: d
         laionet=inputs["laionet"][:2],
         imagenet=inputs["imagenet"][:2] if "imagenet" in inputs else None,
         weights=weights,
+        classes=scoring.classes,
+        protocol=scoring.protocol,
     )
     if "imagenet-v2" in inputs:
         table, kwargs, _ = inputs["imagenet-v2"]
@@ -189,16 +228,23 @@ def _skipped_frame(skipped: list[pd.DataFrame]) -> pd.DataFrame:
 
 
 def _write_reports(report: EvaluationReport) -> None:
+    """``failures.json`` and ``skipped_images.csv`` describe this run: written when it has entries, removed
+    otherwise, so a file left by an earlier run never reports a model that has since succeeded as failed."""
+    failures, skipped = report.out / "failures.json", report.out / "skipped_images.csv"
     if report.failures:
-        text = json.dumps(report.failure_reasons(), indent=1, sort_keys=True) + "\n"
-        write_text_atomic(report.out / "failures.json", text)
+        write_text_atomic(failures, json.dumps(report.failure_reasons(), indent=1, sort_keys=True) + "\n")
+    else:
+        failures.unlink(missing_ok=True)
     if len(report.skipped_images):
-        with atomic_write(report.out / "skipped_images.csv", "w") as handle:
+        with atomic_write(skipped, "w") as handle:
             report.skipped_images.to_csv(handle, index=False)
+    else:
+        skipped.unlink(missing_ok=True)
 
 
 def _collect(specs: Sequence[str], outcomes: dict[str, dict[str, ModelOutcome]], sets: dict[str, Dataset],
-             idx: LaionetIndex, provenance: Provenance) -> tuple[list[ModelResult], list[ModelFailure], pd.DataFrame]:
+             idx: LaionetIndex, provenance: Provenance,
+             scoring: _Scoring) -> tuple[list[ModelResult], list[ModelFailure], pd.DataFrame]:
     """Per spec a result, or one failure per dataset it failed on; plus the unreadable images."""
     results, failures, skipped = [], [], []
     for spec in specs:
@@ -206,7 +252,7 @@ def _collect(specs: Sequence[str], outcomes: dict[str, dict[str, ModelOutcome]],
         if failed:
             failures.extend(failed)
             continue
-        result, skipped_rows = _result_for(spec, outcomes, sets, idx, provenance)
+        result, skipped_rows = _result_for(spec, outcomes, sets, idx, provenance, scoring)
         results.append(result)
         skipped.extend(skipped_rows)
     return results, failures, _skipped_frame(skipped)
@@ -239,7 +285,8 @@ def evaluate(
     """Evaluate ``models`` on LAIONet (and ImageNet-val / -V2 when given) and write their results.
 
     Args:
-        models: model specs (names, wildcards, ``@file``, ``all``, ``openclip:ARCH/TAG``).
+        models: model specs (names, wildcards, ``@file``, ``all``, ``paper``, ``openclip:ARCH/TAG``,
+            ``hf:ORG/NAME``), or a user's own :class:`~laionet_bench.models.custom.CustomModel` / ``torch.nn.Module``.
         engine: how to run inference (:class:`engine.EngineOptions`); default: its defaults on
             :func:`~.engine.resolve_device`'s device.
         dataset: ``laionet[:variant]`` (index from the Hub) or a local index parquet.
@@ -258,25 +305,48 @@ def evaluate(
         With ``engine.shard`` the run only fills the store with its share of the (model, dataset) pairs:
         the report has no results (run again without a shard, which computes nothing, to write them).
     """
-    specs = expand_model_specs(models, exclude=exclude)
+    specs = expand_model_specs(as_model_specs(models), exclude=exclude)
     if not specs:
         raise ModelSpecError(f"no model left from {list(models)} after excluding {list(exclude)}")
-    if weights:
-        weights = {canonical_spec(spec): str(path) for spec, path in weights.items()}
+    if weights:  # checked before anything is built: a typo must not surface after hours of other models
+        weights = {canonical_spec(spec): str(check_weights_file(path, what=f"--weights entry for {spec}:"))
+                   for spec, path in weights.items()}
+        if unused := unused_weights(specs, weights):
+            raise ModelSpecError(f"--weights names {', '.join(unused)}, which is not among the models to run "
+                                 f"({', '.join(specs[:5])}{' …' if len(specs) > 5 else ''}): add it to --models "
+                                 "or drop its --weights entry")
     out = Path(resolve_setting("results_dir", out, env=constants.RESULTS_DIR))
     engine = engine or EngineOptions(device=resolve_device())
     engine.check()
     devices = resolve_devices(engine.device)  # a bad device fails here, before the index is loaded
+    writable = output_folder_writable(out)  # an --out that is a file fails here too
     idx, sets = load_datasets(dataset=dataset, images=images, imagenet=imagenet, imagenet_v2=imagenet_v2,
-                              index=index, limit_per_class=limit_per_class, limit=limit)
+                              index=index, limit_per_class=limit_per_class, limit=limit, protocol=engine.protocol)
+    if not writable:
+        _refuse_missing_work(specs, sets, out, weights, engine)
     outcomes = run_datasets(specs, sets, store_root=out / STORE_FOLDER, weights=weights, options=engine)
     if engine.shard:
         return _shard_report(outcomes, out, engine.shard)
     provenance = Provenance.collect(device=",".join(devices), dtype=engine.dtype)
-    results, failures, skipped = _collect(specs, outcomes, sets, idx, provenance)
+    scored = protocol_classes(idx, sets["laionet"], engine.protocol)
+    scoring = _Scoring(engine.protocol, _official_result_classes(sets, scored) if engine.protocol == "official" else None)
+    results, failures, skipped = _collect(specs, outcomes, sets, idx, provenance, scoring)
     _fill_effective_robustness(results)
+    report = EvaluationReport(results=results, failures=failures, skipped_images=skipped, out=out)
+    if not writable:
+        logger.warning("%s is read-only: the results come from its stored predictions and were not rewritten", out)
+        return report
     for result in results:
         write_result(result, out)
-    report = EvaluationReport(results=results, failures=failures, skipped_images=skipped, out=out)
     _write_reports(report)
     return report
+
+
+def _refuse_missing_work(specs: Sequence[str], sets: Mapping[str, Dataset], out: Path,
+                         weights: Mapping[str, str] | None, engine: EngineOptions) -> None:
+    """A read-only results folder serves what its store holds; anything to compute fails before a model is built."""
+    work = collect_work(specs, sets, store_root=out / STORE_FOLDER, weights=weights, options=engine)
+    todo = sum(pair.todo for pair in work.values() if pair.ok)
+    if todo:
+        raise ConfigError(f"--out {out} is read-only and {todo} prediction(s) are not stored there yet: pass a "
+                          "writable --out (a read-only folder only serves the results it already holds)")

@@ -27,6 +27,7 @@ from ..errors import ResultsError
 
 __all__ = [
     "Z95",
+    "Z95_LITERAL",
     "Estimate",
     "RobustnessFit",
     "equi_weighted",
@@ -39,6 +40,8 @@ __all__ = [
 ]
 
 Z95 = 1.959963984540054
+#: The reference divides the Wilson half-width by this literal (protocol ``official``).
+Z95_LITERAL = 1.96
 
 
 @dataclass(frozen=True)
@@ -56,10 +59,11 @@ class Estimate:
         return cls(float(data["value"]), float(data["se"]))
 
 
-def wilson_se(successes, n) -> np.ndarray:
+def wilson_se(successes, n, *, protocol: str = "ours") -> np.ndarray:
     """Reference per-class SE: half-width of the 95% Wilson score interval divided by 1.96.
 
-    Vectorised; NaN where ``n == 0``.
+    ``ours`` divides by the exact z (:data:`Z95`), ``official`` by the reference's literal 1.96
+    (:data:`Z95_LITERAL`). Vectorised; NaN where ``n == 0``.
     """
     k = np.asarray(successes, dtype=float)
     n = np.asarray(n, dtype=float)
@@ -67,16 +71,29 @@ def wilson_se(successes, n) -> np.ndarray:
         p = k / n
         denom = 1 + Z95**2 / n
         half = Z95 * np.sqrt(p * (1 - p) / n + Z95**2 / (4 * n**2)) / denom
-    return np.where(n > 0, half / Z95, np.nan)
+    return np.where(n > 0, half / (Z95_LITERAL if protocol == "official" else Z95), np.nan)
 
 
-def per_class_recall(wnids: Iterable[str], top1: Iterable[bool], top5: Iterable[bool]) -> pd.DataFrame:
+def _correctness(values: Iterable, name: str) -> np.ndarray:
+    """Per-row correctness as bools; None or NaN is refused: a missing prediction is not a wrong one."""
+    raw = pd.Series(list(values), dtype=object)
+    missing = raw.isna().to_numpy()
+    if missing.any():
+        raise ResultsError(f"{name} correctness is None/NaN in {int(missing.sum())} of {len(raw)} rows (first at "
+                           f"row {int(np.flatnonzero(missing)[0])}): drop the rows without a prediction first "
+                           "(counting them as wrong changes the recall)")
+    return raw.astype(bool).to_numpy()
+
+
+def per_class_recall(wnids: Iterable[str], top1: Iterable[bool], top5: Iterable[bool], *,
+                     protocol: str = "ours") -> pd.DataFrame:
     """Per-class recall table from per-row true labels and top-k correctness.
 
     Returns a frame indexed by wnid (sorted) with columns ``n``, ``top1_correct``, ``top5_correct``,
-    ``top1``, ``top5``, ``se_top1``, ``se_top5``.
+    ``top1``, ``top5``, ``se_top1``, ``se_top5``. ``protocol`` chooses the SE's divisor
+    (:func:`wilson_se`). None or NaN correctness raises :class:`ResultsError`.
     """
-    frame = pd.DataFrame({"wnid": list(wnids), "c1": np.asarray(list(top1), bool), "c5": np.asarray(list(top5), bool)})
+    frame = pd.DataFrame({"wnid": list(wnids), "c1": _correctness(top1, "top-1"), "c5": _correctness(top5, "top-5")})
     if frame.empty:
         raise ResultsError("no evaluated rows: nothing to compute recall over")
     if (frame["c1"] & ~frame["c5"]).any():
@@ -84,8 +101,8 @@ def per_class_recall(wnids: Iterable[str], top1: Iterable[bool], top5: Iterable[
     grouped = frame.groupby("wnid", sort=True).agg(n=("c1", "size"), top1_correct=("c1", "sum"), top5_correct=("c5", "sum"))
     grouped["top1"] = grouped["top1_correct"] / grouped["n"]
     grouped["top5"] = grouped["top5_correct"] / grouped["n"]
-    grouped["se_top1"] = wilson_se(grouped["top1_correct"], grouped["n"])
-    grouped["se_top5"] = wilson_se(grouped["top5_correct"], grouped["n"])
+    grouped["se_top1"] = wilson_se(grouped["top1_correct"], grouped["n"], protocol=protocol)
+    grouped["se_top5"] = wilson_se(grouped["top5_correct"], grouped["n"], protocol=protocol)
     return grouped.astype({"n": "int64", "top1_correct": "int64", "top5_correct": "int64"})
 
 

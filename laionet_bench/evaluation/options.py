@@ -15,9 +15,13 @@ from dataclasses import dataclass
 from ..config import resolve_setting
 from ..errors import ConfigError
 
-__all__ = ["AMP_DTYPES", "EngineOptions", "default_device", "parse_shard", "resolve_device", "resolve_devices"]
+__all__ = ["AMP_DTYPES", "EXECUTORS", "PROTOCOLS", "EngineOptions", "default_device", "parse_shard", "resolve_device", "resolve_devices"]
 
 AMP_DTYPES = ("bf16", "fp16")
+#: Metric protocols: ``ours`` (the default) or ``official`` (the reference's exact rules; docs/evaluation.md).
+PROTOCOLS = ("ours", "official")
+#: Where the waves run: ``local`` (this machine's devices, :mod:`.waves`) or ``ray`` (a cluster, :mod:`.ray_executor`).
+EXECUTORS = ("local", "ray")
 _SHARD = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*")
 
 
@@ -29,6 +33,8 @@ class EngineOptions:
     device: str = "cpu"  # one device, a comma list (cuda:0,cuda:1) or "all": resolve_devices()
     max_memory: float | None = None  # GiB per device the waves are packed into; None: one wave per group
     shard: tuple[int, int] | None = None  # (I, N), 1-based: this process does the I-th of N parts
+    executor: str = "local"  # EXECUTORS; "ray": the waves on a Ray cluster's GPUs (or CPU nodes), not `device`
+    ray_address: str | None = None  # with executor "ray": the cluster (host:port, auto); None: a local Ray
     # how
     batch_size: int = 64
     workers: int = 2
@@ -36,6 +42,8 @@ class EngineOptions:
     channels_last: bool = False
     compile: bool = False
     chunk_rows: int | None = None  # store chunk size (default store.CHUNK_ROWS)
+    # what
+    protocol: str = "ours"  # PROTOCOLS; "official" also scores HF heads by the reference's lemma rule
 
     @property
     def dtype(self) -> str:
@@ -43,6 +51,8 @@ class EngineOptions:
 
     def check(self) -> None:
         """Refuse bad values in one line (devices are checked by :func:`resolve_devices`, which needs torch)."""
+        if self.protocol not in PROTOCOLS:
+            raise ConfigError(f"protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
         if self.amp not in (None, *AMP_DTYPES):
             raise ConfigError(f"amp must be one of {AMP_DTYPES} (or unset for float32), got {self.amp!r}")
         if self.batch_size < 1 or self.workers < 0:
@@ -51,6 +61,10 @@ class EngineOptions:
             raise ConfigError(f"--max-memory must be a positive number of GiB per device, got {self.max_memory!r}")
         if self.shard is not None:
             _check_shard(self.shard, str(self.shard))
+        if self.executor not in EXECUTORS:
+            raise ConfigError(f"--executor {self.executor}: use one of {', '.join(EXECUTORS)}")
+        if self.ray_address is not None and self.executor != "ray":
+            raise ConfigError(f"--ray-address {self.ray_address} goes with --executor ray: add it or drop the address")
 
 
 def _check_shard(shard: tuple[int, int], text: str) -> tuple[int, int]:

@@ -10,7 +10,11 @@ device busy in each), balanced by memory, a proxy for forward time.
 
 A wave's memory is its models' weights plus the largest activation headroom among them: the models of a
 wave are resident together but run one after another on each batch, so only one forward pass's
-activations are live at a time. A model that does not fit the budget alone at the run's batch size is
+activations are live at a time. On CPU (and MPS, which shares the RAM) a wave also counts the build of its
+largest model: building holds the freshly initialised module and its loaded checkpoint together until
+``load_state_dict`` is done, beside the wave's models already built, so the wave peaks at its weights plus
+one more copy of its largest model's (measured in ``benchmarks/eval_results.md`` §4). On CUDA that copy is
+in host RAM, not in the device's budget. A model that does not fit the budget alone at the run's batch size is
 planned at the largest halved micro-batch that fits (:attr:`Plan.micro_batches`: where the engine's
 out-of-memory backoff would end up, without the failed tries); one that does not fit even at one image
 fails up front.
@@ -47,17 +51,17 @@ class Wave:
     """Models that run together on one device, sharing one decode of each image."""
 
     models: tuple[str, ...]
-    memory_bytes: int  # their weights plus the largest activation headroom among them
+    memory_bytes: int  # their weights plus the largest activation headroom (on CPU: or checkpoint copy) among them
     preprocess: tuple
     device: str
     group: int  # number of its preprocessing group in the plan (0-based)
 
     def to_dict(self) -> dict[str, Any]:
-        size, interpolation, crop_pct, crop_mode = self.preprocess
+        size, interpolation, crop_pct, crop_mode, *offset = self.preprocess  # preprocess_key; older keys lack the offset
         return {"models": list(self.models), "memory_bytes": self.memory_bytes, "device": self.device,
                 "group": self.group,
                 "preprocess": {"input_size": list(size), "interpolation": interpolation, "crop_pct": crop_pct,
-                               "crop_mode": crop_mode}}
+                               "crop_mode": crop_mode, "crop_offset": offset[0] if offset else "round"}}
 
 
 @dataclass(frozen=True)
@@ -98,45 +102,45 @@ class Plan:
                 "weights_bytes": self.weights_bytes, "micro_batches": dict(self.micro_batches)}
 
 
-def _pack(footprints: list[Footprint], budget: int) -> list[list[Footprint]]:
-    """First-fit decreasing: biggest model first, each into the first wave with room.
-
-    A wave holds weights ``sum`` plus activations ``max`` (its models run one at a time).
-    """
+def _pack(footprints: list[Footprint], budget: int, build_copy: bool) -> list[list[Footprint]]:
+    """First-fit decreasing: biggest model first, each into the first wave with room (:func:`_wave_bytes`)."""
     waves: list[list[Footprint]] = []
-    weights: list[int] = []
-    activations: list[int] = []
     for item in sorted(footprints, key=lambda f: (-f.total_bytes, f.spec)):
-        for i in range(len(waves)):
-            if weights[i] + item.weights_bytes + max(activations[i], item.activation_bytes) <= budget:
-                waves[i].append(item)
-                weights[i] += item.weights_bytes
-                activations[i] = max(activations[i], item.activation_bytes)
+        for wave in waves:
+            if _wave_bytes([*wave, item], build_copy) <= budget:
+                wave.append(item)
                 break
         else:
             waves.append([item])
-            weights.append(item.weights_bytes)
-            activations.append(item.activation_bytes)
     return waves
 
 
-def _fit(item: Footprint, budget: int) -> Footprint:
+def _fit(item: Footprint, budget: int, build_copy: bool) -> Footprint:
     """``item`` at the largest halved micro-batch that fits ``budget`` alone, or a ConfigError."""
-    while item.total_bytes > budget and item.batch_size is not None and item.batch_size > 1:
+    while _wave_bytes([item], build_copy) > budget and item.batch_size is not None and item.batch_size > 1:
         item = item.at_batch(item.batch_size // 2)
-    if item.total_bytes > budget:
+    if (needed := _wave_bytes([item], build_copy)) > budget:
         at = f" at batch {item.batch_size}" if item.batch_size is not None else ""
-        raise ConfigError(f"{item.spec} needs {item.total_bytes / GIB:.2f} GiB, budget {budget / GIB:.2f} GiB per device "
+        copy = ", its build holds a second copy of the weights in RAM" if build_copy else ""
+        raise ConfigError(f"{item.spec} needs {needed / GIB:.2f} GiB, budget {budget / GIB:.2f} GiB per device "
                           f"(weights {item.weights_bytes / GIB:.2f} GiB, activations {item.activation_bytes / GIB:.2f} "
-                          f"GiB{at}): raise --max-memory or --exclude it")
+                          f"GiB{at}{copy}): raise --max-memory or --exclude it")
     return item
 
 
-def _wave_bytes(members: Sequence[Footprint]) -> int:
-    return sum(f.weights_bytes for f in members) + max((f.activation_bytes for f in members), default=0)
+def _wave_bytes(members: Sequence[Footprint], build_copy: bool) -> int:
+    """Weights ``sum`` plus the largest of: one forward pass's activations (the models run one at a time),
+    and, with ``build_copy``, the largest model's checkpoint held while it is built."""
+    transient = max((f.weights_bytes for f in members), default=0) if build_copy else 0
+    return sum(f.weights_bytes for f in members) + max(max((f.activation_bytes for f in members), default=0), transient)
 
 
-def _spread(waves: list[list[Footprint]], devices: int, budget: float) -> list[list[Footprint]]:
+def _builds_in_budget(device: str) -> bool:
+    """Whether a model's build (module + loaded checkpoint) happens in ``device``'s memory: CPU and MPS."""
+    return device.split(":", 1)[0] in ("cpu", "mps")
+
+
+def _spread(waves: list[list[Footprint]], devices: int, budget: float, build_copy: bool) -> list[list[Footprint]]:
     """A group's waves rounded up to a multiple of the device count: the same rounds, every device busy.
 
     Largest model first into the lightest wave with room; the packed ``waves`` when that does not fit.
@@ -147,10 +151,10 @@ def _spread(waves: list[list[Footprint]], devices: int, budget: float) -> list[l
         return waves
     spread: list[list[Footprint]] = [[] for _ in range(target)]
     for item in members:
-        room = [i for i, wave in enumerate(spread) if _wave_bytes([*wave, item]) <= budget]
+        room = [i for i, wave in enumerate(spread) if _wave_bytes([*wave, item], build_copy) <= budget]
         if not room:
             return waves
-        spread[min(room, key=lambda i: (_wave_bytes(spread[i]), i))].append(item)
+        spread[min(room, key=lambda i: (_wave_bytes(spread[i], build_copy), i))].append(item)
     return spread
 
 
@@ -176,17 +180,18 @@ def plan_waves(
         raise ConfigError("no device to plan for")
     asked = {spec: footprint(spec) for spec in specs}
     budget = min(budgets[d] for d in devices) if budgets else None
-    footprints = {spec: _fit(f, budget) for spec, f in asked.items()} if budget is not None else asked
+    build_copy = any(_builds_in_budget(d) for d in devices)
+    footprints = {spec: _fit(f, budget, build_copy) for spec, f in asked.items()} if budget is not None else asked
     micro = {s: f.batch_size for s, f in footprints.items() if f.batch_size != asked[s].batch_size}
     groups: dict[tuple, list[Footprint]] = {}
     for spec in specs:
         groups.setdefault(footprints[spec].preprocess, []).append(footprints[spec])
     waves: list[Wave] = []
     for number, (key, members) in enumerate(groups.items()):
-        packed = _spread(_pack(members, budget) if budget is not None else [members], len(devices),
-                         budget if budget is not None else math.inf)
+        packed = _spread(_pack(members, budget, build_copy) if budget is not None else [members], len(devices),
+                         budget if budget is not None else math.inf, build_copy)
         for i, wave in enumerate(packed):
-            waves.append(Wave(models=tuple(f.spec for f in wave), memory_bytes=_wave_bytes(wave),
+            waves.append(Wave(models=tuple(f.spec for f in wave), memory_bytes=_wave_bytes(wave, build_copy),
                               preprocess=key, device=devices[i % len(devices)], group=number))
     return Plan(waves=tuple(waves), budgets=dict(budgets or {}), groups=len(groups), footprints=footprints,
                 micro_batches=micro)
@@ -255,9 +260,9 @@ def stored_runs(store_root: str | Path, specs: Sequence[str]) -> dict[str, dict[
 
 
 def _preprocess_text(key: tuple) -> str:
-    (_, height, width), interpolation, crop_pct, crop_mode = key
+    (_, height, width), interpolation, crop_pct, crop_mode, *offset = key
     size = f"{height}px" if height == width else f"{height}x{width}px"
-    return f"{size} {interpolation} crop {crop_pct:g} {crop_mode}"
+    return f"{size} {interpolation} crop {crop_pct:g} {crop_mode}" + (" (floor offsets)" if offset == ["floor"] else "")
 
 
 def format_plan(plan: Plan, *, stored: Mapping[str, Mapping[str, int]] | None = None) -> str:

@@ -158,6 +158,7 @@ class ModelResult:
     provenance: Provenance
     effective_robustness: float | None = None
     per_class: pd.DataFrame | None = field(default=None, repr=False)
+    protocol: str = "ours"  # metric protocol (evaluation.options.PROTOCOLS): "ours" or "official"
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
@@ -176,6 +177,7 @@ class ModelResult:
             "schema_version": self.schema_version,
             "model": self.model,
             "run_key": self.run_key,
+            "protocol": self.protocol,
             "model_info": self.model_info,
             "classes": self.classes,
             "datasets": {k: v.to_dict() for k, v in self.datasets.items()},
@@ -199,6 +201,7 @@ class ModelResult:
             provenance=Provenance(**data["provenance"]),
             effective_robustness=data.get("effective_robustness"),
             per_class=per_class,
+            protocol=data.get("protocol", "ours"),  # results written before protocols existed are "ours"
         )
 
 
@@ -242,15 +245,20 @@ def build_model_result(
     laionet: tuple[pd.DataFrame, dict],
     imagenet: tuple[pd.DataFrame, dict] | None = None,
     weights: pd.Series | None = None,
+    classes: list[str] | None = None,
+    protocol: str = "ours",
 ) -> ModelResult:
     """Assemble a :class:`ModelResult` from per-class tables.
 
     ``laionet`` / ``imagenet`` are ``(per_class_recall table, summarize_dataset kwargs)`` where the
     kwargs hold ``dataset``, ``identity``, ``n_listed``, ``n_failed`` (and ``n_excluded``). The
-    class set is the classes present in LAIONet (SPEC §4); ImageNet-val is restricted to it.
+    class set is ``classes`` when given (the official protocol's: every label-pickle key found in
+    val, empty LAIONet classes included), else the classes present in LAIONet (SPEC §4); every
+    dataset is averaged over it, so a class with no LAIONet row counts on ImageNet-val only.
     """
     laion_table, laion_kw = laionet
-    classes = [w for w in load_catalog().wnids if w in set(laion_table.index)]
+    present = set(laion_table.index) if classes is None else set(classes)
+    classes = [w for w in load_catalog().wnids if w in present]
     if imagenet is not None and not set(classes) & set(imagenet[0].index):
         raise DatasetError("ImageNet-val and LAIONet share no class: check the datasets' wnids")
     datasets = {"laionet": summarize_dataset(laion_table, classes=classes, weights=weights, **laion_kw)}
@@ -266,6 +274,7 @@ def build_model_result(
         datasets=datasets,
         provenance=provenance,
         per_class=per_class_frame(frames, classes, weights),
+        protocol=protocol,
     )
 
 
@@ -281,7 +290,7 @@ def per_class_frame(frames: dict[str, pd.DataFrame], classes: list[str], weights
         for col in part.columns:
             out[f"{key}_{col}"] = part[col].to_numpy()
     out["laionet_weight"] = weights.reindex(classes).to_numpy(dtype=float) if weights is not None else math.nan
-    if "imagenet" in frames:
+    if "imagenet" in frames and "laionet" in frames:  # a val-only (imported) result has no drop
         out["drop_top1"] = out["imagenet_top1"] - out["laionet_top1"]
         out["drop_top5"] = out["imagenet_top5"] - out["laionet_top5"]
     return out

@@ -56,12 +56,13 @@ RECORD_SCHEMA = pa.schema([
 
 
 def run_key(*, model: str, weights: Mapping[str, Any], data_config: Mapping[str, Any], dtype: str,
-            dataset: Mapping[str, Any]) -> tuple[str, dict]:
+            dataset: Mapping[str, Any], label_rule: str | None = None) -> tuple[str, dict]:
     """The run key (hex sha256) and the plain dict it hashes.
 
     ``weights`` is :func:`~laionet_bench.models.registry.weights_identity`: a local file (one with a
     ``weights_sha256``) is keyed by its content only, so moving it or running from another folder
-    recomputes nothing.
+    recomputes nothing. ``label_rule`` (:func:`~laionet_bench.models.registry.label_rule`) is hashed only
+    when the model has a protocol-dependent one (HF heads), so other models keep their keys.
     """
     weights = dict(weights)
     if weights.get("weights_sha256"):
@@ -74,6 +75,8 @@ def run_key(*, model: str, weights: Mapping[str, Any], data_config: Mapping[str,
         "dataset": dict(dataset),
         "store_version": STORE_VERSION,
     }
+    if label_rule is not None:
+        payload["label_rule"] = label_rule
     text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest(), payload
 

@@ -10,7 +10,12 @@ are released (``torch.cuda.empty_cache()`` on CUDA) before the next round.
 
 :func:`run_wave` is one wave on one device, the unit another executor can schedule; :func:`run_local`
 is the local scheduling of a whole plan. Both write through the :class:`~.work.PairWork` of each (model,
-dataset) pair, which holds the store's lock while its wave runs.
+dataset) pair, which holds the store's lock while its wave runs. A lane's bookkeeping (open the stores,
+what each model needs of a batch, record a build or a batch's records) is separate from its compute, so the
+Ray executor (:mod:`.ray_executor`) keeps the bookkeeping on the driver and the compute on its actors.
+
+Each model's first batch is the planner's probe (:func:`predict_probed`): on CUDA its peak memory is
+measured and compared with the planned activations, and a far-off estimate is logged.
 """
 
 from __future__ import annotations
@@ -27,30 +32,31 @@ from typing import Any
 
 import numpy as np
 
+from .._progress import progress_bar
 from ..datasets.base import Dataset
+from ..models.footprints import GIB, Footprint, measure_peak_bytes
 from ..models.registry import resolve_data_config
 from .inference import DecodedBatch, Predictor, decode_loader, predict_batch, release_memory
 from .options import EngineOptions
 from .planner import Plan, Wave
 from .work import PairWork, fail
 
-__all__ = ["Progress", "RunContext", "run_local", "run_round", "run_wave"]
+__all__ = ["PROBE_TOLERANCE", "Progress", "RunContext", "open_lanes", "predict_probed", "run_local", "run_round", "run_wave"]
 
 logger = logging.getLogger(__name__)
 
 #: Decoded batches a device's thread may have queued ahead of it (bounds host memory; the DataLoader prefetches too).
 QUEUED_BATCHES = 2
+#: A probe batch whose measured activations differ from the planner's estimate by more than this factor is logged.
+PROBE_TOLERANCE = 1.5
 
 
 class Progress:
     """One overall bar (images × models done across every wave, with rate and ETA) beside each wave's bar."""
 
     def __init__(self, total: int):
-        from tqdm.auto import tqdm
-
-        self._tqdm = tqdm
         self._lock = threading.Lock()
-        self.bar = tqdm(total=total, desc="all waves", unit="img", position=0, disable=None, dynamic_ncols=True)
+        self.bar = progress_bar(total=total, desc="all waves", unit="img", position=0)
 
     def advance(self, n: int) -> None:
         with self._lock:
@@ -64,8 +70,7 @@ class Progress:
                 self.bar.refresh()
 
     def wave_bar(self, total: int, label: str):
-        return self._tqdm(total=total, desc=label, unit="img", position=1, leave=False, disable=None,
-                          dynamic_ncols=True)
+        return progress_bar(total=total, desc=label, unit="img", position=1, leave=False)
 
     def close(self) -> None:
         self.bar.close()
@@ -84,6 +89,45 @@ class RunContext:
     plan: Plan  # for the bars' labels and each model's planned micro-batch
 
 
+def predict_probed(predictors: Mapping[str, Predictor], batch: DecodedBatch, needs: Mapping[str, np.ndarray],
+                   device: str, *, probed: dict[str, int | None],
+                   footprints: Mapping[str, Footprint]) -> dict[str, list[dict] | Exception]:
+    """:func:`~.inference.predict_batch`, with each model's first batch run alone as the planner's probe.
+
+    That batch is measured by :func:`~laionet_bench.models.footprints.measure_peak_bytes` (the device bytes
+    its forward passes allocate: CUDA only, elsewhere it just runs), kept in ``probed[spec]`` and compared
+    with the activations the plan estimated (``footprints``): an estimate off by more than
+    :data:`PROBE_TOLERANCE` is logged, a warning when the model needs more than planned.
+    """
+    out: dict[str, list[dict] | Exception] = {}
+    rest = dict(needs)
+    for spec in [s for s in needs if s not in probed]:
+        one = {spec: rest.pop(spec)}
+        probed[spec] = measure_peak_bytes(lambda one=one: out.update(predict_batch(predictors, batch, one, device)),
+                                          device=device)
+        if probed[spec] is not None and spec in footprints and not isinstance(out.get(spec), Exception):
+            _compare_probe(footprints[spec], probed[spec], rows=int((one[spec] & batch.ok).sum()), device=device)
+    if rest:
+        out.update(predict_batch(predictors, batch, rest, device))
+    return out
+
+
+def _compare_probe(planned: Footprint, measured: int, *, rows: int, device: str) -> None:
+    """Log a measured probe against the planned activations for as many images (at most the micro-batch)."""
+    if planned.batch_size is not None:
+        planned = planned.at_batch(min(rows, planned.batch_size))
+    estimate = max(planned.activation_bytes, 1)
+    text = (f"{planned.spec}: probe batch of {rows} image(s) on {device} allocated {measured / GIB:.3f} GiB, "
+            f"the plan estimated {estimate / GIB:.3f} GiB of activations")
+    if measured > PROBE_TOLERANCE * estimate:
+        logger.warning("%s: the wave may exceed its budget (lower --batch-size or --max-memory if it runs out of "
+                       "memory)", text)
+    elif measured * PROBE_TOLERANCE < estimate:
+        logger.info("%s (an overestimate: a larger --max-memory would pack more models per wave)", text)
+    else:
+        logger.debug("%s", text)
+
+
 class _Lane:
     """One wave on its device: its models, built once and fed the batches of every dataset."""
 
@@ -92,6 +136,8 @@ class _Lane:
         self.pairs: dict[str, dict[str, PairWork]] = {}  # dataset key → spec → pair with rows to compute
         self.left: dict[tuple[str, str], int] = {}  # rows still to compute per pair (for the overall bar)
         self.predictors: dict[str, Predictor] = {}
+        self.ready: set[str] = set()  # the models built (here, or on the actor of a remote executor)
+        self.probed: dict[str, int | None] = {}  # spec → its probe batch's measured bytes (predict_probed)
 
     def open(self, stack: contextlib.ExitStack) -> None:
         """Lock the stores of the pairs with work and read what each lacks now."""
@@ -118,44 +164,71 @@ class _Lane:
         fail(self.pairs[name][spec].outcome, exc)
         self.ctx.progress.shrink(self.left.pop((spec, name), 0))
 
-    def build(self) -> None:
-        """Build each model with work once, on this lane's device; a failure fails the model on every dataset."""
-        specs = dict.fromkeys(spec for pairs in self.pairs.values() for spec in pairs)
-        for spec in specs:
+    def specs(self) -> list[str]:
+        """The models with work in this wave, in its order."""
+        return list(dict.fromkeys(spec for pairs in self.pairs.values() for spec in pairs))
+
+    def built(self, spec: str, result: Mapping[str, Any] | BaseException) -> bool:
+        """Record one model's build, here or on a remote actor: its info (into every store of the model) or its
+        failure, on every dataset. Returns whether the model is ready."""
+        if not isinstance(result, BaseException):
             try:
-                predictor = Predictor(spec, weights=self.ctx.weights, device=self.device, options=self.ctx.options,
-                                      micro_batch=self.ctx.plan.micro_batches.get(spec))
                 for name in self.ctx.datasets:
                     pair = self.ctx.work.get((spec, name))
                     if pair is not None:
-                        pair.outcome.model_info = predictor.model_info
+                        pair.outcome.model_info = dict(result)
                         if pair.store is not None:
-                            pair.store.set_model_info(predictor.model_info)
-            except Exception as exc:  # noqa: BLE001 - recorded as a failed model
-                for name, pairs in self.pairs.items():
-                    if spec in pairs:
-                        self._fail(spec, name, exc)
-                continue
-            self.predictors[spec] = predictor
+                            pair.store.set_model_info(dict(result))
+                self.ready.add(spec)
+                return True
+            except Exception as exc:  # noqa: BLE001 - e.g. its store cannot be written: the model fails
+                result = exc
+        for name, pairs in self.pairs.items():
+            if spec in pairs:
+                self._fail(spec, name, result)
+        return False
 
-    def feed(self, name: str, batch: DecodedBatch) -> None:
-        """Predict ``batch`` with every model that lacks some of its rows, and store the records."""
-        pairs = {s: p for s, p in self.pairs.get(name, {}).items() if p.ok and s in self.predictors}
-        needs = {s: p.missing[batch.positions] for s, p in pairs.items()}
-        needs = {s: need for s, need in needs.items() if need.any()}
-        if not needs:
-            return
-        for spec, result in predict_batch(self.predictors, batch, needs, self.device).items():
-            if isinstance(result, Exception):
+    def build(self) -> None:
+        """Build each model with work once, on this lane's device; a failure fails the model on every dataset."""
+        for spec in self.specs():
+            try:
+                predictor = Predictor(spec, weights=self.ctx.weights, device=self.device, options=self.ctx.options,
+                                      micro_batch=self.ctx.plan.micro_batches.get(spec))
+            except Exception as exc:  # noqa: BLE001 - recorded as a failed model
+                self.built(spec, exc)
+                continue
+            if self.built(spec, predictor.model_info):
+                self.predictors[spec] = predictor
+
+    def needs(self, name: str, positions: np.ndarray) -> dict[str, np.ndarray]:
+        """``spec → bool per row`` of the batch at dataset ``positions``, for each ready model lacking some of them."""
+        pairs = {s: p for s, p in self.pairs.get(name, {}).items() if p.ok and s in self.ready}
+        needs = {s: p.missing[positions] for s, p in pairs.items()}
+        return {s: need for s, need in needs.items() if need.any()}
+
+    def record(self, name: str, results: Mapping[str, list[dict] | BaseException]) -> None:
+        """Store each model's records of one batch, or fail the model with its exception."""
+        for spec, result in results.items():
+            pair = self.pairs[name][spec]
+            if not pair.ok:
+                continue  # failed meanwhile (a remote executor's results can trail a failure)
+            if isinstance(result, BaseException):
                 self._fail(spec, name, result)
                 continue
             try:
-                pairs[spec].append(result)
+                pair.append(result)
             except Exception as exc:  # noqa: BLE001 - e.g. a full disk under one store: that pair fails
                 self._fail(spec, name, exc)
                 continue
             self.left[spec, name] -= len(result)
             self.ctx.progress.advance(len(result))
+
+    def feed(self, name: str, batch: DecodedBatch) -> None:
+        """Predict ``batch`` with every model that lacks some of its rows, and store the records."""
+        needs = self.needs(name, batch.positions)
+        if needs:
+            self.record(name, predict_probed(self.predictors, batch, needs, self.device, probed=self.probed,
+                                             footprints=self.ctx.plan.footprints))
 
     def release(self) -> None:
         """Drop the models; a full garbage collection only when one survives (in a reference cycle)."""
@@ -239,13 +312,20 @@ def _decode_and_feed(lanes: list[_Lane], runners: list, name: str, ctx: RunConte
             bar.update(len(batch))
 
 
+def open_lanes(waves: Sequence[Wave], numbers: Sequence[int], ctx: RunContext,
+               stack: contextlib.ExitStack) -> list[_Lane]:
+    """One lane per wave of a round, opened on ``stack`` (the local and the Ray executor alike); the lanes
+    whose work is all stored already are dropped."""
+    lanes = [_Lane(wave, number, ctx) for wave, number in zip(waves, numbers, strict=True)]
+    for lane in lanes:
+        lane.open(stack)
+    return [lane for lane in lanes if lane.pairs]
+
+
 def run_round(waves: Sequence[Wave], numbers: Sequence[int], ctx: RunContext) -> None:
     """Waves of one group on distinct devices, at the same time, fed by one decode stream per dataset."""
-    lanes = [_Lane(wave, number, ctx) for wave, number in zip(waves, numbers, strict=True)]
     with contextlib.ExitStack() as stack:
-        for lane in lanes:
-            lane.open(stack)
-        lanes = [lane for lane in lanes if lane.pairs]
+        lanes = open_lanes(waves, numbers, ctx, stack)
         if not lanes:
             return
         runners = [_Inline()] if len(lanes) == 1 else [_Worker(lane.device) for lane in lanes]

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..datasets.base import Dataset
-from ..models.registry import preprocess_key, resolve_data_config, weights_identity
+from ..models.registry import label_rule, preprocess_key, resolve_data_config, weights_identity
 from .options import EngineOptions
 from .store import PredictionStore, read_predictions, run_key, store_dir
 
@@ -103,6 +103,7 @@ def collect_work(specs: Sequence[str], datasets: Mapping[str, Dataset], *, store
         try:
             config = resolve_data_config(spec)
             identity = weights_identity(spec, weights)
+            rule = label_rule(spec, options.protocol)
             error = None
         except Exception as exc:  # noqa: BLE001 - this model fails, the others run
             error = exc
@@ -115,7 +116,7 @@ def collect_work(specs: Sequence[str], datasets: Mapping[str, Dataset], *, store
                 work[spec, name] = PairWork(outcome, {}, 0)
                 continue
             key, payload = run_key(model=spec, weights=identity, data_config=config, dtype=options.dtype,
-                                   dataset=identities[name])
+                                   dataset=identities[name], label_rule=rule)
             folder = store_dir(store_root, model=spec, dataset=data.name, key=key)
             outcome.store, outcome.run_key = folder, key
             if (folder / "run.json").is_file():  # written whole (atomically): no lock needed to read it

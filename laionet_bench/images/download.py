@@ -19,8 +19,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pandas as pd
-from tqdm.auto import tqdm
 
+from .._progress import progress_bar
 from ..index.load import LaionetIndex
 from .decode import (
     DEFAULT_MAX_PIXELS,
@@ -235,7 +235,7 @@ def download_images(
 
 
 def _run(store, todo, index_rows, policy, options, run_counts, progress) -> None:
-    bar = tqdm(total=len(todo), unit="img", disable=not progress, dynamic_ncols=True, desc="download")
+    bar = progress_bar(total=len(todo), unit="img", disable=not progress, desc="download")
     rows = iter(todo)
     in_flight: set[Future] = set()
     with bar, Fetcher(policy, max_connections=options.workers) as fetcher, \

@@ -31,12 +31,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .. import _io
+from .. import _io, constants
+from ..config import resolve_setting
 from ..errors import StoreError
 from .manifest import MANIFEST_COLUMNS, MANIFEST_FILE, OK, PENDING, SHARDS_DIR, Manifest, is_retryable
 from .shards import PARTIAL_SUFFIX, ShardSample, ShardWriter, iter_shard_samples, seal_partial
 
-__all__ = ["INFO_FILE", "JOURNAL_FILE", "LOCK_FILE", "ImageStore", "record_from_sample"]
+__all__ = ["INFO_FILE", "JOURNAL_FILE", "LOCK_FILE", "ImageStore", "default_image_store", "record_from_sample"]
 
 logger = logging.getLogger(__name__)
 
@@ -237,3 +238,15 @@ class ImageStore:
 
 def _isna(value) -> bool:
     return value is None or (not isinstance(value, str) and bool(pd.isna(value)))
+
+
+def default_image_store(index, images: str | Path | None = None) -> Path:
+    """Where ``download`` writes and ``run`` / ``similarity`` read an index's images, so the flow never
+    repeats a path: ``images`` if given, else the ``images`` setting (``LAIONET_BENCH_IMAGES``,
+    ``[tool.laionet-bench] images``), else ``<cache>/images/<variant>`` (``index-<sha256[:12]>`` for an
+    index without a variant)."""
+    chosen = resolve_setting("images", images)
+    if chosen is not None:
+        return Path(chosen).expanduser()
+    name = index.variant or "index-" + (index.sha256 or "local")[:12]
+    return constants.CACHE_DIR / "images" / name

@@ -23,9 +23,10 @@ import pandas as pd
 from .. import _io
 from ..catalog import load_catalog
 from ..errors import UnknownNameError
-from .schema import index_files, read_index_file
+from .schema import index_files, read_index_file, read_label_keys
 
 __all__ = [
+    "VARIANT_NAME_PATTERN",
     "LaionetIndex",
     "Variant",
     "get_variant",
@@ -33,6 +34,11 @@ __all__ = [
     "load_index",
     "parse_index_spec",
 ]
+
+
+#: A variant name that is safe as a file name (``data/<variant>.parquet``, ``images/<variant>``): no path
+#: separator, and no leading dot (``..``) or dash.
+VARIANT_NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
 
 
 @dataclass(frozen=True)
@@ -80,7 +86,10 @@ class LaionetIndex:
 
     ``source`` is a local path or ``hf://datasets/<repo>``; ``revision`` the resolved Hub commit
     (``None`` for local files); ``sha256`` the content hash of the parquet file(s), which identifies
-    the index in run keys.
+    the index in run keys. ``label_keys`` are the keys of the reference label pickle the index was
+    imported from (``index import-official --labels``), as given: empty classes and the husky's
+    non-standard ``n02112837`` included, since the reference scores ImageNet-val over every key found
+    there; ``None`` when the index records none.
     """
 
     table: pd.DataFrame
@@ -89,6 +98,7 @@ class LaionetIndex:
     revision: str | None = None
     sha256: str | None = None
     files: list[str] = field(default_factory=list)
+    label_keys: tuple[str, ...] | None = None
 
     def __len__(self) -> int:
         return len(self.table)
@@ -156,12 +166,13 @@ def load_index(
             variant=str(variants[0]) if len(variants) == 1 else None,
             sha256=_files_sha256(files),
             files=[str(f) for f in files],
+            label_keys=read_label_keys(path),
         )
     from ..hub import download as hub
 
     # a rebuilt repo may publish variants of its own (e.g. minilm_0.45): any name maps to data/<name>.parquet
     variant = value or list_variants()[0]
-    if not re.fullmatch(r"[A-Za-z0-9_.-]+", variant):
+    if not re.fullmatch(VARIANT_NAME_PATTERN, variant):
         raise UnknownNameError("LAIONet variant", variant, difflib.get_close_matches(variant, list_variants()))
     download = hub.download_index_file(
         f"data/{variant}.parquet", repo_id=repo_id, revision=revision, cache_dir=cache_dir,
@@ -175,6 +186,7 @@ def load_index(
         revision=download.commit,
         sha256=download.sha256,
         files=[str(download.path)],
+        label_keys=read_label_keys(download.path),
     )
 
 

@@ -6,8 +6,10 @@ similarity, text_to_name_def_wnid_similarity_<encoder>, recognized_text, top_{1,
 whose index is the global LAION row id, and the labels separately as a pickled ``{wnid: [row id]}``.
 Despite its name, ``name_def_wnid`` holds the class's synset text (``"<name> which is <definition>"``);
 SAMPLE_ID, HEIGHT and WIDTH are floats; the MPNet files carry three similarity columns, so the
-variant's name decides which one is the selection score (:data:`ENCODER_SUFFIXES`). A problem is
-reported in the reference's own column names, with the file and the row ids.
+variant's name decides which one is the selection score (:data:`ENCODER_SUFFIXES`) unless it is named
+(``similarity_column``). A problem is reported in the reference's own column names, with the file and
+the row ids. :func:`import_official` also records the label pickle's keys in the written index: they
+are the reference's class set for ImageNet-val (:data:`~.schema.LABEL_KEYS_METADATA`).
 
 The pickle is downloaded data, so it is never ``pickle.load``-ed plainly: :func:`load_label_dict`
 first walks its opcodes without building anything (:func:`pickletools.genops`) and refuses files,
@@ -24,6 +26,7 @@ import io
 import logging
 import pickle
 import pickletools
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -31,16 +34,20 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..catalog import canonical_wnid, load_catalog
-from ..errors import IndexValidationError, UnsafePickleError
-from .schema import row_error, validate_index_table
+from ..errors import ConfigError, IndexValidationError, UnsafePickleError
+from .load import VARIANT_NAME_PATTERN, list_variants
+from .schema import row_error, validate_index_table, write_index
 
 __all__ = [
+    "CUSTOM_VARIANT_PREFIX",
     "ENCODER_SUFFIXES",
     "MAX_LABEL_CONTAINERS",
     "MAX_LABEL_OBJECTS",
     "MAX_LABEL_PICKLE_BYTES",
     "convert_official",
+    "import_official",
     "load_label_dict",
+    "recorded_variant",
 ]
 
 logger = logging.getLogger(__name__)
@@ -53,6 +60,8 @@ ENCODER_SUFFIXES = {
     "bert-base-uncased": ("hf:bert-base-uncased", None),
 }
 _SIM_PREFIX = "text_to_name_def_wnid_similarity_"
+#: ``--variant custom:NAME`` imports a file that is none of the published variants; NAME is recorded.
+CUSTOM_VARIANT_PREFIX = "custom:"
 #: Limits of a label pickle. The reference's largest (mpnet_0.58) has 1.3 million row ids over 1000
 #: classes: about 9 MB, 1.3 million opcodes and one list per class.
 MAX_LABEL_PICKLE_BYTES = 64 * 2**20
@@ -126,18 +135,50 @@ def load_label_dict(path: str | Path) -> dict[str, list[int]]:
     return {k: list(v) for k, v in labels.items()}
 
 
-def _similarity_column(columns: list[str], variant: str, path: str) -> tuple[str, str]:
-    """The selection-score column and our encoder name: the only similarity column, or the variant's."""
+def recorded_variant(variant: str) -> str:
+    """The variant name to record: a published one as is, ``custom:NAME`` as ``NAME``.
+
+    The prefix is dropped because the name becomes a file name (the Hub's ``data/<variant>.parquet``, the
+    image folder) and a dataset spec (``laionet:<variant>``), where a colon does not fit; a NAME that is a
+    published variant's is refused, so an own index never passes for the reference's.
+    """
+    known = list_variants()
+    if variant in known:
+        return variant
+    name = variant[len(CUSTOM_VARIANT_PREFIX):] if variant.startswith(CUSTOM_VARIANT_PREFIX) else None
+    if name is None:
+        problem = "not a published variant"
+    elif name in known:
+        problem = f"{name} is a published variant's name (pass it without {CUSTOM_VARIANT_PREFIX} if this is its file)"
+    elif not re.fullmatch(VARIANT_NAME_PATTERN, name):
+        problem = "NAME must be letters, digits, '_', '.' or '-', starting with a letter or digit"
+    else:
+        return name
+    raise ConfigError(f"variant {variant!r}: {problem}; pass one of {', '.join(known)}, or "
+                      f"{CUSTOM_VARIANT_PREFIX}NAME for an index of your own (recorded as NAME)")
+
+
+def _similarity_column(columns: list[str], variant: str, path: str, requested: str | None) -> tuple[str, str]:
+    """The selection-score column and our encoder name: the one requested (full name or encoder suffix),
+    else the only similarity column, else the variant family's (``clip_*``, ``mpnet_*``)."""
     found = {c[len(_SIM_PREFIX):]: c for c in columns if c.startswith(_SIM_PREFIX)}
-    if len(found) == 1:
+    listed = sorted(found.values())
+    if requested is not None:
+        suffix = requested[len(_SIM_PREFIX):] if requested.startswith(_SIM_PREFIX) else requested
+        if suffix not in found:
+            raise IndexValidationError(path, f"no similarity column {requested!r}; its columns of that kind are "
+                                       f"{listed}: pass one of them (or its encoder suffix) to --similarity-column")
+    elif not found:
+        raise IndexValidationError(path, f"no {_SIM_PREFIX}<encoder> column; is this the reference parquet?")
+    elif len(found) == 1:
         suffix = next(iter(found))
     else:
         family = variant.split("_", 1)[0]
         chosen = [sfx for sfx in found if ENCODER_SUFFIXES.get(sfx, (None, None))[1] == family]
         if len(chosen) != 1:
             raise IndexValidationError(
-                path, f"{len(found)} {_SIM_PREFIX}<encoder> columns {sorted(found)}, and variant {variant!r} does not "
-                "say which one selected the rows: name the variant clip_* or mpnet_* as the reference does")
+                path, f"{len(found)} {_SIM_PREFIX}<encoder> columns {listed}, and variant {variant!r} does not say "
+                "which one selected the rows: pass it to --similarity-column (its full name or encoder suffix)")
         suffix = chosen[0]
     return found[suffix], ENCODER_SUFFIXES.get(suffix, (suffix,))[0]
 
@@ -166,17 +207,48 @@ def _whole_numbers(frame: pd.DataFrame, column: str, row_ids: pd.Series, path: s
 
 
 def convert_official(
-    parquet: str | Path, labels: str | Path | None, *, variant: str
+    parquet: str | Path, labels: str | Path | None, *, variant: str, similarity_column: str | None = None
 ) -> pd.DataFrame:
     """Convert the reference parquet (and optional label pickle) to a validated frame in our index schema.
 
-    Labels come from the pickle when given (checked against ``name_def_wnid`` when both exist),
-    else from ``name_def_wnid`` (the class's synset text, or a wnid). The non-standard husky wnid is
-    translated; ``recognized_text`` and LAION's own image-text ``similarity`` are kept as
-    ``x_recognized_text`` / ``x_laion_similarity``. Problems raise :class:`IndexValidationError` naming
-    this file, the reference's column and the row ids.
+    Args:
+        parquet: the reference's parquet, its pandas index the global LAION row ids.
+        labels: the reference's ``{wnid: [row id]}`` pickle, or ``None`` to label rows by ``name_def_wnid``.
+        variant: a published variant's name, or ``custom:NAME`` (recorded as ``NAME``).
+        similarity_column: the selection-score column (full name or encoder suffix); needed only when
+            the file has several and the variant's family (``clip_*``, ``mpnet_*``) does not pick one.
+
+    Labels come from the pickle when given (checked against ``name_def_wnid`` when both exist; pickle
+    row ids the parquet lacks are logged), else from ``name_def_wnid`` (the class's synset text, or a
+    wnid). The non-standard husky wnid is translated; ``recognized_text`` and LAION's own image-text
+    ``similarity`` are kept as ``x_recognized_text`` / ``x_laion_similarity``. Problems raise
+    :class:`IndexValidationError` naming this file, the reference's column and the row ids, and a bad
+    ``variant`` :class:`~laionet_bench.errors.ConfigError`.
     """
+    return _convert(parquet, labels, variant=variant, similarity_column=similarity_column)[0]
+
+
+def import_official(
+    parquet: str | Path, labels: str | Path | None, out: str | Path, *, variant: str,
+    similarity_column: str | None = None,
+) -> tuple[pd.DataFrame, str]:
+    """:func:`convert_official`, written to ``out``; returns the frame and the file's sha256.
+
+    With ``labels``, the pickle's keys are recorded in ``out`` as given (empty classes and the husky's
+    ``n02112837`` included): they are the class set the reference scores ImageNet-val over, which the
+    rows alone cannot tell (:attr:`~laionet_bench.index.load.LaionetIndex.label_keys`).
+    """
+    frame, label_dict = _convert(parquet, labels, variant=variant, similarity_column=similarity_column)
+    digest = write_index(frame, out, label_keys=None if label_dict is None else list(label_dict))
+    return frame, digest
+
+
+def _convert(parquet: str | Path, labels: str | Path | None, *, variant: str, similarity_column: str | None
+             ) -> tuple[pd.DataFrame, dict[str, list[int]] | None]:
+    """The converted frame and the label dict it came from (``None`` without ``labels``)."""
     path = str(parquet)
+    variant = recorded_variant(variant)  # before any file is read: a typo costs nothing
+    label_dict = None if labels is None else load_label_dict(labels)
     try:
         frame = pq.read_table(parquet).to_pandas()
     except Exception as exc:
@@ -185,9 +257,9 @@ def convert_official(
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise IndexValidationError(path, f"missing reference column(s) {missing}; is this the reference parquet?")
-    sim_col, encoder = _similarity_column(list(frame.columns), variant, path)
+    sim_col, encoder = _similarity_column(list(frame.columns), variant, path, similarity_column)
     row_ids = _row_ids(frame, path)
-    wnid = _labels(frame, row_ids, labels, path)
+    wnid = _labels(frame, row_ids, label_dict, labels, path)
     index_of = {c.wnid: c.index for c in load_catalog()}
     sample_id = frame["SAMPLE_ID"].reset_index(drop=True)
     if pd.api.types.is_numeric_dtype(sample_id.dtype):
@@ -216,8 +288,8 @@ def convert_official(
     if "similarity" in frame:
         out["x_laion_similarity"] = frame["similarity"].astype("float32").to_numpy()
     label_source = "name_def_wnid" if labels is None else f"the label pickle {labels}"
-    return _validated(out, path, {**_REFERENCE_COLUMNS, "similarity": sim_col, "wnid": label_source,
-                                  "class_index": label_source})
+    reference_columns = {**_REFERENCE_COLUMNS, "similarity": sim_col, "wnid": label_source, "class_index": label_source}
+    return _validated(out, path, reference_columns), label_dict
 
 
 def _validated(out: pd.DataFrame, path: str, reference_columns: dict[str, str]) -> pd.DataFrame:
@@ -249,19 +321,22 @@ def _labels_from_column(frame: pd.DataFrame, row_ids: pd.Series, path: str) -> p
     return wnid
 
 
-def _labels(frame: pd.DataFrame, row_ids: pd.Series, labels, path: str) -> pd.Series:
+def _labels(frame: pd.DataFrame, row_ids: pd.Series, label_dict: dict[str, list[int]] | None, labels, path: str
+            ) -> pd.Series:
+    """Each parquet row's wnid: from the label pickle when given, else from ``name_def_wnid``."""
     from_column = _labels_from_column(frame, row_ids, path) if "name_def_wnid" in frame else None
-    if labels is None:
+    if label_dict is None:
         if from_column is None:
             raise IndexValidationError(path, "no name_def_wnid column and no label pickle: pass --labels")
         return from_column
     by_row: dict[int, str] = {}
-    for wnid, rows in load_label_dict(labels).items():
+    for wnid, rows in label_dict.items():
         for row in rows:
             if row in by_row and by_row[row] != canonical_wnid(wnid):
                 raise IndexValidationError(str(labels), f"row id {row} is labelled {by_row[row]} and {wnid}",
                                            field="wnid", row_ids=[row])
             by_row[row] = canonical_wnid(wnid)
+    _warn_rows_not_in_parquet(label_dict, by_row, row_ids, labels, path)
     wnid = row_ids.map(by_row)
     unlabelled = wnid.isna().to_numpy()
     if unlabelled.any():
@@ -274,3 +349,24 @@ def _labels(frame: pd.DataFrame, row_ids: pd.Series, labels, path: str) -> pd.Se
         if disagree.any():
             logger.warning("%d rows: label pickle disagrees with name_def_wnid; using the pickle", int(disagree.sum()))
     return wnid
+
+
+def _warn_rows_not_in_parquet(label_dict: dict[str, list[int]], by_row: dict[int, str], row_ids: pd.Series,
+                              labels, path: str) -> None:
+    """One warning for the pickle's row ids the parquet lacks, one for the classes that lose every row.
+
+    Not an error: a parquet the reference filtered after labelling (or a part of one) is still a valid
+    index, but its class counts are not the pickle's, so the user should know by how much.
+    """
+    pickled = pd.Series(list(by_row), dtype="int64")
+    absent = pickled[~pickled.isin(row_ids).to_numpy()]
+    if absent.empty:
+        return
+    logger.warning("%s: %d of its %d row ids are not in %s; those rows are left out", labels, len(absent),
+                   len(pickled), path)
+    gone = set(absent.tolist())
+    lost = [wnid for wnid, rows in label_dict.items() if rows and gone.issuperset(rows)]
+    if lost:
+        more = ", ..." if len(lost) > 5 else ""
+        logger.warning("%s: %d class(es) lose every row, being absent from %s: %s%s", labels, len(lost), path,
+                       ", ".join(lost[:5]), more)

@@ -8,6 +8,8 @@ evaluation sees it. Where an index comes from (Hub, local files, variants) is :m
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,9 +27,11 @@ __all__ = [
     "EXTENSION_PREFIX",
     "INDEX_COLUMNS",
     "INDEX_SCHEMA",
+    "LABEL_KEYS_METADATA",
     "Column",
     "index_files",
     "read_index_file",
+    "read_label_keys",
     "row_error",
     "validate_index_table",
     "write_index",
@@ -35,6 +39,9 @@ __all__ = [
 
 #: Extra columns are allowed only under this prefix (e.g. ``x_recognized_text``).
 EXTENSION_PREFIX = "x_"
+#: Parquet schema-metadata key of the reference label pickle's keys (a JSON list of str), recorded by
+#: ``index import-official --labels``: the reference scores ImageNet-val over these classes.
+LABEL_KEYS_METADATA = b"laionet_bench.label_keys"
 #: What the downloader fetches: an http(s) URL with a host.
 _WEB_URL = r"(?i)https?://[^/?#\s]+"
 
@@ -250,11 +257,46 @@ def read_index_file(path: str | Path) -> pd.DataFrame:
     return validate_index_table(table, str(path))
 
 
-def write_index(frame: pd.DataFrame, path: str | Path) -> str:
-    """Validate ``frame`` and write it atomically as parquet; returns the file's sha256."""
+def read_label_keys(path: str | Path) -> tuple[str, ...] | None:
+    """The label-pickle keys an index file (or every part of a folder) records, or ``None`` if it records none.
+
+    Kept in the schema metadata rather than a column because they are a class set, not a property of a
+    row: they include the classes with no row at all, which the reference still scores on ImageNet-val.
+    """
+    found: dict[tuple[str, ...] | None, Path] = {}
+    for file in index_files(path):
+        raw = (pq.read_schema(file).metadata or {}).get(LABEL_KEYS_METADATA)
+        found.setdefault(None if raw is None else _parse_label_keys(raw, file), file)
+    if len(found) > 1:
+        parts = ", ".join(f"{f.name} ({'none' if k is None else len(k)})" for k, f in found.items())
+        raise IndexValidationError(str(path), f"its parts record different label keys ({parts}); import the "
+                                   "reference parquet as one file, or give every part the same label pickle")
+    return next(iter(found), None)
+
+
+def _parse_label_keys(raw: bytes, file: Path) -> tuple[str, ...]:
+    try:
+        keys = json.loads(raw)
+    except ValueError:
+        keys = None
+    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+        raise IndexValidationError(str(file), f"schema metadata {LABEL_KEYS_METADATA.decode()} is not a JSON list "
+                                   "of wnids; re-run 'laionet-bench index import-official' with --labels")
+    return tuple(keys)
+
+
+def write_index(frame: pd.DataFrame, path: str | Path, *, label_keys: Sequence[str] | None = None) -> str:
+    """Validate ``frame`` and write it atomically as parquet; returns the file's sha256.
+
+    ``label_keys`` (the reference label pickle's keys, as given) is recorded in the schema metadata
+    under :data:`LABEL_KEYS_METADATA`, where :func:`read_label_keys` finds it.
+    """
     table = pa.Table.from_pandas(frame, preserve_index=False)
     validated = validate_index_table(table, str(path))
-    out = pa.Table.from_pandas(validated, schema=_schema_for(validated), preserve_index=False)
+    schema = _schema_for(validated)
+    if label_keys is not None:
+        schema = schema.with_metadata({LABEL_KEYS_METADATA: json.dumps(list(label_keys)).encode()})
+    out = pa.Table.from_pandas(validated, schema=schema, preserve_index=False)
     with _io.atomic_write(path) as handle:
         pq.write_table(out, handle, compression="zstd")
     return _io.sha256_file(path)

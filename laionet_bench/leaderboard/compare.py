@@ -16,6 +16,7 @@ unknown SE counts as violated. A model of A missing from B makes the comparison 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -32,6 +33,8 @@ from .columns import COLUMNS, DTYPES, METRICS, get_metric
 from .table import build_table
 
 __all__ = ["COMPARED_METRICS", "POINTS", "Comparison", "FailRule", "compare_tables", "load_table", "resolve_metric"]
+
+logger = logging.getLogger(__name__)
 
 #: Registered metrics that are leaderboard columns, in registry order.
 COMPARED_METRICS = tuple(m for m in METRICS if m in COLUMNS)
@@ -143,6 +146,17 @@ def _metric_diff(a: pd.DataFrame, b: pd.DataFrame, metric: str, tolerance: float
     })
 
 
+def _warn_on_mixed_protocols(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    """A model scored under ``ours`` in one table and ``official`` in the other differs by the protocol too."""
+    if "protocol" not in a or "protocol" not in b:
+        return  # tables written before protocols existed
+    mixed = a.index[(a["protocol"].astype(str) != b["protocol"].astype(str)).to_numpy()]
+    if len(mixed):
+        logger.warning("%d model(s) were scored under different metric protocols (e.g. %s: %s vs %s): their "
+                       "differences include the protocol's (docs/evaluation.md, Protocols)", len(mixed), mixed[0],
+                       a.at[mixed[0], "protocol"], b.at[mixed[0], "protocol"])
+
+
 def compare_tables(
     a: pd.DataFrame,
     b: pd.DataFrame,
@@ -172,6 +186,7 @@ def compare_tables(
     common = sorted(a_models & b_models)
     a_idx = a.set_index("model").loc[common]
     b_idx = b.set_index("model").loc[common]
+    _warn_on_mixed_protocols(a_idx, b_idx)
     parts = [_metric_diff(a_idx, b_idx, m, tolerance) for m in metrics if m in a_idx and m in b_idx]
     diff = pd.concat(parts, ignore_index=True) if parts and common else pd.DataFrame(
         columns=["model", "metric", "a", "b", "delta", "delta_se", "worsening", "significant", "status"])

@@ -8,6 +8,9 @@ data, the number of classes of the pretrained head (``pretrained_cfg.num_classes
 
 Rules, first match wins:
 
+0. a model of the paper (:data:`~laionet_bench.models.sets.PAPER_MODELS`, by its spec) → its Fig.-1 group:
+   ``1k``, ``pt22k-ft1k``, ``pt22k`` or ``zero-shot``, so evaluated and imported results of the paper's
+   models show the paper's grouping;
 1. open_clip zero-shot classifiers → ``clip-zs-laion`` / ``clip-zs-openai`` / ``clip-zs`` by pretrain tag;
    a timm head that is not an ImageNet head (0, 512, 768 … classes) → ``backbone``;
 2. semi-supervised tags (``ssl``, ``swsl``, ``ssld``, Noisy Student ``ns_jft``) → ``semi-supervised``;
@@ -29,6 +32,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..models.sets import paper_model_for_spec
+
 __all__ = ["GROUPS", "PretrainGroup", "group_of", "is_zero_shot", "pretrain_group"]
 
 
@@ -45,6 +50,12 @@ class PretrainGroup:
 GROUPS: dict[str, PretrainGroup] = {
     g.name: g
     for g in (
+        PretrainGroup("1k", "paper: ImageNet-1k", "the paper's Fig.-1 group: HF checkpoints trained on ImageNet-1k"),
+        PretrainGroup("pt22k-ft1k", "paper: ImageNet-22k → 1k",
+                      "the paper's Fig.-1 group: HF checkpoints pre-trained on ImageNet-22k, fine-tuned on 1k"),
+        PretrainGroup("pt22k", "paper: ImageNet-22k head", "the paper's Fig.-1 group: HF 22k heads, scored over the "
+                      "logits whose label matches a class-file line"),
+        PretrainGroup("zero-shot", "paper: CLIP zero-shot", "the paper's Fig.-1 group: CLIP ViT-B/32 zero-shot"),
         PretrainGroup("in1k", "ImageNet-1k", "trained on ImageNet-1k only"),
         PretrainGroup("in21k-ft", "ImageNet-21k → 1k", "pre-trained on ImageNet-21k/22k, fine-tuned on 1k"),
         PretrainGroup("in12k-ft", "ImageNet-12k → 1k", "pre-trained on timm's ImageNet-12k, fine-tuned on 1k"),
@@ -163,6 +174,9 @@ def group_of(model_info: Mapping[str, Any], model: str = "") -> str:
     explicit = model_info.get("pretrain_group")
     if explicit in GROUPS:
         return explicit
+    paper = paper_model_for_spec(model)
+    if paper is not None:
+        return paper.group
     arch, _, tag = model.partition(".")
     architecture = model_info.get("architecture") or arch
     pretrained_tag = model_info.get("pretrained_tag") or tag or None
@@ -177,4 +191,4 @@ def group_of(model_info: Mapping[str, Any], model: str = "") -> str:
 
 def is_zero_shot(group: str) -> bool:
     """Zero-shot CLIP groups are left out of the effective-robustness reference fit."""
-    return group.startswith("clip-zs")
+    return group.startswith("clip-zs") or group == "zero-shot"

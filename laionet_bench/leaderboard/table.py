@@ -99,6 +99,7 @@ def _row(result: ModelResult) -> dict[str, Any]:
     row["n_laionet_excluded"] = laion.n_excluded if laion else 0
     row["n_imagenet"] = imagenet.n_evaluated if imagenet else 0
     row["smoke"] = is_smoke_run(result)
+    row["protocol"] = result.protocol
     return row
 
 
@@ -178,7 +179,7 @@ def read_similarity(results_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame
 
 
 def _provenance(results: list[ModelResult]) -> dict[str, list[str]]:
-    """Distinct provenance values over the results (versions, device, dates, dataset identity)."""
+    """Distinct provenance values over the results (versions, device, dates, metric protocol, dataset identity)."""
     values: dict[str, set[str]] = {}
 
     def add(key: str, value: Any) -> None:
@@ -190,6 +191,7 @@ def _provenance(results: list[ModelResult]) -> dict[str, list[str]]:
         for key in ("harness_version", "timm_version", "torch_version", "open_clip_version",
                     "python_version", "device", "dtype", "git_hash", "date"):
             add(key, getattr(prov, key))
+        add("protocol", result.protocol)
         for name, summary in result.datasets.items():
             add(f"{name}.dataset", summary.dataset)
             for key, value in (summary.identity or {}).items():

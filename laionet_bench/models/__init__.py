@@ -1,5 +1,8 @@
-"""Models with checked logit→wnid maps: the registry and specs, timm, open_clip zero-shot heads, wheel weights."""
+"""Models with checked logit→wnid maps: the registry and specs, timm, open_clip zero-shot heads, HF transformers
+classifiers, a user's own modules, named sets, wheel weights."""
 
+from .custom import CustomModel as CustomModel
+from .custom import register_custom_model as register_custom_model
 from .registry import OPENCLIP_PREFIX as OPENCLIP_PREFIX
 from .registry import LabelMap as LabelMap
 from .registry import LoadedModel as LoadedModel
@@ -13,6 +16,6 @@ from .registry import resolve_data_config as resolve_data_config
 from .registry import resolve_label_map as resolve_label_map
 from .registry import weights_identity as weights_identity
 
-__all__ = ["OPENCLIP_PREFIX", "LabelMap", "LoadedModel", "build_model", "canonical_spec", "expand_model_specs",
-           "only_local_weights", "preprocess_key", "register_local_weights", "resolve_data_config",
-           "resolve_label_map", "weights_identity"]
+__all__ = ["OPENCLIP_PREFIX", "CustomModel", "LabelMap", "LoadedModel", "build_model", "canonical_spec",
+           "expand_model_specs", "only_local_weights", "preprocess_key", "register_custom_model",
+           "register_local_weights", "resolve_data_config", "resolve_label_map", "weights_identity"]

@@ -43,7 +43,9 @@ from importlib import resources
 from typing import Any
 
 from ..errors import ConfigError
-from .registry import OPENCLIP_PREFIX, preprocess_key, resolve_data_config
+from .custom import CUSTOM_PREFIX, custom_counts
+from .hf import HF_PREFIX, meta_hf_model
+from .registry import OPENCLIP_PREFIX, TIMM_HUB_PREFIX, preprocess_key, resolve_data_config
 
 __all__ = [
     "ACTIVATION_MARGIN",
@@ -187,7 +189,7 @@ def _meta_timm(spec: str):
     from timm.models import get_pretrained_cfg, split_model_name_tag
 
     try:
-        known = get_pretrained_cfg(spec) is not None
+        known = spec.startswith(TIMM_HUB_PREFIX) or get_pretrained_cfg(spec) is not None  # hf-hub: timm reads the repo's config
     except RuntimeError:  # a custom tag (local weights): the architecture's default config
         known = False
     with torch.device("meta"):
@@ -198,11 +200,18 @@ def measure_counts(spec: str, input_size: tuple[int, int, int] | None = None) ->
     """Count ``spec``'s parameters and buffers and measure its activation ratio on the meta device.
 
     Args:
-        spec: a canonical timm spec (``arch.tag``) or ``openclip:ARCH/TAG``.
+        spec: a canonical timm spec (``arch.tag``), ``openclip:ARCH/TAG``, ``hf:...`` or ``custom:...``
+            (a custom module is not rebuilt on the meta device: its activations get the default ratio).
         input_size: (C, H, W) to measure the activations at (default: the spec's test data config).
     """
     size = tuple(input_size or resolve_data_config(spec)["input_size"])
-    if spec.startswith(OPENCLIP_PREFIX):
+    if spec.startswith(CUSTOM_PREFIX):
+        parameters, buffers = custom_counts(spec)
+        return Counts(parameters=parameters, buffers=buffers, activation_ratio=None)
+    if spec.startswith(HF_PREFIX):
+        model = meta_hf_model(spec)
+        forward, extra = model, 0
+    elif spec.startswith(OPENCLIP_PREFIX):
         import open_clip
 
         arch = spec[len(OPENCLIP_PREFIX):].partition("/")[0]
@@ -263,10 +272,11 @@ def measure_peak_bytes(forward: Callable[[], Any], *, device: str) -> int | None
     """Device bytes one call of ``forward`` allocates above what was allocated before it.
 
     Call it around one probe batch after the model is built, and pass the result to
-    :meth:`Footprint.refined`. CUDA only (``torch.cuda.max_memory_allocated``); returns None on other
-    devices, whose estimate then stands.
+    :meth:`Footprint.refined`. CUDA only (``torch.cuda.max_memory_allocated``): on other devices it only
+    calls ``forward`` and returns None, so callers wrap the probe batch the same way on every device.
     """
     if not str(device).startswith("cuda"):
+        forward()
         return None
     import torch
 

@@ -14,7 +14,14 @@ A model spec is one of
 * ``openclip:ARCH/TAG`` or ``openclip:ARCH/TAG@openai``: an open_clip CLIP model used as a zero-shot
   classifier over the catalogue's synset texts (``@paper``, the default, left out of the canonical spec)
   or OpenAI's 80 templates (``@openai``); see ``zeroshot.py``. The prompt set is part of the spec, so
-  the two never share stored predictions; :func:`with_prompts` sets it on a list of specs.
+  the two never share stored predictions; :func:`with_prompts` sets it on a list of specs;
+* ``hf-hub:ORG/NAME``: a timm model on the Hub, loaded by timm's own ``hf-hub:`` support (its config,
+  labels and weights from the repo; offline from huggingface_hub's cache);
+* ``hf:ORG/NAME[@REVISION]`` or ``hf:/local/dir``: a transformers image classifier with its own image
+  processor and a label rule chosen by the protocol (``hf.py``);
+* ``custom:NAME@HASH``: a user's ``torch.nn.Module`` registered in this process (``custom.py``);
+* a named set (:data:`~.sets.MODEL_SETS`): ``paper`` is the reference's 29 HF checkpoints plus CLIP
+  ViT-B/32 zero-shot.
 
 Weights come from timm's pretrained config (Hub) unless a local file is given, per call
 (``weights={spec: path}``) or registered for the session (:func:`register_local_weights`); local
@@ -35,24 +42,33 @@ from typing import Any
 from .. import _io
 from ..catalog import load_catalog
 from ..errors import ModelSpecError, UnknownNameError
+from ..hub._errors import hub_offline
+from .custom import CUSTOM_PREFIX, custom_data_config, custom_weights_identity
+from .hf import HF_PREFIX, cached_commit, hf_data_config, hf_label_rule, hf_weights_identity, parse_hf_spec
+from .sets import MODEL_SETS
 
 __all__ = [
     "OPENCLIP_PREFIX",
+    "TIMM_HUB_PREFIX",
     "LabelMap",
     "LoadedModel",
     "build_model",
     "canonical_spec",
+    "check_weights_file",
     "expand_model_specs",
+    "label_rule",
     "only_local_weights",
     "preprocess_key",
     "register_local_weights",
     "resolve_data_config",
     "resolve_label_map",
+    "unused_weights",
     "weights_identity",
     "with_prompts",
 ]
 
 OPENCLIP_PREFIX = "openclip:"
+TIMM_HUB_PREFIX = "hf-hub:"
 
 _LOCAL_WEIGHTS: dict[str, str] = {}
 _LOCAL_ONLY = {"active": False}
@@ -60,11 +76,24 @@ _LOCAL_ONLY = {"active": False}
 
 @dataclass(frozen=True)
 class LabelMap:
-    """How a head's logits map to ImageNet-1k wnids: ``wnids[i]`` is logit ``offset + i``."""
+    """How a head's logits map to ImageNet-1k wnids: ``wnids[i]`` is logit ``offset + i``, or ``columns[i]``.
 
-    name: str  # "imagenet-1k", "1001-offset", "catalog-zero-shot", "openai-zero-shot"
+    ``columns`` lists the logits kept, in the order of ``wnids``, when a rule drops some (the reference's
+    lemma matching of HF heads); a wnid may then appear for several logits (both crane logits).
+    """
+
+    name: str  # "imagenet-1k", "1001-offset", "catalog-zero-shot", "openai-zero-shot", "reference-lemmas", "custom"
     offset: int
     wnids: tuple[str, ...]
+    columns: tuple[int, ...] | None = None
+
+    def select(self, logits):
+        """The mapped logits of a ``(batch, classes)`` tensor: column ``i`` is the logit of ``wnids[i]``."""
+        if self.columns is None:
+            return logits[:, self.offset:self.offset + len(self.wnids)]
+        import torch
+
+        return logits.index_select(1, torch.as_tensor(self.columns, device=logits.device))
 
 
 @dataclass
@@ -79,15 +108,35 @@ class LoadedModel:
 
 
 # --------------------------------------------------------------------------------------- local weights
+#: How a file a checkpoint loader can read starts: torch.save's zip, torch's legacy pickle stream. A
+#: safetensors file starts with its little-endian header length, then the JSON header's ``{``.
+_CHECKPOINT_MAGIC = (b"PK\x03\x04", b"\x80\x02", b"\x80\x04", b"\x80\x05")
+
+
+def check_weights_file(path: str | Path, *, what: str = "weights file") -> Path:
+    """``path`` if it is a checkpoint file (torch.save zip or legacy format, or safetensors), else a
+    one-line :class:`ModelSpecError`: a folder, a missing file or a text file fails here, before any
+    model is built, instead of as a load error after the other models have run."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        problem = "is a folder" if path.is_dir() else "does not exist"
+        raise ModelSpecError(f"{what} {path} {problem}: pass a checkpoint file (.pth, .pt, .bin, .safetensors)")
+    with path.open("rb") as handle:
+        head = handle.read(9)
+    safetensors = len(head) == 9 and head[8:9] == b"{" and 0 < int.from_bytes(head[:8], "little") < path.stat().st_size
+    if not (safetensors or head.startswith(_CHECKPOINT_MAGIC)):
+        raise ModelSpecError(f"{what} {path} is not a weights file (not a torch checkpoint or safetensors): pass "
+                             "a file written by torch.save or safetensors")
+    return path
+
+
 def register_local_weights(spec: str, path: str | Path) -> str:
     """Make ``spec`` load its weights from ``path`` for the rest of the session; returns the canonical spec.
 
     Inside :func:`only_local_weights`, ``all`` expands to exactly the registered specs, so a demo or
     an air-gapped machine can evaluate "every model it has".
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ModelSpecError(f"weights file {path} does not exist: pass the path of a checkpoint file")
+    path = check_weights_file(path)
     canonical = _canonical_spec(spec, local_tag_ok=True)
     _LOCAL_WEIGHTS[canonical] = str(path.resolve())
     return canonical
@@ -162,6 +211,10 @@ def _canonical_spec(spec: str, *, local_tag_ok: bool = False) -> str:
     """``arch`` → ``arch.default_tag``; checks the name exists (suggesting close names when not)."""
     if spec.startswith(OPENCLIP_PREFIX):
         return _canonical_openclip(spec, local_tag_ok=local_tag_ok)
+    if spec.startswith(HF_PREFIX):
+        return parse_hf_spec(spec).spec
+    if spec.startswith((CUSTOM_PREFIX, TIMM_HUB_PREFIX)):
+        return spec
     import timm
     from timm.models import get_pretrained_cfg, split_model_name_tag
 
@@ -184,10 +237,24 @@ def _canonical_spec(spec: str, *, local_tag_ok: bool = False) -> str:
     return f"{cfg.architecture}.{cfg.tag}"
 
 
+def _hub_pretrained_cfg(spec: str) -> dict[str, Any]:
+    """timm's pretrained config of an ``hf-hub:`` repo, read from huggingface_hub's cache when offline."""
+    from timm.models._hub import load_model_config_from_hf
+
+    try:
+        return dict(load_model_config_from_hf(spec[len(TIMM_HUB_PREFIX):])[0])
+    except OSError as exc:
+        how = ("it is not in the Hugging Face cache and HF_HUB_OFFLINE is set: download it once online"
+               if hub_offline() else f"the Hub has no timm model there or cannot be reached ({str(exc)[:160]})")
+        raise ModelSpecError(f"{spec}: {how}") from None
+
+
 def _pretrained_cfg(spec: str) -> dict[str, Any]:
     """timm's pretrained config of a tagged spec (the architecture's default one for unknown local tags)."""
     from timm.models import get_pretrained_cfg, split_model_name_tag
 
+    if spec.startswith(TIMM_HUB_PREFIX):
+        return _hub_pretrained_cfg(spec)
     try:
         cfg = get_pretrained_cfg(spec)
     except RuntimeError:
@@ -249,10 +316,17 @@ def _read_spec_file(path: str) -> list[str]:
 def _expand_one(spec: str) -> list[str]:
     if spec == "all":
         return _all_1k_models()
+    if spec in MODEL_SETS:
+        return [name for inner in MODEL_SETS[spec] for name in _expand_one(inner)]
     if spec.startswith("@"):
         return [name for inner in _read_spec_file(spec[1:]) for name in _expand_one(inner)]
     if spec.startswith(OPENCLIP_PREFIX):
         return [_canonical_openclip(spec, local_tag_ok=False)]
+    if spec.startswith(HF_PREFIX):  # the checkpoint is read when the run lists its work: a missing one fails alone
+        return [parse_hf_spec(spec).spec]
+    if spec.startswith(CUSTOM_PREFIX):
+        custom_data_config(spec)  # refuses a spec no module was registered under
+        return [spec]
     if any(ch in spec for ch in "*?["):
         from timm.models import get_pretrained_cfg
 
@@ -269,7 +343,7 @@ def _expand_one(spec: str) -> list[str]:
 
 
 def expand_model_specs(specs: Sequence[str], *, exclude: Sequence[str] = ()) -> list[str]:
-    """Expand specs (names, wildcards, ``@file``, ``all``, ``openclip:``) to canonical model specs.
+    """Expand specs (names, wildcards, ``@file``, ``all``, sets, ``openclip:``, ``hf:``, ``hf-hub:``) to canonical specs.
 
     Order follows the input; duplicates are dropped; names matching any ``exclude`` fnmatch pattern
     are removed. Unknown names raise :class:`UnknownNameError` with close suggestions; an explicitly
@@ -283,11 +357,16 @@ def expand_model_specs(specs: Sequence[str], *, exclude: Sequence[str] = ()) -> 
 
 # ------------------------------------------------------------------------------------- data configs
 def resolve_data_config(spec: str) -> dict[str, Any]:
-    """The preprocessing of a canonical spec (timm test-size config; open_clip's resize + center crop)."""
+    """The preprocessing of a canonical spec (timm test-size config; open_clip's resize + center crop;
+    an HF checkpoint's image processor; a custom model's transform)."""
     if spec.startswith(OPENCLIP_PREFIX):
         from .zeroshot import openclip_data_config
 
         return openclip_data_config(*_split_openclip(spec)[:2])
+    if spec.startswith(HF_PREFIX):
+        return hf_data_config(spec)
+    if spec.startswith(CUSTOM_PREFIX):
+        return custom_data_config(spec)
     from timm.data import resolve_data_config as timm_resolve
 
     config = timm_resolve(pretrained_cfg=_pretrained_cfg(spec), use_test_size=True)
@@ -301,7 +380,16 @@ def preprocess_key(data_config: Mapping[str, Any]) -> tuple:
         data_config["interpolation"],
         float(data_config["crop_pct"]),
         data_config.get("crop_mode", "center"),
+        data_config.get("crop_offset", "round"),  # HF processors crop at floor offsets, torchvision rounds
     )
+
+
+def label_rule(spec: str, protocol: str = "ours") -> str | None:
+    """The label rule that maps ``spec``'s logits under ``protocol``, when it depends on the protocol (HF heads).
+
+    Part of every run key that has one, so predictions under two rules never share a store folder.
+    """
+    return hf_label_rule(spec, protocol) if spec.startswith(HF_PREFIX) else None
 
 
 def canonical_spec(spec: str) -> str:
@@ -323,6 +411,11 @@ def _weights_path(spec: str, weights: Mapping[str, str | Path] | None) -> str | 
     return None
 
 
+def unused_weights(specs: Sequence[str], weights: Mapping[str, str | Path]) -> list[str]:
+    """The keys of ``weights`` that no spec of ``specs`` loads (a typo, or a model dropped by --exclude)."""
+    return [key for key in weights if not any(_weights_path(spec, {key: weights[key]}) for spec in specs)]
+
+
 @lru_cache(maxsize=64)
 def _sha256_cached(path: str, size: int, mtime: float) -> str:
     return _io.sha256_file(path)
@@ -334,24 +427,44 @@ def weights_identity(spec: str, weights: Mapping[str, str | Path] | None = None)
     A local file's place is :func:`~laionet_bench._io.display_path` (``~/...`` or relative): it goes into
     results that get published; its sha256 is what identifies it.
     """
+    if spec.startswith(HF_PREFIX):
+        return hf_weights_identity(spec)
+    if spec.startswith(CUSTOM_PREFIX):
+        return custom_weights_identity(spec)
     path = _weights_path(spec, weights)
     if path is None:
         if spec.startswith(OPENCLIP_PREFIX):
             return {"weights": spec[len(OPENCLIP_PREFIX):], "weights_sha256": None}
         cfg = _pretrained_cfg(spec)
-        return {"weights": cfg.get("hf_hub_id") or cfg.get("url") or spec, "weights_sha256": None}
+        identity = {"weights": cfg.get("hf_hub_id") or cfg.get("url") or spec, "weights_sha256": None}
+        if spec.startswith(TIMM_HUB_PREFIX):  # the repo's commit, so an updated repo gets a new run key
+            repo, _, revision = spec[len(TIMM_HUB_PREFIX):].partition("@")
+            identity["revision"] = cached_commit(repo, revision or None)
+        return identity
     stat = Path(path).stat() if Path(path).is_file() else None
     if stat is None:
         raise ModelSpecError(f"{spec}: weights file {path} does not exist")
     return {"weights": _io.display_path(path), "weights_sha256": _sha256_cached(path, stat.st_size, stat.st_mtime)}
 
 
-def build_model(spec: str, *, weights: Mapping[str, str | Path] | None = None, device: str = "cpu") -> LoadedModel:
+def build_model(spec: str, *, weights: Mapping[str, str | Path] | None = None, device: str = "cpu",
+                protocol: str = "ours") -> LoadedModel:
     """Build a canonical spec with its weights, checked label map and data config, in eval mode on ``device``.
 
     A weights file that does not fit the architecture raises :class:`ModelSpecError` naming both.
+    ``protocol`` chooses the label rule of HF heads (:func:`label_rule`).
     """
-    if spec.startswith(OPENCLIP_PREFIX):
+    if spec.startswith(HF_PREFIX):
+        from .hf import build_hf
+
+        module, (rule, wnids, columns), data_config, info = build_hf(spec, protocol=protocol, device=device)
+        label_map = LabelMap(rule, 0, wnids, columns=columns)
+    elif spec.startswith(CUSTOM_PREFIX):
+        from .custom import build_custom
+
+        module, wnids, data_config, info = build_custom(spec, device=device)
+        label_map = LabelMap("custom", 0, wnids)
+    elif spec.startswith(OPENCLIP_PREFIX):
         from .zeroshot import build_zero_shot
 
         arch, tag, prompts = _split_openclip(spec)
@@ -376,9 +489,10 @@ def _build_timm(spec: str, path: str | None) -> tuple[Any, dict, dict]:
     import timm
     from timm.models import split_model_name_tag
 
-    arch, tag = split_model_name_tag(spec)
+    hub = spec.startswith(TIMM_HUB_PREFIX)  # timm's own hf-hub: loading (config, labels and weights from the repo)
+    arch, tag = (spec, None) if hub else split_model_name_tag(spec)
     overlay = {"file": path} if path else None
-    name = spec if tag in _pretrained_tags(arch) else arch
+    name = spec if hub or tag in _pretrained_tags(arch) else arch
     try:
         module = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=overlay)
     except RuntimeError as exc:

@@ -21,17 +21,19 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from .._progress import progress_bar
 from ..errors import ConfigError, MissingDependencyError
+from ..evaluation.ray_executor import actor_device as _actor_device  # the device a named encoder loads on
 from .parts import Part
 from .steps import RebuildConfig, StepContext, run_part_step
 
-__all__ = ["run_local", "run_ray"]
+__all__ = ["map_parts", "run_local", "run_ray"]
 
 logger = logging.getLogger(__name__)
 
@@ -42,16 +44,14 @@ def _match_in_process(part: Part, config: RebuildConfig) -> dict:
 
 def run_local(parts: list[Part], ctx: StepContext, steps: list[str], *, workers: int = 1) -> None:
     """Run ``steps`` over ``parts`` on this machine, streaming part by part, with a progress bar."""
-    from tqdm.auto import tqdm
-
     remaining = list(steps)
     if workers > 1 and "match" in remaining:
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            for record in tqdm(pool.map(_match_in_process, parts, [ctx.config] * len(parts)), total=len(parts),
+            for record in progress_bar(pool.map(_match_in_process, parts, [ctx.config] * len(parts)), total=len(parts),
                                desc="rebuild match", unit="part"):
                 logger.debug("match %s done", record["part"])
         remaining.remove("match")
-    with tqdm(parts, desc="rebuild", unit="part") as bar:
+    with progress_bar(parts, desc="rebuild", unit="part", disable=False) as bar:
         for part in bar:
             for step in remaining:
                 bar.set_postfix_str(f"{part.name} {step}")
@@ -64,17 +64,6 @@ def _run_steps(steps: list[str], part: Part, config: RebuildConfig, ocr_engine: 
     ctx = StepContext(config, ocr_engine=ocr_engine, images=images)
     for step in steps:
         run_part_step(step, part, ctx)
-
-
-def _actor_device(gpu_ids: list) -> str:
-    """The device a text-encoder actor loads a named encoder on.
-
-    ``cuda`` when Ray gave the actor a GPU (Ray sets ``CUDA_VISIBLE_DEVICES`` to it, so ``cuda`` is that
-    GPU) and torch sees CUDA; else ``cpu``: a CPU actor, or a GPU declared on a machine without CUDA.
-    """
-    import torch
-
-    return "cuda" if gpu_ids and torch.cuda.is_available() else "cpu"
 
 
 class _TextsimActor:
@@ -175,3 +164,32 @@ def run_ray(parts: list[Part], ctx: StepContext, steps: list[str], *, address: s
     last = [task.remote(later, parts[i], config, ocr_engine, images, after) if later else after for i, after in ready]
     ray.get([ref for ref in last if ref is not None])
     logger.info("ray: %d part(s) through %s", len(parts), ", ".join(steps))
+
+
+def map_parts(fn: Callable[[Part], Any], parts: list[Part], *, executor: str = "local", address: str | None = None,
+              num_gpus: float = 0, desc: str = "parts") -> list[Any]:
+    """``fn(part)`` for every part, on this machine in order or as one Ray task per part; results in part order.
+
+    For per-part work outside the four rebuild steps (e.g. embedding every caption for a text search)
+    that follows the same rules: ``fn`` writes one resumable output per part itself. On Ray, ``fn``
+    must pickle (a module-level function or a ``functools.partial`` of one) and each task asks for
+    ``num_gpus``; the work dir must be on storage every node sees.
+    """
+    if executor == "local":
+        return [fn(part) for part in progress_bar(parts, desc=desc, unit="part", disable=False)]
+    if executor != "ray":
+        raise ConfigError(f"unknown executor {executor!r}: use local or ray")
+    try:
+        import ray
+    except ImportError:
+        raise MissingDependencyError("ray", "ray", "the Ray executor") from None
+    if not ray.is_initialized():
+        ray.init(address=address)
+    task = ray.remote(num_cpus=1, num_gpus=num_gpus)(_call_on_part)
+    shipped = ray.put(fn)
+    return ray.get([task.remote(shipped, part) for part in parts])
+
+
+def _call_on_part(fn: Callable[[Part], Any], part: Part) -> Any:
+    """A Ray task: ``fn(part)`` (``ray.remote`` takes functions, not partials, so ``fn`` travels as data)."""
+    return fn(part)

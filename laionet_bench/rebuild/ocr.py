@@ -35,6 +35,7 @@ from typing import Protocol
 
 import pandas as pd
 
+from .._progress import progress_bar
 from ..catalog import load_catalog, normalize_text
 from ..errors import ConfigError, UnknownNameError
 
@@ -159,9 +160,10 @@ class OcrCounts:
 
 
 def flag_rows(
-    frame: pd.DataFrame, engine: OcrEngine | None, images: ImageSource | None
+    frame: pd.DataFrame, engine: OcrEngine | None, images: ImageSource | None, *, desc: str = "ocr"
 ) -> tuple[pd.DataFrame, OcrCounts]:
-    """Add ``ocr_flag`` and ``x_recognized_text`` to ``frame`` (columns ``row_id``, ``url``, ``wnid``)."""
+    """Add ``ocr_flag`` and ``x_recognized_text`` to ``frame`` (columns ``row_id``, ``url``, ``wnid``), with a
+    progress bar (``desc``) per row: OCR costs about a second an image."""
     out = frame.copy()
     counts = OcrCounts(rows=len(frame))
     if engine is None:
@@ -172,7 +174,8 @@ def flag_rows(
         raise ConfigError(f"the {engine.name} OCR engine needs images: pass --images DIR (files <row_id>.<ext>)")
     catalog = load_catalog()
     texts: list[str | None] = []
-    for row_id, url in zip(frame["row_id"], frame["url"], strict=True):
+    rows = zip(frame["row_id"], frame["url"], strict=True)
+    for row_id, url in progress_bar(rows, total=len(frame), desc=desc, unit="img", leave=False, position=1):
         image = images(int(row_id), url)
         texts.append(None if image is None else engine.recognize(image))
     counts.no_image = sum(t is None for t in texts)

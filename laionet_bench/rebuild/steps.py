@@ -213,7 +213,8 @@ def _textsim(part: Part, ctx: StepContext) -> tuple[pd.DataFrame, dict]:
 
     rows = read_step(ctx.config, "match", part)
     encoder = ctx.text_encoder()
-    rows["similarity"] = caption_similarities(rows["caption"].tolist(), rows["wnid"].tolist(), encoder) \
+    rows["similarity"] = caption_similarities(rows["caption"].tolist(), rows["wnid"].tolist(), encoder,
+                                              desc=f"textsim {part.name}") \
         if len(rows) else pd.Series([], dtype="float32")
     return rows, {"rows": len(rows), "distinct_captions": int(rows["caption"].nunique(dropna=False))}
 
@@ -231,7 +232,7 @@ def _ocr(part: Part, ctx: StepContext) -> tuple[pd.DataFrame, dict]:
     from .ocr import flag_rows
 
     engine, images = ctx.ocr()
-    flagged, counts = flag_rows(read_step(ctx.config, "select", part), engine, images)
+    flagged, counts = flag_rows(read_step(ctx.config, "select", part), engine, images, desc=f"ocr {part.name}")
     return flagged, counts.to_dict()
 
 

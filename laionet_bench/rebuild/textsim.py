@@ -28,6 +28,7 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
+from .._progress import progress_bar
 from ..catalog import load_catalog
 from ..errors import ConfigError, MissingDependencyError, UnknownNameError
 
@@ -38,6 +39,7 @@ __all__ = [
     "default_threshold",
     "load_encoder",
     "parse_encoder_name",
+    "synset_embeddings",
 ]
 
 logger = logging.getLogger(__name__)
@@ -186,7 +188,7 @@ def load_encoder(name: str, *, device: str | None = None, batch_size: int = 256)
     return _FACTORIES[kind](ident, device=device, batch_size=batch_size)
 
 
-def _synset_embeddings(encoder: TextEncoder, wnids: list[str]) -> dict[str, np.ndarray]:
+def synset_embeddings(encoder: TextEncoder, wnids: list[str]) -> dict[str, np.ndarray]:
     """Each synset text embedded once per encoder (cached on the encoder object)."""
     cache: dict[str, np.ndarray] = encoder.__dict__.setdefault("_synset_cache", {})
     missing = [w for w in wnids if w not in cache]
@@ -202,22 +204,25 @@ def _caption_texts(captions: Sequence) -> list[str]:
 
 
 def caption_similarities(
-    captions: Sequence[str | None], wnids: Sequence[str], encoder: TextEncoder, *, chunk: int = 8192
+    captions: Sequence[str | None], wnids: Sequence[str], encoder: TextEncoder, *, chunk: int = 2048,
+    desc: str = "textsim",
 ) -> np.ndarray:
     """cosine(caption_i, synset text of wnid_i) for every row, as float32.
 
     Distinct captions are embedded once, ``chunk`` at a time, so memory is bounded by the chunk
-    rather than the number of rows.
+    rather than the number of rows; a progress bar (``desc``) advances by the rows of each chunk.
     """
     codes, uniques = pd.factorize(pd.Series(_caption_texts(captions), dtype=object))
-    synsets = _synset_embeddings(encoder, sorted(set(wnids)))
+    synsets = synset_embeddings(encoder, sorted(set(wnids)))
     wnid_codes, wnid_uniques = pd.factorize(pd.Series(list(wnids), dtype=object))
     synset_matrix = np.stack([synsets[w] for w in wnid_uniques]) if len(wnid_uniques) else None
     order = np.argsort(codes, kind="stable")
     bounds = np.searchsorted(codes[order], np.arange(0, len(uniques) + chunk, chunk))
     sims = np.empty(len(codes), np.float32)
-    for i, start in enumerate(range(0, len(uniques), chunk)):
-        rows = order[bounds[i]:bounds[i + 1]]
-        emb = encoder.encode(list(uniques[start:start + chunk]))
-        sims[rows] = np.einsum("ij,ij->i", emb[codes[rows] - start], synset_matrix[wnid_codes[rows]])
+    with progress_bar(total=len(codes), desc=desc, unit="row", leave=False, position=1) as bar:
+        for i, start in enumerate(range(0, len(uniques), chunk)):
+            rows = order[bounds[i]:bounds[i + 1]]
+            emb = encoder.encode(list(uniques[start:start + chunk]))
+            sims[rows] = np.einsum("ij,ij->i", emb[codes[rows] - start], synset_matrix[wnid_codes[rows]])
+            bar.update(len(rows))
     return sims

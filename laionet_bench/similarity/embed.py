@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from .._io import atomic_write, slug, write_text_atomic
+from .._progress import progress_bar
 from ..errors import StoreError
 from .sampling import DatasetLike, Selection
 
@@ -195,7 +195,7 @@ def embed_selection(
     samples = list(selection.samples)
     starts = range(0, len(samples), size)
     chunks: list[dict] = []
-    bar = tqdm(total=len(samples), desc=f"embed {selection.dataset}", unit="img", disable=not progress)
+    bar = progress_bar(total=len(samples), desc=f"embed {selection.dataset}", unit="img", disable=not progress)
     pool = ThreadPoolExecutor(max_workers=workers) if workers > 0 else None
     try:
         for index, start in enumerate(starts):

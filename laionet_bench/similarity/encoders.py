@@ -24,7 +24,9 @@ from typing import Any
 import numpy as np
 
 from .._io import display_path, sha256_file
-from ..errors import ModelSpecError
+from ..errors import ConfigError, ModelSpecError
+from ..evaluation.options import AMP_DTYPES
+from ..models.registry import check_weights_file
 
 __all__ = ["DEFAULT_ENCODER", "Encoder", "EncoderSpec", "create_encoder", "parse_encoder_spec"]
 
@@ -72,20 +74,20 @@ class Encoder:
     transform: Callable[[Any], Any]  # PIL.Image (RGB) -> (3, H, W) tensor
     weights_id: str  # sha256 of the local file, the pretrained tag, or "random-init"
     device: str = "cpu"
-    amp: bool = False
+    amp: str | None = None  # None (float32), "bf16" or "fp16" autocast, as the evaluation engine's --amp
     info: dict[str, Any] = field(default_factory=dict)  # preprocessing and model facts, recorded in outputs
 
     @property
     def dtype(self) -> str:
-        return "bfloat16-autocast" if self.amp and self.device == "cpu" else "float16-autocast" if self.amp else "float32"
+        return {None: "float32", "bf16": "bfloat16-autocast", "fp16": "float16-autocast"}[self.amp]
 
     def encode(self, batch) -> np.ndarray:
         """Embed a preprocessed batch; rows are L2-normalised float32 (zero rows stay zero)."""
         import torch
 
         device_type = torch.device(self.device).type
-        amp_dtype = torch.bfloat16 if device_type == "cpu" else torch.float16
-        with torch.inference_mode(), torch.autocast(device_type, dtype=amp_dtype, enabled=self.amp):
+        amp_dtype = torch.float16 if self.amp == "fp16" else torch.bfloat16
+        with torch.inference_mode(), torch.autocast(device_type, dtype=amp_dtype, enabled=self.amp is not None):
             features = self.model(batch.to(self.device, non_blocking=True))
         features = features.float()
         features = torch.nn.functional.normalize(features, dim=-1)
@@ -98,15 +100,6 @@ def _weights_id(weights: Path | None, tag: str | None, random_init: bool) -> str
     if weights is not None:
         return "sha256:" + sha256_file(weights)
     return f"tag:{tag}"
-
-
-def _check_weights(weights: str | Path | None) -> Path | None:
-    if weights is None:
-        return None
-    path = Path(weights).expanduser()
-    if not path.is_file():
-        raise ModelSpecError(f"encoder weights {path}: no such file; pass a local checkpoint (.pt, .pth, .safetensors)")
-    return path
 
 
 def _create_openclip(spec: EncoderSpec, weights: Path | None, device: str, random_init: bool):
@@ -154,7 +147,7 @@ def create_encoder(
     *,
     weights: str | Path | None = None,
     device: str = "cpu",
-    amp: bool = False,
+    amp: str | None = None,
     random_init: bool = False,
 ) -> Encoder:
     """Build an :class:`Encoder` from a spec string.
@@ -163,13 +156,16 @@ def create_encoder(
         spec: ``openclip:ARCH/TAG`` or ``timm:NAME``.
         weights: a local checkpoint; overrides the tag (open_clip) or the pretrained source (timm).
         device: torch device string.
-        amp: autocast (bfloat16 on CPU, float16 on CUDA); embeddings are still returned as float32.
+        amp: ``"bf16"`` or ``"fp16"`` autocast (None: float32), as ``run --amp``; embeddings are still
+            returned as float32.
         random_init: no pretrained weights (benchmarks only); the weights id says so.
     """
     import torch
 
+    if amp not in (None, *AMP_DTYPES):
+        raise ConfigError(f"amp must be one of {AMP_DTYPES} (or unset for float32), got {amp!r}")
     parsed = parse_encoder_spec(spec)
-    weights_path = _check_weights(weights)
+    weights_path = None if weights is None else check_weights_file(weights, what="encoder weights")
     if random_init:
         torch.manual_seed(0)  # a reproducible random network, so its cache key stays meaningful
     build = _create_openclip if parsed.source == "openclip" else _create_timm

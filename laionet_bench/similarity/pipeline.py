@@ -60,7 +60,7 @@ class EmbedOptions:
 
     weights: str | Path | None = None  # local encoder checkpoint
     device: str = "cpu"
-    amp: bool = False
+    amp: str | None = None  # "bf16" or "fp16" autocast (None: float32), as run --amp
     batch_size: int = 64
     workers: int = 0  # image decoding threads
     chunk_size: int = 1024  # rows per resumable cache file

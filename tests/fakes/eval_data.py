@@ -88,3 +88,14 @@ def tar_bytes(members: dict[str, bytes]) -> bytes:
             info.size = len(data)
             archive.addfile(info, io.BytesIO(data))
     return buffer.getvalue()
+
+
+def engine_files(root: Path, specs, *, per_class: int, val_per_class: int) -> dict:
+    """An index, its image folder (one file unreadable), ImageNet-val wnid folders and random weights per spec,
+    as the plain strings the engine tests pass on (to a Ray worker too)."""
+    index, frame = tiny_index(root, per_class=per_class)
+    images = row_id_folder(root / "imgs", frame)
+    (images / f"{frame['row_id'][1]}.jpg").write_bytes(b"not an image")
+    imagenet = wnid_folders(root / "val", wnids=WNIDS, per_class=val_per_class)
+    weights = {spec: str(tiny_weights(root, spec.split(".")[0], seed=i)) for i, spec in enumerate(specs)}
+    return {"index": str(index), "images": str(images), "imagenet": str(imagenet), "weights": weights}

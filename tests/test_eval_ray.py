@@ -1,0 +1,279 @@
+"""The Ray executor of the evaluation engine: the local executor's predictions, one actor per (fake) GPU, on one
+node and on a two-node local cluster; resume; an unreachable address in one line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from laionet_bench.cli import main
+from laionet_bench.datasets import create_dataset
+from laionet_bench.errors import ConfigError
+from laionet_bench.evaluation import engine, ray_executor, waves
+from laionet_bench.evaluation.engine import EngineOptions, plan_run, run_datasets
+from laionet_bench.evaluation.store import read_predictions
+from laionet_bench.models import footprints
+
+from .fakes.eval_data import engine_files
+from .test_waves import fixed_footprint
+
+ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'laionet-bench[ray]'")
+#: Every Ray test runs on one xdist worker, one module after another: two local Ray clusters started at
+#: once by two workers on a 2-core machine have hung a rebuild test waiting for its actors.
+pytestmark = pytest.mark.xdist_group("ray")
+
+REPO = Path(__file__).resolve().parents[1]
+GROUP = ["test_vit.r160_in1k", "test_efficientnet.r160_in1k", "test_convnext.r160_in1k"]  # one preprocessing group
+OTHER = "test_resnet.r160_in1k"  # another (bilinear)
+BROKEN = "test_nfnet.r160_in1k"  # given test_vit's weights: fails to build, here and on the actors
+SPECS = [*GROUP, OTHER, BROKEN]
+OPTIONS = {"batch_size": 4, "workers": 0, "max_memory": 0.25}  # 100 MiB per model (fixed_footprint): 2 per wave
+RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0", "RAY_AUTH_MODE": "disabled"}
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    files = engine_files(tmp_path_factory.mktemp("eval_ray"), SPECS[:-1], per_class=2, val_per_class=1)
+    return {**files, "weights": {**files["weights"], BROKEN: files["weights"][GROUP[0]]}}
+
+
+def _datasets(files):
+    laionet = create_dataset("laionet", index=files["index"], images=files["images"])
+    return {"laionet": laionet, "imagenet": create_dataset("imagenet-val", root=files["imagenet"],
+                                                           classes=laionet.wnids())}
+
+
+@pytest.fixture
+def fixed_sizes(monkeypatch):
+    monkeypatch.setattr(engine, "estimate_footprint", fixed_footprint)
+
+
+@pytest.fixture(scope="module")
+def local_outcomes(files, tmp_path_factory):
+    """The local executor's run, the reference of every Ray run (the footprints fixed as in ``fixed_sizes``)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(engine, "estimate_footprint", fixed_footprint)
+        return run_datasets(SPECS, _datasets(files), store_root=tmp_path_factory.mktemp("local"),
+                            weights=files["weights"], options=EngineOptions(**OPTIONS))
+
+
+def _assert_identical(local, remote):
+    """Same outcomes, same failure reasons, and bit-identical stored predictions."""
+    assert local.keys() == remote.keys()
+    for name, by_spec in local.items():
+        assert by_spec.keys() == remote[name].keys()
+        for spec, mine in by_spec.items():
+            theirs = remote[name][spec]
+            assert (theirs.status, theirs.reason) == (mine.status, mine.reason), (spec, name)
+            if mine.status != "ok":
+                continue
+            a = read_predictions(mine.store).sort_values("key", ignore_index=True)
+            b = read_predictions(theirs.store).sort_values("key", ignore_index=True)
+            assert len(a) == len(b) > 0 and a["key"].tolist() == b["key"].tolist(), (spec, name)
+            assert a["ok"].tolist() == b["ok"].tolist() and a["true_rank"].tolist() == b["true_rank"].tolist()
+            good = a["ok"].to_numpy(dtype=bool)
+            assert [list(t) for t in a["top5"][good]] == [list(t) for t in b["top5"][good]], (spec, name)
+            np.testing.assert_array_equal(np.stack(a["scores"][good]), np.stack(b["scores"][good]))
+            assert theirs.model_info == mine.model_info
+
+
+def _spy_actors(monkeypatch):
+    """Record, per actor the driver starts, its slot, the GPUs Ray gave it and the device it runs on."""
+    seen = []
+    real = ray_executor._Driver.actor
+
+    def actor(self, slot):
+        fresh = slot not in self.actors
+        handle = real(self, slot)
+        if fresh:
+            gpus, device = ray.get(handle.__ray_call__.remote(lambda a: (ray.get_gpu_ids(), a.device)))
+            seen.append((slot, [int(g) for g in gpus], device))
+        return handle
+
+    monkeypatch.setattr(ray_executor._Driver, "actor", actor)
+    return seen
+
+
+@pytest.fixture(scope="module")
+def fake_gpus():
+    """One local Ray for the module: 2 CPUs and 2 GPUs declared on this CPU machine."""
+    with pytest.MonkeyPatch.context() as env:
+        for key, value in RAY_ENV.items():
+            env.setenv(key, value)
+        ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False,
+                 runtime_env={"env_vars": {"PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}})
+        yield
+        ray.shutdown()
+
+
+@pytest.mark.slow  # a local Ray and two actors importing torch
+def test_fake_gpus_one_actor_each_give_the_local_predictions(fake_gpus, files, fixed_sizes, local_outcomes,
+                                                             tmp_path, monkeypatch, caplog):
+    options = EngineOptions(executor="ray", **OPTIONS)
+    targets = engine.plan_targets(options)
+    assert list(targets.devices) == ["ray-gpu:0", "ray-gpu:1"]
+    measured = ray_executor.connect(None).budgets  # no --max-memory: one task per slot measures its default
+    assert list(measured) == ["ray-gpu:0", "ray-gpu:1"] and len(set(measured.values())) == 1 > 0 < min(measured.values())
+    plan = plan_run(SPECS, options=options, devices=targets.devices, budgets=targets.budgets)
+    assert [len(r) for r in plan.rounds] == [2, 1]  # the 4-model group's 2 waves on both GPUs at once, then OTHER
+    actors = _spy_actors(monkeypatch)
+    batches = []  # (dataset, positions, lanes) of every decoded batch sent to the actors
+    real_predict = ray_executor._Driver._predict
+
+    def predict(self, lanes, actors, name, chunk, ref):
+        batches.append((name, chunk.tolist(), len(lanes)))
+        return real_predict(self, lanes, actors, name, chunk, ref)
+
+    monkeypatch.setattr(ray_executor._Driver, "_predict", predict)
+    with caplog.at_level(logging.INFO, logger="laionet_bench.evaluation.engine"):
+        remote = run_datasets(SPECS, _datasets(files), store_root=tmp_path / "ray", weights=files["weights"],
+                              options=options)
+    assert "in 3 wave(s) over 2 group(s) on ray-gpu:0,ray-gpu:1; each image decoded 2 time(s)" in caplog.text
+    assert sorted(actors) == [("ray-gpu:0", [0], "cpu"), ("ray-gpu:1", [1], "cpu")]  # one per GPU, cpu: no CUDA
+    for name, data in _datasets(files).items():  # each image decoded once per round: 2 lanes, then 1
+        decoded = sorted((p, lanes) for n, chunk, lanes in batches if n == name for p in chunk)
+        assert decoded == sorted([(p, 2) for p in range(len(data))] + [(p, 1) for p in range(len(data))]), name
+    assert remote["laionet"][BROKEN].status == "failed" and "does not fit" in remote["laionet"][BROKEN].reason
+    _assert_identical(local_outcomes, remote)
+
+    again = run_datasets(SPECS, _datasets(files), store_root=tmp_path / "ray", weights=files["weights"],
+                         options=options)
+    assert [o.computed for by in again.values() for o in by.values()] == [0] * 2 * len(SPECS)
+
+
+@pytest.mark.slow  # a local Ray
+def test_plan_with_the_ray_executor_is_over_the_cluster_slots(fake_gpus, capsys):
+    assert main(["run", "--models", *GROUP, "--plan", "--json", "--executor", "ray", "--max-memory", "4"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["devices"] == ["ray-gpu:0", "ray-gpu:1"] and plan["budgets"] == dict.fromkeys(plan["devices"], 4 * 1024**3)
+    assert {w["device"] for w in plan["waves"]} <= set(plan["devices"])
+
+
+def test_cpu_probe_is_a_pass_through_and_a_measured_probe_is_compared(files, fixed_sizes, tmp_path, monkeypatch,
+                                                                       caplog):
+    """The first batch of each model is measured alone (here by a fake CUDA measurement); later batches are not."""
+    calls = []
+
+    def fake_measure(forward, *, device):
+        forward()
+        calls.append(device)
+        return 10 * 1024**3  # far above the fixed footprint's 0 bytes of activations
+
+    monkeypatch.setattr(waves, "measure_peak_bytes", fake_measure)
+    specs = GROUP[:2]
+    with caplog.at_level(logging.WARNING, logger="laionet_bench.evaluation.waves"):
+        probed = run_datasets(specs, _datasets(files), store_root=tmp_path / "probed", weights=files["weights"],
+                              options=EngineOptions(batch_size=4, workers=0))
+    assert calls == ["cpu"] * len(specs)  # one probe per model, not per batch or dataset
+    # the first batch: 4 images, 1 unreadable, so 3 forwarded
+    assert sum("probe batch of 3 image(s) on cpu allocated 10.000 GiB" in m for m in caplog.messages) == len(specs)
+    monkeypatch.setattr(waves, "measure_peak_bytes", footprints.measure_peak_bytes)
+    plain = run_datasets(specs, _datasets(files), store_root=tmp_path / "plain", weights=files["weights"],
+                         options=EngineOptions(batch_size=4, workers=0))
+    _assert_identical(plain, probed)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_unreachable_ray_address_is_one_line_before_any_work(files, tmp_path, capsys):
+    address = f"127.0.0.1:{_free_port()}"
+    code = main(["run", "--models", OTHER, "--index", files["index"], "--images", files["images"], "--out",
+                 str(tmp_path), "--workers", "0", "--executor", "ray", "--ray-address", address])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and len(err.splitlines()) == 1 and f"--ray-address {address}: no Ray cluster reachable" in err
+    assert not list(tmp_path.rglob("*.parquet"))
+
+
+@pytest.mark.parametrize(("options", "message"), [({"executor": "spark"}, "--executor spark"),
+                                                  ({"ray_address": "127.0.0.1:1"}, "goes with --executor ray")])
+def test_bad_executor_options_are_refused(options, message):
+    with pytest.raises(ConfigError, match=message):
+        EngineOptions(**options).check()
+
+
+def test_a_malformed_ray_address_is_a_config_error():
+    with pytest.raises(ConfigError, match="expected HOST:PORT"):
+        ray_executor.connect("no-port-here")
+
+
+# ---------------------------------------------------------------------------------- a two-node cluster
+def _ray_start(*args: str) -> subprocess.Popen:
+    """``ray start --block`` in its own session: SIGTERM stops exactly the processes it started."""
+    command = [str(Path(sys.executable).with_name("ray")), "start", "--block", "--num-cpus", "1",
+               "--disable-usage-stats", "--node-ip-address", "127.0.0.1", *args]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                            env={**os.environ, **RAY_ENV, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)})
+
+
+def _wait(check, what: str, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not up after {timeout:.0f} s")
+        time.sleep(0.2)
+
+
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def two_nodes():
+    """``ray start --head`` plus a second ``ray start --address`` on this machine: the address of a 2-node cluster."""
+    if ray.is_initialized():
+        ray.shutdown()
+    port = _free_port()
+    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
+    nodes = [_ray_start("--head", "--port", str(port), "--include-dashboard", "false", "--temp-dir", temp)]
+    try:
+        _wait(lambda: _listening(port), "the Ray head")
+        nodes.append(_ray_start("--address", f"127.0.0.1:{port}"))
+        with pytest.MonkeyPatch.context() as env:
+            for key, value in RAY_ENV.items():
+                env.setenv(key, value)
+            ray.init(address=f"127.0.0.1:{port}", log_to_driver=False)
+            _wait(lambda: sum(n["Alive"] for n in ray.nodes()) == 2, "the second Ray node")
+            yield f"127.0.0.1:{port}"
+            ray.shutdown()
+    finally:
+        for node in reversed(nodes):
+            node.send_signal(signal.SIGTERM)
+        for node in nodes:
+            try:
+                node.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(node.pid, signal.SIGKILL)
+
+
+@pytest.mark.slow  # starts a two-node Ray cluster
+def test_two_node_cluster_gives_the_local_predictions_and_resumes(two_nodes, files, fixed_sizes, local_outcomes,
+                                                                  tmp_path, monkeypatch):
+    actors = _spy_actors(monkeypatch)
+    options = EngineOptions(executor="ray", ray_address=two_nodes, **OPTIONS)
+    remote = run_datasets(SPECS, _datasets(files), store_root=tmp_path, weights=files["weights"], options=options)
+    assert sorted(actors) == [("ray-cpu:0", [], "cpu"), ("ray-cpu:1", [], "cpu")]  # one CPU actor per node
+    _assert_identical(local_outcomes, remote)
+
+    actors.clear()
+    again = run_datasets(SPECS, _datasets(files), store_root=tmp_path, weights=files["weights"], options=options)
+    assert [o.computed for by in again.values() for o in by.values()] == [0] * 2 * len(SPECS)
+    assert len(actors) == 1 and again["laionet"][BROKEN].status == "failed"  # only the failed model is retried

@@ -1,0 +1,45 @@
+"""§4.4's caption embeddings on the rebuild's Ray executor: one task per part, the same files as locally."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from laionet_bench.explain.text_search import EmbedPartsConfig, embed_parts
+from laionet_bench.rebuild.parts import resolve_parts
+
+from .fakes.laion import write_laion_part
+from .test_explain_captions import HashEncoder
+
+ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'laionet-bench[ray]'")
+#: Every Ray test runs on one xdist worker, one module after another: two local Ray clusters started at
+#: once by two workers on a 2-core machine have hung a rebuild test waiting for its actors.
+pytestmark = pytest.mark.xdist_group("ray")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_ray_tasks_write_what_the_local_executor_writes(tmp_path, monkeypatch):
+    monkeypatch.setenv("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
+    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+    for i in range(2):
+        write_laion_part(tmp_path / "laion" / f"part-0000{i}.parquet", [f"caption {i} {j}" for j in range(5)] + [None])
+    parts = resolve_parts([str(tmp_path / "laion" / "*.parquet")])
+    local = EmbedPartsConfig(work_dir=str(tmp_path / "local"), encoder="hash")
+    remote = EmbedPartsConfig(work_dir=str(tmp_path / "ray"), encoder="hash")
+    embed_parts(parts, local, encoder=HashEncoder())
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}})
+    try:
+        records = embed_parts(parts, remote, executor="ray", encoder=HashEncoder())
+    finally:
+        ray.shutdown()
+    assert [r["part"] for r in records] == ["part-00000", "part-00001"] and all(r["rows"] == 6 for r in records)
+    for part in parts:
+        for suffix in (".npy", ".ids.npy"):
+            np.testing.assert_array_equal(np.load(local.folder() / f"{part.name}{suffix}"),
+                                          np.load(remote.folder() / f"{part.name}{suffix}"))
+        assert json.loads((remote.folder() / f"{part.name}.json").read_text())["key"] == local.part_key(part)
