@@ -75,6 +75,7 @@ class Catalog:
     def __init__(self, classes: list[ImageNetClass]):
         self.classes = tuple(classes)
         self._by_wnid = {c.wnid: c for c in self.classes}
+        self._by_query = {c.query: c.wnid for c in self.classes}
         if [c.index for c in self.classes] != list(range(len(self.classes))):
             raise CatalogError("catalogue class indices must be 0..N-1 in order")
 
@@ -98,6 +99,15 @@ class Catalog:
         except KeyError:
             close = difflib.get_close_matches(wnid, self._by_wnid, n=3, cutoff=0.8)
             raise UnknownNameError("ImageNet-1k wnid", wnid, close) from None
+
+    def wnid_for_text(self, value: object) -> str | None:
+        """The wnid ``value`` names: a class's synset text (``"<name> which is <definition>"``, what the
+        reference's ``name_def_wnid`` columns hold) or a wnid (aliases accepted); None when it is neither."""
+        text = str(value)
+        if text in self._by_query:
+            return self._by_query[text]
+        wnid = canonical_wnid(text)
+        return wnid if wnid in self._by_wnid else None
 
     def search(self, query: str) -> list[ImageNetClass]:
         """Classes whose wnid, index, name, lemma or definition contains ``query`` (case-insensitive)."""

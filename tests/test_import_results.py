@@ -23,11 +23,11 @@ from laionet_bench.errors import DatasetError, ResultsError
 from laionet_bench.evaluation.imported import (
     IMPORTED_FROM,
     import_reference_results,
-    official_classes,
     write_imported,
 )
 from laionet_bench.evaluation.metrics import per_class_recall, wilson_se
 from laionet_bench.evaluation.results import Provenance, build_model_result, read_results, write_result
+from laionet_bench.index.official import official_classes
 
 TENCH, GOLDFISH, SHARK, HUSKY, TIGER_SHARK = "n01440764", "n01443537", "n01484850", "n02110185", "n01491361"
 HUSKY_REFERENCE = "n02112837"

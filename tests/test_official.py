@@ -20,6 +20,7 @@ import laionet_bench.index.official as official
 from laionet_bench.catalog import load_catalog
 from laionet_bench.cli import main
 from laionet_bench.errors import ConfigError, IndexValidationError, UnsafePickleError
+from laionet_bench.evaluation.imported import read_laionet_results
 from laionet_bench.index.load import list_variants, load_index
 from laionet_bench.index.official import convert_official, import_official, load_label_dict
 from laionet_bench.index.schema import LABEL_KEYS_METADATA, write_index
@@ -411,3 +412,14 @@ def test_unreadable_label_keys_metadata_is_named(tmp_path, raw):
     with pytest.raises(IndexValidationError, match=f"{bad}: schema metadata laionet_bench.label_keys is not a JSON "
                                                    "list of wnids; re-run .* with --labels"):
         load_index(bad)
+
+
+def test_a_row_labelled_with_two_classes_is_refused(tmp_path):
+    """The one rule of a label pickle, shared by import-official and import-results (index.official.class_of_rows)."""
+    path = _write(tmp_path, _reference_frame())
+    twice = _label_pickle(tmp_path, {TENCH: ROWS, GOLDFISH: [ROWS[2]]})
+    with pytest.raises(IndexValidationError, match=rf"row id {ROWS[2]} is labelled {TENCH} and {GOLDFISH}: each "
+                       "LAIONet row has one class"):
+        convert_official(path, twice, variant="clip_0.82")
+    with pytest.raises(IndexValidationError, match=rf"row id {ROWS[2]} is labelled {TENCH} and {GOLDFISH}"):
+        read_laionet_results(path, labels=load_label_dict(twice), labels_path=twice)

@@ -34,6 +34,7 @@ from ..config import resolve_setting
 from ..datasets import Dataset, create_dataset, parse_dataset_spec
 from ..errors import ConfigError, DatasetError, ModelSpecError
 from ..index.load import LaionetIndex, load_index
+from ..index.official import official_classes
 from ..models.custom import as_model_specs
 from ..models.registry import canonical_spec, check_weights_file, expand_model_specs, unused_weights
 from .engine import EngineOptions, ModelOutcome, resolve_device, resolve_devices, run_datasets
@@ -135,21 +136,22 @@ def protocol_classes(idx: LaionetIndex, laionet: Dataset, protocol: str) -> list
 
     ``ours``: the classes with an evaluated LAIONet row (SPEC §4). ``official``: the reference's set,
     every label-pickle key (:attr:`LaionetIndex.label_keys`, recorded by ``index import-official
-    --labels``), empty LAIONet classes included and keys that are not catalogue wnids (the reference's
-    husky ``n02112837``) left untranslated, so ImageNet-val never lists them. An index without recorded
+    --labels``) as :func:`~laionet_bench.index.official.official_classes` takes them: empty LAIONet classes
+    included, a key that is no catalogue wnid (the reference's husky ``n02112837``) left out untranslated,
+    as the reference's val never has it. An index without recorded
     keys falls back to every class with an index row, OCR-flagged rows counted.
     """
     if protocol != "official":
         return laionet.wnids()
     if idx.label_keys is not None:
-        return sorted(idx.label_keys)
+        return official_classes(idx.label_keys)
     logger.info("%s records no label-pickle keys: the official class set is every class with an index row", idx.source)
     return sorted(idx.table["wnid"].unique())
 
 
 def _official_result_classes(sets: Mapping[str, Dataset], scored: list[str]) -> list[str]:
     """The official protocol averages over the scored classes found in ImageNet-val (977 for the CLIP variants)."""
-    return sets["imagenet"].wnids() if "imagenet" in sets else scored
+    return official_classes(scored, sets["imagenet"].wnids() if "imagenet" in sets else None)
 
 
 def _v2_spec(value: str) -> str:

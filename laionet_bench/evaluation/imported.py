@@ -41,7 +41,8 @@ from .._io import sha256_file, slug
 from ..catalog import canonical_wnid, load_catalog
 from ..datasets.imagenet import labels_from_devkit, labels_from_loc_csv
 from ..errors import DatasetError, ResultsError
-from ..index.official import load_label_dict
+from ..index.load import class_shares
+from ..index.official import class_of_rows, has_row_id_index, load_label_dict, official_classes
 from ..models.sets import paper_model_for_predictor
 from .metrics import per_class_recall
 from .results import (
@@ -60,7 +61,6 @@ __all__ = [
     "PerImageResults",
     "SourceFile",
     "import_reference_results",
-    "official_classes",
     "predictor_columns",
     "read_imagenet_val_results",
     "read_laionet_results",
@@ -179,11 +179,8 @@ def _read_parquet(path, what: str) -> pd.DataFrame:
 def _wnids_from_synset_text(frame: pd.DataFrame, path) -> np.ndarray:
     """``name_def_wnid`` (the class's synset text, or a wnid) as canonical wnids."""
     catalog = load_catalog()
-    by_text = {c.query: c.wnid for c in catalog}
     values = frame["name_def_wnid"].astype(object)
-    lookup = {v: by_text.get(str(v)) or (canonical_wnid(str(v)) if canonical_wnid(str(v)) in catalog else None)
-              for v in values.dropna().unique()}
-    wnids = values.map(lookup)
+    wnids = values.map({value: catalog.wnid_for_text(value) for value in values.dropna().unique()})
     unknown = wnids.isna().to_numpy()
     if unknown.any():
         example = str(values[unknown].iloc[0])[:60]
@@ -218,8 +215,8 @@ def _wnids_from_devkit(frame: pd.DataFrame, devkit, path) -> tuple[np.ndarray, t
         raise ResultsError(f"{path}: index: {_rows(frame.index, unlabelled)} are not val file names the ground truth "
                            f"in {devkit} knows: the index must be the val file names (ILSVRC2012_val_00000001.JPEG ...)")
     if "name_def_wnid" in frame:
-        by_text = {c.query: c.wnid for c in load_catalog()}
-        stated = frame["name_def_wnid"].astype(object).map(lambda v: by_text.get(str(v))).to_numpy(dtype=object)
+        catalog = load_catalog()
+        stated = frame["name_def_wnid"].astype(object).map(catalog.wnid_for_text).to_numpy(dtype=object)
         disagree = np.array([s is not None and s != w for s, w in zip(stated, wnids, strict=True)])
         if disagree.any():
             raise _bad(path, "name_def_wnid", f"{_rows(frame.index, disagree)} name another class than the ground "
@@ -247,19 +244,14 @@ def read_imagenet_val_results(path: str | Path, *, devkit: str | Path | None = N
 
 def _row_ids(frame: pd.DataFrame, path) -> np.ndarray:
     index = frame.index
-    if not pd.api.types.is_integer_dtype(index.dtype) or (isinstance(index, pd.RangeIndex) and index.start == 0):
+    if not has_row_id_index(frame):
         raise ResultsError(f"{path}: its index ({index.dtype}, {index[:3].tolist()} ...) is not the global LAION row "
                            "ids the label pickle names: is this the reference's LAIONet parquet, saved with its index?")
     return index.to_numpy()
 
 
 def _wnids_from_labels(row_ids: np.ndarray, labels: Mapping[str, list[int]], labels_path, path) -> np.ndarray:
-    by_row: dict[int, str] = {}
-    for key, rows in labels.items():
-        for row in rows:
-            if by_row.setdefault(row, canonical_wnid(key)) != canonical_wnid(key):
-                raise ResultsError(f"{labels_path}: row id {row} is labelled both {by_row[row]} and {key}: each "
-                                   "LAIONet row has one class; fix the label pickle")
+    by_row = class_of_rows(labels, labels_path)
     catalog = load_catalog()
     wnids = np.array([by_row.get(int(r)) for r in row_ids], dtype=object)
     unlabelled = np.array([w is None for w in wnids], dtype=bool)
@@ -292,28 +284,8 @@ def read_laionet_results(path: str | Path, *, labels: Mapping[str, list[int]], l
                            {"variant": variant} if variant else {})
 
 
-def official_classes(label_keys, val_wnids=None) -> list[str]:
-    """The reference's class set: every label-pickle key found in val, in catalogue order.
-
-    Keys are taken literally: the husky's non-standard ``n02112837`` is no ImageNet-1k (val) class, so it is
-    left out, as the reference leaves it out. Without ``val_wnids`` every key that is an ImageNet-1k wnid.
-    """
-    catalog = load_catalog()
-    keys = {k for k in label_keys if k in catalog}
-    if val_wnids is not None:
-        keys &= set(val_wnids)
-    return [w for w in catalog.wnids if w in keys]
-
-
-def _weights(wnids) -> pd.Series:
-    """Each class's share of rows (catalogue order), as :meth:`LaionetIndex.class_weights` counts."""
-    counts = pd.Series(list(wnids), dtype=object).value_counts()
-    order = [w for w in load_catalog().wnids if w in counts.index]
-    return (counts / counts.sum()).reindex(order).astype(float)
-
-
 def _label_weights(labels: Mapping[str, list[int]]) -> pd.Series:
-    return _weights([canonical_wnid(k) for k, rows in labels.items() for _ in rows])
+    return class_shares([canonical_wnid(k) for k, rows in labels.items() for _ in rows])
 
 
 @dataclass(frozen=True)
@@ -411,7 +383,7 @@ def import_reference_results(
     if not classes:
         raise ResultsError(f"{labels}: no key of the label pickle is a class of {imagenet_val}: pass the label "
                            "pickle of a LAIONet variant")
-    weights = (_weights(files["laionet"].wnids) if "laionet" in files
+    weights = (class_shares(files["laionet"].wnids) if "laionet" in files
                else _label_weights(label_dict) if label_dict is not None else None)
     predictors = sorted({p for data in files.values() for p in data.columns})
     skipped = [p for p in predictors if paper_model_for_predictor(p) is None]

@@ -13,6 +13,7 @@ import difflib
 import hashlib
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -29,6 +30,8 @@ __all__ = [
     "VARIANT_NAME_PATTERN",
     "LaionetIndex",
     "Variant",
+    "class_row_counts",
+    "class_shares",
     "get_variant",
     "list_variants",
     "load_index",
@@ -80,6 +83,19 @@ def get_variant(name: str | None = None) -> Variant:
     return table[name]
 
 
+def class_row_counts(wnids: Iterable[str]) -> pd.Series:
+    """Rows per wnid of ``wnids`` (one entry per row), in catalogue order."""
+    counts = pd.Series(list(wnids), dtype=object, name="wnid").value_counts()
+    return counts.reindex([w for w in load_catalog().wnids if w in counts.index])
+
+
+def class_shares(wnids: Iterable[str]) -> pd.Series:
+    """Each class's share of ``wnids`` (one entry per row), in catalogue order: LAIONet's class weights (SPEC §4),
+    for an index (:meth:`LaionetIndex.class_weights`) and for the reference's own files (``import-results``)."""
+    counts = class_row_counts(wnids)
+    return (counts / counts.sum()).astype(float)
+
+
 @dataclass
 class LaionetIndex:
     """A validated index table plus where it came from.
@@ -105,14 +121,11 @@ class LaionetIndex:
 
     def class_counts(self) -> pd.Series:
         """Rows per wnid over the whole index (before the OCR drop), catalogue order."""
-        present = set(self.table["wnid"])
-        order = [w for w in load_catalog().wnids if w in present]
-        return self.table["wnid"].value_counts().reindex(order)
+        return class_row_counts(self.table["wnid"])
 
     def class_weights(self) -> pd.Series:
         """Each class's share of index rows, counted before the OCR drop (SPEC §4)."""
-        counts = self.class_counts()
-        return counts / counts.sum()
+        return class_shares(self.table["wnid"])
 
     def evaluation_rows(self) -> pd.DataFrame:
         """The rows evaluated: OCR-flagged rows dropped."""

@@ -27,6 +27,7 @@ import logging
 import pickle
 import pickletools
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -41,12 +42,15 @@ from .schema import row_error, validate_index_table, write_index
 __all__ = [
     "CUSTOM_VARIANT_PREFIX",
     "ENCODER_SUFFIXES",
+    "class_of_rows",
     "MAX_LABEL_CONTAINERS",
     "MAX_LABEL_OBJECTS",
     "MAX_LABEL_PICKLE_BYTES",
     "convert_official",
+    "has_row_id_index",
     "import_official",
     "load_label_dict",
+    "official_classes",
     "recorded_variant",
 ]
 
@@ -183,10 +187,30 @@ def _similarity_column(columns: list[str], variant: str, path: str, requested: s
     return found[suffix], ENCODER_SUFFIXES.get(suffix, (suffix,))[0]
 
 
+def has_row_id_index(frame: pd.DataFrame) -> bool:
+    """Whether a reference parquet still has its pandas index of global LAION row ids (integers, and not the
+    0..n-1 range that ``reset_index()`` or a save without the index leaves)."""
+    index = frame.index
+    return pd.api.types.is_integer_dtype(index.dtype) and not (isinstance(index, pd.RangeIndex) and index.start == 0)
+
+
+def official_classes(label_keys, val_wnids=None) -> list[str]:
+    """The reference's class set: every label-pickle key found in val, in catalogue order.
+
+    Keys are taken literally: the husky's non-standard ``n02112837`` is no ImageNet-1k (val) class, so it is
+    left out, as the reference leaves it out. Without ``val_wnids`` every key that is an ImageNet-1k wnid.
+    """
+    catalog = load_catalog()
+    keys = {k for k in label_keys if k in catalog}
+    if val_wnids is not None:
+        keys &= set(val_wnids)
+    return [w for w in catalog.wnids if w in keys]
+
+
 def _row_ids(frame: pd.DataFrame, path: str) -> pd.Series:
     """The parquet's index: the global LAION row ids (range checks are the schema's)."""
     index = frame.index
-    if not pd.api.types.is_integer_dtype(index.dtype) or (isinstance(index, pd.RangeIndex) and index.start == 0):
+    if not has_row_id_index(frame):
         raise IndexValidationError(
             path, f"its index ({index.dtype}, {index[:3].tolist()} ...) is not the global LAION row ids; the "
             "reference parquet keeps them as its pandas index: is this the reference file, saved with its index?")
@@ -306,19 +330,27 @@ def _validated(out: pd.DataFrame, path: str, reference_columns: dict[str, str]) 
 def _labels_from_column(frame: pd.DataFrame, row_ids: pd.Series, path: str) -> pd.Series:
     """``name_def_wnid`` as wnids: the reference writes the class's synset text there (a wnid is accepted too)."""
     catalog = load_catalog()
-    by_text = {c.query: c.wnid for c in catalog}
     values = frame["name_def_wnid"].reset_index(drop=True)
-    known = {}
-    for value in values.dropna().unique():
-        text = str(value)
-        known[value] = by_text.get(text) or (canonical_wnid(text) if canonical_wnid(text) in catalog else None)
-    wnid = values.map(known)
+    wnid = values.map({value: catalog.wnid_for_text(value) for value in values.dropna().unique()})
     unknown = wnid.isna().to_numpy()
     if unknown.any():
         raise row_error(path, int(unknown.sum()), row_ids[unknown].head(5).tolist(), "name_def_wnid",
                         "whose value is neither a class's synset text ('<name> which is <definition>') nor a wnid",
                         "fix these rows or pass the label pickle with --labels")
     return wnid
+
+
+def class_of_rows(label_dict: Mapping[str, list[int]], labels: str | Path) -> dict[int, str]:
+    """Row id → canonical wnid of a ``{wnid: [row id]}`` label dict (read from ``labels``); a row labelled
+    with two classes is refused: each LAIONet row has one class."""
+    by_row: dict[int, str] = {}
+    for key, rows in label_dict.items():
+        wnid = canonical_wnid(key)
+        for row in rows:
+            if by_row.setdefault(row, wnid) != wnid:
+                raise IndexValidationError(str(labels), f"row id {row} is labelled {by_row[row]} and {key}: each "
+                                           "LAIONet row has one class; fix the label pickle", field="wnid", row_ids=[row])
+    return by_row
 
 
 def _labels(frame: pd.DataFrame, row_ids: pd.Series, label_dict: dict[str, list[int]] | None, labels, path: str
@@ -329,13 +361,7 @@ def _labels(frame: pd.DataFrame, row_ids: pd.Series, label_dict: dict[str, list[
         if from_column is None:
             raise IndexValidationError(path, "no name_def_wnid column and no label pickle: pass --labels")
         return from_column
-    by_row: dict[int, str] = {}
-    for wnid, rows in label_dict.items():
-        for row in rows:
-            if row in by_row and by_row[row] != canonical_wnid(wnid):
-                raise IndexValidationError(str(labels), f"row id {row} is labelled {by_row[row]} and {wnid}",
-                                           field="wnid", row_ids=[row])
-            by_row[row] = canonical_wnid(wnid)
+    by_row = class_of_rows(label_dict, labels)
     _warn_rows_not_in_parquet(label_dict, by_row, row_ids, labels, path)
     wnid = row_ids.map(by_row)
     unlabelled = wnid.isna().to_numpy()
