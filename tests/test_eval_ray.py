@@ -29,9 +29,6 @@ from .fakes.eval_data import engine_files
 from .test_waves import fixed_footprint
 
 ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'laionet-bench[ray]'")
-#: Every Ray test runs on one xdist worker, one module after another: two local Ray clusters started at
-#: once by two workers on a 2-core machine have hung a rebuild test waiting for its actors.
-pytestmark = pytest.mark.xdist_group("ray")
 
 REPO = Path(__file__).resolve().parents[1]
 GROUP = ["test_vit.r160_in1k", "test_efficientnet.r160_in1k", "test_convnext.r160_in1k"]  # one preprocessing group

@@ -15,9 +15,6 @@ from .fakes.laion import write_laion_part
 from .test_explain_captions import HashEncoder
 
 ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'laionet-bench[ray]'")
-#: Every Ray test runs on one xdist worker, one module after another: two local Ray clusters started at
-#: once by two workers on a 2-core machine have hung a rebuild test waiting for its actors.
-pytestmark = pytest.mark.xdist_group("ray")
 
 REPO = Path(__file__).resolve().parents[1]
 

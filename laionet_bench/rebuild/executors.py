@@ -87,12 +87,15 @@ def _textsim_actors(cluster_gpus: float, *, parts: int, cpu_actors: int) -> tupl
 
     One per whole GPU of the cluster, each holding it (``num_gpus=1``); without GPUs ``cpu_actors``,
     spread over the nodes (each uses torch's threads, so one per node is the useful maximum). Never more
-    than ``parts``: an actor without a part would only load a model.
+    than ``parts``: an actor without a part would only load a model. ``num_cpus=0``: an actor must not hold
+    a CPU for its lifetime (Ray's default once ``num_gpus`` is given), or on a node with as many GPUs as
+    CPUs the actors hold every CPU and the match tasks their calls wait for never start (as the
+    evaluation's Ray executor does).
     """
     gpus = int(cluster_gpus)
     if gpus:
-        return min(gpus, parts), {"num_gpus": 1}
-    return min(cpu_actors, parts), {"scheduling_strategy": "SPREAD"}
+        return min(gpus, parts), {"num_gpus": 1, "num_cpus": 0}
+    return min(cpu_actors, parts), {"num_cpus": 0, "scheduling_strategy": "SPREAD"}
 
 
 def _run_on_actor(actor, job: tuple):
