@@ -14,6 +14,8 @@ APT_PACKAGES=(
   fonts-noto-color-emoji  # demo emoji
   chromium                # headless browser for tests/test_leaderboard_browser.py (the HTML page's sorting)
   chromium-driver         # chromedriver, which selenium drives
+  strace                  # scripts/check_egress.py: the Ray tests' system calls, read for any address off loopback
+  iproute2                # ip: the sealed, routed network namespace of scripts/check_egress.py
 )
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -1,8 +1,17 @@
-"""Shared fixtures: every cache and store path goes to tmp_path; a loopback Hub; index factories."""
+"""Shared fixtures: every cache and store path goes to tmp_path; a loopback Hub; index factories.
+
+First of all, the run is made hermetic (tests/hermetic.py): the main process enters a network namespace of its own
+here, before the imports below start threads and before pytest-xdist starts its workers, which inherit it.
+"""
 
 from __future__ import annotations
 
 import os
+
+from .hermetic import ISOLATED, enter_network_namespace, guard_name_resolution
+
+NETWORK = enter_network_namespace()
+guard_name_resolution()
 
 # Read by huggingface_hub at import time: no telemetry probe, no progress bars in test logs.
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
@@ -16,10 +25,19 @@ import types  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from laionet_bench import constants
-from laionet_bench.catalog import load_catalog
+from laionet_bench import constants  # noqa: E402
+from laionet_bench.catalog import load_catalog  # noqa: E402
 
 from .fakes.hub import FakeHub  # noqa: E402
+
+
+def pytest_report_header(config) -> str:
+    """Say once, at the top of the run, whether it is isolated from the network."""
+    if NETWORK == ISOLATED:
+        return "network: isolated (a network namespace with only lo; pytest-socket allows 127.0.0.1 and ::1)"
+    if NETWORK.startswith(ISOLATED):
+        return f"network: {NETWORK}"
+    return f"network: {NETWORK}; only the in-process guards hold (pytest-socket, name resolution)"
 
 
 @pytest.fixture(autouse=True)

@@ -21,8 +21,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 #: Extras that hold tools (``dev``: ruff, tox, and the other extras), not imports.
 TOOL_EXTRAS = {"dev"}
-#: Import names that are ours: the package and the test folder's own modules.
-LOCAL = {"laionet_bench", "tests", "conftest", "fakes"}
+#: Import names that are ours: the package, the test folder's own modules and scripts/.
+LOCAL = {"laionet_bench", "tests", "conftest", "fakes", "scripts"}
 
 
 def _normalize(name: str) -> str:

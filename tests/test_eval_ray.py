@@ -9,10 +9,8 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,23 +18,22 @@ import pytest
 from laionet_bench.cli import main
 from laionet_bench.datasets import create_dataset
 from laionet_bench.errors import ConfigError
-from laionet_bench.evaluation import engine, ray_executor, waves
+from laionet_bench.evaluation import engine, ray_cluster, ray_executor, waves
 from laionet_bench.evaluation.engine import EngineOptions, plan_run, run_datasets
 from laionet_bench.evaluation.store import read_predictions
 from laionet_bench.models import footprints
 
 from .fakes.eval_data import engine_files
+from .local_ray import hermetic_env, hermetic_ray, join, ray_start
 from .test_waves import fixed_footprint
 
 ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'laionet-bench[ray]'")
 
-REPO = Path(__file__).resolve().parents[1]
 GROUP = ["test_vit.r160_in1k", "test_efficientnet.r160_in1k", "test_convnext.r160_in1k"]  # one preprocessing group
 OTHER = "test_resnet.r160_in1k"  # another (bilinear)
 BROKEN = "test_nfnet.r160_in1k"  # given test_vit's weights: fails to build, here and on the actors
 SPECS = [*GROUP, OTHER, BROKEN]
 OPTIONS = {"batch_size": 4, "workers": 0, "max_memory": 0.25}  # 100 MiB per model (fixed_footprint): 2 per wave
-RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0", "RAY_AUTH_MODE": "disabled"}
 
 
 @pytest.fixture(scope="module")
@@ -105,13 +102,8 @@ def _spy_actors(monkeypatch):
 @pytest.fixture(scope="module")
 def fake_gpus():
     """One local Ray for the module: 2 CPUs and 2 GPUs declared on this CPU machine."""
-    with pytest.MonkeyPatch.context() as env:
-        for key, value in RAY_ENV.items():
-            env.setenv(key, value)
-        ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False,
-                 runtime_env={"env_vars": {"PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}})
+    with hermetic_ray(num_cpus=2, num_gpus=2):
         yield
-        ray.shutdown()
 
 
 @pytest.mark.slow  # a local Ray and two actors importing torch
@@ -208,15 +200,25 @@ def test_a_malformed_ray_address_is_a_config_error():
         ray_executor.connect("no-port-here")
 
 
+def test_a_local_ray_starts_on_loopback_without_the_dashboard(monkeypatch):
+    """Ray resolves 127.0.0.1 to the internet-facing address unless its single-machine mode is on while it starts."""
+    constants = ray._private.ray_constants
+    before = constants.ENABLE_RAY_CLUSTER
+    seen = {}
+
+    def init(**kwargs):
+        seen.update(kwargs, env=os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"), constant=constants.ENABLE_RAY_CLUSTER)
+
+    monkeypatch.delenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", raising=False)
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", init)
+    assert ray_cluster.init(None, num_cpus=1) is ray
+    assert seen == {"include_dashboard": False, "_node_ip_address": "127.0.0.1", "num_cpus": 1, "env": "0",
+                    "constant": False}
+    assert "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER" not in os.environ and constants.ENABLE_RAY_CLUSTER == before
+
+
 # ---------------------------------------------------------------------------------- a two-node cluster
-def _ray_start(*args: str) -> subprocess.Popen:
-    """``ray start --block`` in its own session: SIGTERM stops exactly the processes it started."""
-    command = [str(Path(sys.executable).with_name("ray")), "start", "--block", "--num-cpus", "1",
-               "--disable-usage-stats", "--node-ip-address", "127.0.0.1", *args]
-    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-                            env={**os.environ, **RAY_ENV, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)})
-
-
 def _wait(check, what: str, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while not check():
@@ -240,14 +242,12 @@ def two_nodes():
         ray.shutdown()
     port = _free_port()
     temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
-    nodes = [_ray_start("--head", "--port", str(port), "--include-dashboard", "false", "--temp-dir", temp)]
+    nodes = [ray_start("--head", "--port", str(port), "--include-dashboard", "false", "--temp-dir", temp)]
     try:
         _wait(lambda: _listening(port), "the Ray head")
-        nodes.append(_ray_start("--address", f"127.0.0.1:{port}"))
-        with pytest.MonkeyPatch.context() as env:
-            for key, value in RAY_ENV.items():
-                env.setenv(key, value)
-            ray.init(address=f"127.0.0.1:{port}", log_to_driver=False)
+        nodes.append(ray_start("--address", f"127.0.0.1:{port}"))
+        with hermetic_env():
+            join(f"127.0.0.1:{port}")
             _wait(lambda: sum(n["Alive"] for n in ray.nodes()) == 2, "the second Ray node")
             yield f"127.0.0.1:{port}"
             ray.shutdown()

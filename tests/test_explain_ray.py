@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,28 +11,20 @@ from laionet_bench.explain.text_search import EmbedPartsConfig, embed_parts
 from laionet_bench.rebuild.parts import resolve_parts
 
 from .fakes.laion import write_laion_part
+from .local_ray import hermetic_ray
 from .test_explain_captions import HashEncoder
 
 ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'laionet-bench[ray]'")
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def test_ray_tasks_write_what_the_local_executor_writes(tmp_path, monkeypatch):
-    monkeypatch.setenv("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
-    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+def test_ray_tasks_write_what_the_local_executor_writes(tmp_path):
     for i in range(2):
         write_laion_part(tmp_path / "laion" / f"part-0000{i}.parquet", [f"caption {i} {j}" for j in range(5)] + [None])
     parts = resolve_parts([str(tmp_path / "laion" / "*.parquet")])
     local = EmbedPartsConfig(work_dir=str(tmp_path / "local"), encoder="hash")
     remote = EmbedPartsConfig(work_dir=str(tmp_path / "ray"), encoder="hash")
     embed_parts(parts, local, encoder=HashEncoder())
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}})
-    try:
+    with hermetic_ray(num_cpus=2):
         records = embed_parts(parts, remote, executor="ray", encoder=HashEncoder())
-    finally:
-        ray.shutdown()
     assert [r["part"] for r in records] == ["part-00000", "part-00001"] and all(r["rows"] == 6 for r in records)
     for part in parts:
         for suffix in (".npy", ".ids.npy"):

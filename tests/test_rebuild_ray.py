@@ -1,5 +1,6 @@
 import hashlib
 import json
+import socket
 import threading
 from pathlib import Path
 
@@ -14,10 +15,10 @@ from laionet_bench.rebuild.steps import read_step
 from laionet_bench.rebuild.textsim import caption_similarities
 
 from .fakes.laion import make_tiny_openclip, write_laion_part
+from .local_ray import hermetic_ray
 
 ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'laionet-bench[ray]'")
 
-REPO = Path(__file__).resolve().parents[1]
 CAPTIONS = ["a tench in a net", "a tench in a net", "goldfish bowl", "a sea lion", "lion at the zoo",
             "my Labrador retriever", None, "nothing", "king penguin colony", "tench, goldfish"]
 
@@ -54,13 +55,8 @@ class RecordingFactory:
 @pytest.fixture(scope="module")
 def local_ray():
     """One local Ray for the module: 2 CPUs and 2 GPUs declared on this CPU machine."""
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
-        env.setenv("RAY_USAGE_STATS_ENABLED", "0")
-        ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False,
-                 runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}})
+    with hermetic_ray(num_cpus=2, num_gpus=2):
         yield
-        ray.shutdown()
 
 
 @pytest.fixture
@@ -145,4 +141,14 @@ def test_actor_device_uses_cuda_only_with_a_gpu_torch_sees(monkeypatch):
 def test_bad_cpu_actor_count_fails_before_any_work(laion_parts, tmp_path):
     with pytest.raises(ConfigError, match="--cpu-actors 0"):
         run_pipeline(config_for(laion_parts, tmp_path), executor="ray", cpu_actors=0)
+    assert not tmp_path.joinpath("match").exists()
+
+
+def test_an_unreachable_address_fails_in_seconds_before_any_work(laion_parts, tmp_path):
+    """The rebuild joins a cluster as ``run`` does (one connection path): a closed port is one line, not minutes."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{closed.getsockname()[1]}"
+    with pytest.raises(ConfigError, match=f"--address {address}: no Ray cluster reachable there"):
+        run_pipeline(config_for(laion_parts, tmp_path), executor="ray", address=address)
     assert not tmp_path.joinpath("match").exists()

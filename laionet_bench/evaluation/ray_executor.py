@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import pickle
-import socket
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -37,20 +36,19 @@ from typing import Any
 import numpy as np
 
 from ..datasets.base import Dataset
-from ..errors import ConfigError, MissingDependencyError
+from ..errors import ConfigError
 from ..models.footprints import Footprint
 from ..models.registry import resolve_data_config
+from . import ray_cluster
 from .inference import DecodedBatch, Predictor, decode_loader, release_memory
 from .options import EngineOptions
 from .planner import Plan, Wave, device_budgets
 from .waves import RunContext, _label, _Lane, open_lanes, predict_probed
 
-__all__ = ["CONNECT_TIMEOUT_S", "Cluster", "actor_device", "connect", "run_ray"]
+__all__ = ["Cluster", "actor_device", "connect", "run_ray"]
 
 logger = logging.getLogger(__name__)
 
-#: Seconds to wait for a TCP connection to ``--ray-address`` before calling it unreachable (Ray itself retries for minutes).
-CONNECT_TIMEOUT_S = 5.0
 #: Decoded batches in flight per actor of a round (bounds the object store; decoding runs ahead of the forward passes).
 IN_FLIGHT_PER_ACTOR = 3
 
@@ -72,39 +70,6 @@ def actor_device(gpu_ids: Sequence) -> str:
     return "cuda" if gpu_ids and torch.cuda.is_available() else "cpu"
 
 
-def _ray():
-    try:
-        import ray
-    except ImportError:
-        raise MissingDependencyError("ray", "ray", "--executor ray") from None
-    return ray
-
-
-def _check_reachable(address: str) -> None:
-    """A one-line ConfigError unless ``host:port`` accepts a TCP connection within :data:`CONNECT_TIMEOUT_S`."""
-    host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ConfigError(f"--ray-address {address}: expected HOST:PORT of a Ray head node (its GCS port, "
-                          "6379 by default), or auto")
-    try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
-    except OSError as exc:
-        raise ConfigError(f"--ray-address {address}: no Ray cluster reachable there ({exc.strerror or exc}); "
-                          "start one with 'ray start --head' or fix the address") from None
-
-
-def _init(ray, address: str | None) -> None:
-    if address and address != "auto" and not address.startswith("ray://"):
-        _check_reachable(address)  # before ray.init, which retries an absent cluster for minutes
-    if ray.is_initialized():
-        return
-    try:
-        ray.init(address=address)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ConfigError(f"--ray-address {address or '(local)'}: cannot connect to Ray: {first}") from None
-
-
 def _slot_budget() -> int:
     """A Ray task: the default budget of the device this task got (90% of its GPU's free memory, or half the RAM)."""
     import ray
@@ -120,11 +85,10 @@ def connect(address: str | None, *, max_memory: float | None = None) -> Cluster:
     measured by one task per slot on the cluster.
 
     Raises:
-        ConfigError: nothing reachable at ``address`` (in :data:`CONNECT_TIMEOUT_S`), or a cluster without CPUs.
+        ConfigError: nothing reachable at ``address`` (in :data:`~.ray_cluster.CONNECT_TIMEOUT_S`), or a cluster without CPUs.
         MissingDependencyError: Ray is not installed.
     """
-    ray = _ray()
-    _init(ray, address)
+    ray = ray_cluster.init(address)
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     gpus = int(ray.cluster_resources().get("GPU", 0))
@@ -322,7 +286,7 @@ def run_ray(plan: Plan, ctx: RunContext, *, cluster: Cluster | None = None) -> N
     if not plan.waves:
         return
     cluster = cluster or connect(ctx.options.ray_address, max_memory=ctx.options.max_memory)
-    ray = _ray()
+    ray = ray_cluster.ray_module()
     driver = _Driver(ray, cluster, ctx)
     try:
         for indices in plan.rounds:

@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from .._progress import progress_bar
-from ..errors import ConfigError, MissingDependencyError
+from ..errors import ConfigError
+from ..evaluation import ray_cluster
 from ..evaluation.ray_executor import actor_device as _actor_device  # the device a named encoder loads on
 from .parts import Part
 from .steps import RebuildConfig, StepContext, run_part_step
@@ -145,14 +146,9 @@ def run_ray(parts: list[Part], ctx: StepContext, steps: list[str], *, address: s
         address: the cluster to connect to; ``None`` starts a local Ray (unless one is running).
         cpu_actors: text-encoder actors on a cluster without GPUs (with GPUs: one per GPU).
     """
-    try:
-        import ray
-    except ImportError:
-        raise MissingDependencyError("ray", "ray", "the Ray executor") from None
     if not parts:
         return
-    if not ray.is_initialized():
-        ray.init(address=address)
+    ray = ray_cluster.init(address, option="--address", feature="the Ray executor")
     encoder = _ship(ray, ctx.encoder, "text encoder", "pass a factory that builds it (e.g. its class, or a "
                     "functools.partial) or name it in RebuildConfig.encoder")
     ocr_engine = _ship(ray, ctx.ocr_engine, "OCR engine", "name it in RebuildConfig.ocr_engine")
@@ -182,12 +178,7 @@ def map_parts(fn: Callable[[Part], Any], parts: list[Part], *, executor: str = "
         return [fn(part) for part in progress_bar(parts, desc=desc, unit="part", disable=False)]
     if executor != "ray":
         raise ConfigError(f"unknown executor {executor!r}: use local or ray")
-    try:
-        import ray
-    except ImportError:
-        raise MissingDependencyError("ray", "ray", "the Ray executor") from None
-    if not ray.is_initialized():
-        ray.init(address=address)
+    ray = ray_cluster.init(address, option="--address", feature="the Ray executor")
     task = ray.remote(num_cpus=1, num_gpus=num_gpus)(_call_on_part)
     shipped = ray.put(fn)
     return ray.get([task.remote(shipped, part) for part in parts])
