@@ -7,7 +7,8 @@ the same checkpoints run in the harness's engine beside timm and open_clip model
   processors the reference ran were PIL-based). ``hf:ORG/NAME`` resolves through huggingface_hub's cache,
   so ``HF_HUB_OFFLINE=1`` works once a checkpoint is cached; a checkpoint that is not cached there fails
   with one line saying how to get it. Weights load through transformers (safetensors first; its
-  ``torch.load`` is ``weights_only``).
+  ``torch.load`` is ``weights_only``). Every load passes ``trust_remote_code=False``: transformers never
+  asks whether to run a checkpoint's own code, and never runs it.
 * **Preprocessing.** :func:`processor_data_config` translates the processor (resize, crop, resample,
   rescale, mean/std) into the engine's timm-style data config, so HF models decode once per group with
   every model whose pixels agree (:func:`~.registry.preprocess_key`). HF crops with floor offsets where
@@ -97,7 +98,7 @@ def _config(spec: str):
 
     source = parse_hf_spec(spec)
     try:
-        return AutoConfig.from_pretrained(source.location, **_pretrained_kwargs(source))
+        return AutoConfig.from_pretrained(source.location, trust_remote_code=False, **_pretrained_kwargs(source))
     except OSError as exc:
         raise _not_available(source, exc) from None
 
@@ -122,7 +123,8 @@ def _processor(spec: str):
 
     source = parse_hf_spec(spec)
     try:
-        return AutoImageProcessor.from_pretrained(source.location, **_pil_backend(), **_pretrained_kwargs(source))
+        return AutoImageProcessor.from_pretrained(source.location, trust_remote_code=False, **_pil_backend(),
+                                                  **_pretrained_kwargs(source))
     except OSError as exc:
         raise _not_available(source, exc) from None
 
@@ -296,7 +298,7 @@ def meta_hf_model(spec: str):
     from transformers import AutoModelForImageClassification
 
     with torch.device("meta"):
-        model = AutoModelForImageClassification.from_config(_config(spec))
+        model = AutoModelForImageClassification.from_config(_config(spec), trust_remote_code=False)
     return _logits_module(model.eval())
 
 
@@ -308,7 +310,8 @@ def build_hf(spec: str, *, protocol: str, device: str) -> tuple[Any, tuple, dict
     label_map = hf_label_map(spec, protocol)
     data_config = hf_data_config(spec)
     try:
-        model = AutoModelForImageClassification.from_pretrained(source.location, **_pretrained_kwargs(source))
+        model = AutoModelForImageClassification.from_pretrained(source.location, trust_remote_code=False,
+                                                                **_pretrained_kwargs(source))
     except OSError as exc:
         raise _not_available(source, exc) from None
     except ValueError as exc:

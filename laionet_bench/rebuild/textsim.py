@@ -126,8 +126,8 @@ class HfClipTextEncoder:
         self.name = f"hf-clip:{ident}"
         self.device = _device(device)
         self.batch_size = batch_size
-        self.tokenizer = CLIPTokenizer.from_pretrained(ident)
-        self.model = CLIPTextModelWithProjection.from_pretrained(ident).to(self.device).eval()
+        self.tokenizer = CLIPTokenizer.from_pretrained(ident, trust_remote_code=False)
+        self.model = CLIPTextModelWithProjection.from_pretrained(ident, trust_remote_code=False).to(self.device).eval()
 
     def encode(self, texts: list[str]) -> np.ndarray:
         import torch
@@ -169,7 +169,7 @@ class SentenceTransformersEncoder:
         self.name = f"sentence-transformers:{ident}"
         self.batch_size = batch_size
         path, local = _sentence_transformers_path(ident)
-        self.model = SentenceTransformer(path, device=_device(device), local_files_only=local)
+        self.model = SentenceTransformer(path, device=_device(device), local_files_only=local, trust_remote_code=False)
 
     def encode(self, texts: list[str]) -> np.ndarray:
         emb = self.model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True,
