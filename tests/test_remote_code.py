@@ -1,15 +1,28 @@
-"""No model's own code ever runs: every loader of the package says ``trust_remote_code=False``."""
+"""No model's own code ever runs: every loader says ``trust_remote_code=False``, and ``auto_map`` is refused up front.
+
+The ``hf:`` classifiers' folders, Hub repos and CLI are tested in ``test_models_hf.py``; here are the scan of
+the package's loader calls, the pre-check itself and sentence-transformers folders.
+"""
 
 from __future__ import annotations
 
 import ast
+import json
+import re
 from pathlib import Path
 
+import pytest
+
 import laionet_bench
+from laionet_bench.errors import ModelSpecError
+from laionet_bench.hub.remote_code import refuse_custom_code
+
+from .fakes.custom_code import add_custom_code
 
 PACKAGE = Path(laionet_bench.__file__).parent
 #: calls that load a checkpoint and take ``trust_remote_code`` (transformers classes, sentence-transformers)
 LOADERS = {"from_pretrained", "from_config", "SentenceTransformer"}
+REFUSAL = "has 'auto_map' (custom model code); laionet-bench never runs a model's own code"
 
 
 def _loader_calls():
@@ -33,3 +46,31 @@ def test_every_loader_call_in_the_package_passes_trust_remote_code_false():
     calls = dict(_loader_calls())
     assert len(calls) >= 7, sorted(calls)  # hf.py's four, textsim's three: the scan sees them
     assert [where for where, call in calls.items() if not _says_false(call)] == []
+
+
+def _own_code_folder(folder: Path, files=("config.json",)) -> Path:
+    """A model folder with nothing but the files that name its own code; returns the code's marker file."""
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps({"model_type": "evil-vit"}))
+    return add_custom_code(folder, files)
+
+
+def test_refusal_names_the_file_and_ignores_what_it_cannot_read(tmp_path):
+    marker = _own_code_folder(tmp_path / "m", ("tokenizer_config.json",))
+    refuse_custom_code("x", str(tmp_path / "m"), ("config.json",))  # no auto_map there
+    with pytest.raises(ModelSpecError, match=re.escape(f"x: tokenizer_config.json {REFUSAL}")):
+        refuse_custom_code("x", str(tmp_path / "m"), ("config.json", "tokenizer_config.json"))
+    (tmp_path / "m" / "config.json").write_text("not json")
+    refuse_custom_code("x", str(tmp_path / "m"), ("config.json", "missing.json"))  # left to the loader
+    refuse_custom_code("x", "someorg/not-cached", ("config.json",))  # offline, not cached: the loader says so
+    assert not marker.exists()
+
+
+def test_a_sentence_transformers_folder_with_its_own_code_is_refused(tmp_path):
+    from laionet_bench.rebuild.textsim import load_encoder
+
+    marker = _own_code_folder(tmp_path / "st")
+    name = f"sentence-transformers:{tmp_path / 'st'}"
+    with pytest.raises(ModelSpecError, match=re.escape(f"{name}: config.json {REFUSAL}")):
+        load_encoder(name, device="cpu")
+    assert not marker.exists()

@@ -31,6 +31,7 @@ import pandas as pd
 from .._progress import progress_bar
 from ..catalog import load_catalog
 from ..errors import ConfigError, MissingDependencyError, UnknownNameError
+from ..hub.remote_code import TEXT_MODEL_FILES, refuse_custom_code
 
 __all__ = [
     "ENCODER_KINDS",
@@ -126,6 +127,7 @@ class HfClipTextEncoder:
         self.name = f"hf-clip:{ident}"
         self.device = _device(device)
         self.batch_size = batch_size
+        # no pre-check: these concrete classes never follow an ``auto_map`` (AutoTokenizer / AutoModel would)
         self.tokenizer = CLIPTokenizer.from_pretrained(ident, trust_remote_code=False)
         self.model = CLIPTextModelWithProjection.from_pretrained(ident, trust_remote_code=False).to(self.device).eval()
 
@@ -169,6 +171,8 @@ class SentenceTransformersEncoder:
         self.name = f"sentence-transformers:{ident}"
         self.batch_size = batch_size
         path, local = _sentence_transformers_path(ident)
+        if local:  # a Hub name is resolved by sentence-transformers itself; trust_remote_code=False guards it
+            refuse_custom_code(self.name, path, TEXT_MODEL_FILES)
         self.model = SentenceTransformer(path, device=_device(device), local_files_only=local, trust_remote_code=False)
 
     def encode(self, texts: list[str]) -> np.ndarray:
