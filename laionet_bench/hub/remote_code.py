@@ -10,7 +10,8 @@ model's own code, so it defends in two layers:
   ``trust_remote_code=False`` (``tests/test_remote_code.py`` reads the AST to keep it so): transformers then
   never prompts, and either uses the architecture it ships or refuses with a multi-line ``ValueError``;
 * :func:`refuse_custom_code` reads the files transformers would act on first and refuses with one line that
-  names the file and the field, before transformers (or sentence-transformers) sees the folder.
+  names the file and the field, before transformers (or sentence-transformers, or open_clip's Hugging Face
+  text tower) sees the folder.
 
 The pre-check only ever adds a refusal: a file it cannot get (not cached offline, the Hub unreachable, not
 JSON) is left to the loader, whose own error says what is wrong, and whose ``trust_remote_code=False``
@@ -26,13 +27,14 @@ from typing import Any
 
 from ..errors import ModelSpecError
 
-__all__ = ["CUSTOM_CODE_FIELD", "IMAGE_CLASSIFIER_FILES", "TEXT_MODEL_FILES", "refuse_custom_code"]
+__all__ = ["CUSTOM_CODE_FIELD", "IMAGE_CLASSIFIER_FILES", "TEXT_MODEL_FILES", "refuse_custom_code",
+           "refuse_open_clip_custom_code"]
 
 #: The field through which a checkpoint names its own classes (``{"AutoConfig": "modeling_x.XConfig", ...}``).
 CUSTOM_CODE_FIELD = "auto_map"
 #: What ``AutoConfig`` / ``AutoModelForImageClassification`` / ``AutoImageProcessor`` follow an ``auto_map`` in.
 IMAGE_CLASSIFIER_FILES = ("config.json", "preprocessor_config.json")
-#: What ``AutoConfig`` / ``AutoModel`` / ``AutoTokenizer`` follow an ``auto_map`` in (sentence-transformers models).
+#: What ``AutoConfig`` / ``AutoModel`` / ``AutoTokenizer`` follow an ``auto_map`` in (text towers, sentence models).
 TEXT_MODEL_FILES = ("config.json", "tokenizer_config.json")
 
 
@@ -71,3 +73,37 @@ def refuse_custom_code(spec: str, location: str, files: Iterable[str], *, revisi
         if _read_json(_local_copy(location, name, revision)).get(CUSTOM_CODE_FIELD):
             raise ModelSpecError(f"{spec}: {name} has {CUSTOM_CODE_FIELD!r} (custom model code); laionet-bench never "
                                  "runs a model's own code — use a model whose architecture transformers ships")
+
+
+def _open_clip_config(model_name: str) -> dict[str, Any]:
+    """open_clip's model config of ``model_name`` (built-in, ``local-dir:`` or ``hf-hub:``), or {}."""
+    if model_name.startswith("local-dir:"):
+        raw = _read_json(Path(model_name.removeprefix("local-dir:")).expanduser() / "open_clip_config.json")
+    elif model_name.startswith("hf-hub:"):
+        raw = _read_json(_local_copy(model_name.removeprefix("hf-hub:"), "open_clip_config.json", None))
+    else:
+        import open_clip
+
+        raw = open_clip.get_model_config(model_name) or {}
+    return raw.get("model_cfg", raw)
+
+
+def refuse_open_clip_custom_code(model_name: str, *, spec: str) -> None:
+    """:func:`refuse_custom_code` for the Hugging Face text tower and tokenizer an open_clip model loads.
+
+    open_clip builds a ``text_cfg.hf_model_name`` tower with ``AutoConfig`` / ``AutoModel`` and an
+    ``hf_tokenizer_name`` tokenizer with ``AutoTokenizer`` (from the ``local-dir:`` folder itself when the
+    model is one; from the ``hf-hub:`` repo when its config names none) and passes no ``trust_remote_code``:
+    this check is what keeps their ``auto_map`` from a prompt. open_clip's built-in architectures name towers
+    whose architecture transformers ships.
+    """
+    config = _open_clip_config(model_name)
+    text_cfg = config.get("text_cfg") or {}
+    tower = text_cfg.get("hf_model_name")
+    if tower:
+        refuse_custom_code(f"{spec} (text tower {tower})", str(tower), ("config.json",))
+    schema, _, ident = model_name.partition(":") if model_name.startswith(("local-dir:", "hf-hub:")) else ("", "", "")
+    tokenizer = text_cfg.get("hf_tokenizer_name") or (ident if schema == "hf-hub" and not config else None)
+    if tokenizer:
+        source = ident if schema == "local-dir" else str(tokenizer)
+        refuse_custom_code(f"{spec} (tokenizer {source})", source, TEXT_MODEL_FILES)

@@ -31,7 +31,7 @@ import pandas as pd
 from .._progress import progress_bar
 from ..catalog import load_catalog
 from ..errors import ConfigError, MissingDependencyError, UnknownNameError
-from ..hub.remote_code import TEXT_MODEL_FILES, refuse_custom_code
+from ..hub.remote_code import TEXT_MODEL_FILES, refuse_custom_code, refuse_open_clip_custom_code
 
 __all__ = [
     "ENCODER_KINDS",
@@ -99,6 +99,7 @@ class OpenClipTextEncoder:
         else:
             model, _, pretrained = ident.partition("/")
             tokenizer_name = model
+        refuse_open_clip_custom_code(model, spec=self.name)
         self.model = open_clip.create_model(model, pretrained=pretrained or None, device=self.device)
         self.model.visual = None  # text only: free the image tower
         self.model.eval()
