@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
+import laionet_bench
 from laionet_bench.catalog import load_catalog
 from laionet_bench.datasets import create_dataset
 from laionet_bench.errors import ModelSpecError
@@ -19,6 +26,7 @@ from laionet_bench.models.registry import (
     resolve_data_config,
 )
 
+from .fakes.custom_code import add_custom_code
 from .fakes.eval_data import row_id_folder, tiny_index
 
 transformers = pytest.importorskip("transformers")
@@ -238,3 +246,82 @@ def test_hub_id_resolves_through_the_offline_cache(tmp_path, models):
     loaded = build_model(spec)
     assert loaded.data_config["input_size"] == [3, 32, 32] and loaded.label_map.name == "imagenet-1k"
     assert loaded.model_info["weights"] == "tiny-org/tiny-vit" and loaded.model_info["revision"] == commit
+
+
+# ---------------------------------------------------------------------------- a folder's own code (issue 21)
+REFUSAL = "has 'auto_map' (custom model code); laionet-bench never runs a model's own code"
+PROMPT_WORDS = ("trust_remote_code", "[y/N]")
+
+
+@pytest.fixture
+def own_code(tmp_path):
+    """A tiny ViT folder whose config.json and preprocessor_config.json name a modeling_evil.py: (spec, marker)."""
+    spec = _tiny_vit(tmp_path / "own-code")
+    return spec, add_custom_code(tmp_path / "own-code", ("config.json", "preprocessor_config.json"))
+
+
+def _refused(spec: str, name: str = "config.json") -> str:
+    return re.escape(f"{spec}: {name} {REFUSAL}")
+
+
+def test_a_folder_with_its_own_code_is_refused_with_one_line(own_code):
+    spec, marker = own_code
+    for load in (build_model, resolve_data_config, lambda s: label_rule(s, "ours")):
+        with pytest.raises(ModelSpecError, match=_refused(spec)) as info:
+            load(spec)
+        assert "\n" not in str(info.value)
+    assert not marker.exists()
+
+
+def test_the_image_processor_file_is_checked_too(tmp_path):
+    spec = _tiny_vit(tmp_path / "processor-code")
+    marker = add_custom_code(tmp_path / "processor-code", ("preprocessor_config.json",))
+    with pytest.raises(ModelSpecError, match=_refused(spec, "preprocessor_config.json")):
+        resolve_data_config(spec)
+    assert not marker.exists()
+
+
+def test_a_hub_repo_with_its_own_code_is_refused_from_the_cache(tmp_path, own_code):
+    import shutil
+
+    folder, marker = Path(own_code[0][len("hf:"):]), own_code[1]
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hf" / "hub" / "models--evil-org--tiny-vit"
+    shutil.copytree(folder, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    with pytest.raises(ModelSpecError, match=_refused("hf:evil-org/tiny-vit")):
+        build_model("hf:evil-org/tiny-vit")
+    assert not marker.exists()
+
+
+def test_trust_remote_code_false_holds_without_the_precheck(own_code, monkeypatch):
+    """The second lock: with the pre-check gone, transformers refuses on its own and never prompts."""
+    import builtins
+
+    from laionet_bench.models import hf
+
+    spec, marker = own_code
+    monkeypatch.setattr(hf, "refuse_custom_code", lambda *args, **kwargs: None)
+    monkeypatch.setattr(builtins, "input", lambda *args: pytest.fail("transformers prompted"))
+    with pytest.raises(ValueError, match="custom code"):
+        label_rule(spec, "ours")
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("stdin", ["devnull", "closed", "answers y"])
+def test_the_cli_never_asks_to_run_a_folders_code(tmp_path, own_code, stdin):
+    """``models hf:DIR`` in a fresh process, offline: the refusal is listed, no prompt, the code never runs —
+    whether stdin is empty, closed, or would answer ``y``."""
+    spec, marker = own_code
+    env = {**os.environ, "PYTHONPATH": str(Path(laionet_bench.__file__).parents[1]), "HF_HUB_OFFLINE": "1",
+           "HOME": str(tmp_path / "home"), "HF_HOME": str(tmp_path / "hf-home"),
+           "LAIONET_BENCH_CACHE": str(tmp_path / "cache")}
+    feed = {"devnull": {"stdin": subprocess.DEVNULL}, "closed": {"preexec_fn": lambda: os.close(0)},
+            "answers y": {"input": "y\n"}}[stdin]
+    run = subprocess.run([sys.executable, "-m", "laionet_bench", "models", spec], capture_output=True, text=True,
+                         env=env, cwd=tmp_path, timeout=300, **feed)
+    assert not marker.exists()
+    assert not any(word in run.stdout + run.stderr for word in PROMPT_WORDS), run.stdout + run.stderr
+    assert run.returncode == 0, run.stderr
+    assert f"the first: {spec}: config.json {REFUSAL}" in run.stdout

@@ -7,7 +7,9 @@ the same checkpoints run in the harness's engine beside timm and open_clip model
   processors the reference ran were PIL-based). ``hf:ORG/NAME`` resolves through huggingface_hub's cache,
   so ``HF_HUB_OFFLINE=1`` works once a checkpoint is cached; a checkpoint that is not cached there fails
   with one line saying how to get it. Weights load through transformers (safetensors first; its
-  ``torch.load`` is ``weights_only``).
+  ``torch.load`` is ``weights_only``). A checkpoint that brings its own code (an ``auto_map`` in
+  ``config.json`` or ``preprocessor_config.json``) is refused before transformers reads it, and every load
+  passes ``trust_remote_code=False`` (:mod:`laionet_bench.hub.remote_code`).
 * **Preprocessing.** :func:`processor_data_config` translates the processor (resize, crop, resample,
   rescale, mean/std) into the engine's timm-style data config, so HF models decode once per group with
   every model whose pixels agree (:func:`~.registry.preprocess_key`). HF crops with floor offsets where
@@ -39,6 +41,7 @@ from .. import _io
 from ..catalog import canonical_wnid, load_catalog, normalize_text, read_class_file
 from ..errors import MissingDependencyError, ModelSpecError
 from ..hub._errors import hub_offline
+from ..hub.remote_code import IMAGE_CLASSIFIER_FILES, refuse_custom_code
 
 __all__ = ["HF_PREFIX", "HFSource", "build_hf", "cached_commit", "exact_crop_pct", "hf_data_config", "hf_label_map", "hf_label_rule",
            "hf_weights_identity", "meta_hf_model", "parse_hf_spec", "processor_data_config", "reference_lemma_columns"]
@@ -91,13 +94,25 @@ def _pretrained_kwargs(source: HFSource) -> dict[str, Any]:
 
 
 @lru_cache(maxsize=64)
+def _source(spec: str) -> HFSource:
+    """``spec`` parsed, once its checkpoint is known to bring no code of its own (``hub.remote_code``).
+
+    Every loader below goes through here, so a folder or repo with an ``auto_map`` is refused with one line
+    before transformers reads it; their ``trust_remote_code=False`` is the second lock.
+    """
+    source = parse_hf_spec(spec)
+    refuse_custom_code(source.spec, source.location, IMAGE_CLASSIFIER_FILES, revision=source.revision)
+    return source
+
+
+@lru_cache(maxsize=64)
 def _config(spec: str):
     """The checkpoint's ``PretrainedConfig`` (cached per canonical spec)."""
     AutoConfig = _transformers().AutoConfig  # noqa: N806 - the class
 
-    source = parse_hf_spec(spec)
+    source = _source(spec)
     try:
-        return AutoConfig.from_pretrained(source.location, **_pretrained_kwargs(source))
+        return AutoConfig.from_pretrained(source.location, trust_remote_code=False, **_pretrained_kwargs(source))
     except OSError as exc:
         raise _not_available(source, exc) from None
 
@@ -120,9 +135,10 @@ def _pil_backend() -> dict[str, Any]:
 def _processor(spec: str):
     from transformers import AutoImageProcessor
 
-    source = parse_hf_spec(spec)
+    source = _source(spec)
     try:
-        return AutoImageProcessor.from_pretrained(source.location, **_pil_backend(), **_pretrained_kwargs(source))
+        return AutoImageProcessor.from_pretrained(source.location, trust_remote_code=False, **_pil_backend(),
+                                                  **_pretrained_kwargs(source))
     except OSError as exc:
         raise _not_available(source, exc) from None
 
@@ -296,7 +312,7 @@ def meta_hf_model(spec: str):
     from transformers import AutoModelForImageClassification
 
     with torch.device("meta"):
-        model = AutoModelForImageClassification.from_config(_config(spec))
+        model = AutoModelForImageClassification.from_config(_config(spec), trust_remote_code=False)
     return _logits_module(model.eval())
 
 
@@ -304,11 +320,12 @@ def build_hf(spec: str, *, protocol: str, device: str) -> tuple[Any, tuple, dict
     """``(module, hf_label_map(...), data_config, model_info)`` of an ``hf:`` spec, in eval mode on ``device``."""
     from transformers import AutoModelForImageClassification
 
-    source = parse_hf_spec(spec)
+    source = _source(spec)
     label_map = hf_label_map(spec, protocol)
     data_config = hf_data_config(spec)
     try:
-        model = AutoModelForImageClassification.from_pretrained(source.location, **_pretrained_kwargs(source))
+        model = AutoModelForImageClassification.from_pretrained(source.location, trust_remote_code=False,
+                                                                **_pretrained_kwargs(source))
     except OSError as exc:
         raise _not_available(source, exc) from None
     except ValueError as exc:

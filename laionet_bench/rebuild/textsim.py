@@ -31,6 +31,7 @@ import pandas as pd
 from .._progress import progress_bar
 from ..catalog import load_catalog
 from ..errors import ConfigError, MissingDependencyError, UnknownNameError
+from ..hub.remote_code import TEXT_MODEL_FILES, refuse_custom_code, refuse_open_clip_custom_code
 
 __all__ = [
     "ENCODER_KINDS",
@@ -98,6 +99,7 @@ class OpenClipTextEncoder:
         else:
             model, _, pretrained = ident.partition("/")
             tokenizer_name = model
+        refuse_open_clip_custom_code(model, spec=self.name)
         self.model = open_clip.create_model(model, pretrained=pretrained or None, device=self.device)
         self.model.visual = None  # text only: free the image tower
         self.model.eval()
@@ -126,8 +128,9 @@ class HfClipTextEncoder:
         self.name = f"hf-clip:{ident}"
         self.device = _device(device)
         self.batch_size = batch_size
-        self.tokenizer = CLIPTokenizer.from_pretrained(ident)
-        self.model = CLIPTextModelWithProjection.from_pretrained(ident).to(self.device).eval()
+        # no pre-check: these concrete classes never follow an ``auto_map`` (AutoTokenizer / AutoModel would)
+        self.tokenizer = CLIPTokenizer.from_pretrained(ident, trust_remote_code=False)
+        self.model = CLIPTextModelWithProjection.from_pretrained(ident, trust_remote_code=False).to(self.device).eval()
 
     def encode(self, texts: list[str]) -> np.ndarray:
         import torch
@@ -169,7 +172,9 @@ class SentenceTransformersEncoder:
         self.name = f"sentence-transformers:{ident}"
         self.batch_size = batch_size
         path, local = _sentence_transformers_path(ident)
-        self.model = SentenceTransformer(path, device=_device(device), local_files_only=local)
+        if local:  # a Hub name is resolved by sentence-transformers itself; trust_remote_code=False guards it
+            refuse_custom_code(self.name, path, TEXT_MODEL_FILES)
+        self.model = SentenceTransformer(path, device=_device(device), local_files_only=local, trust_remote_code=False)
 
     def encode(self, texts: list[str]) -> np.ndarray:
         emb = self.model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True,

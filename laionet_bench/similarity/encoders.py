@@ -26,6 +26,7 @@ import numpy as np
 from .._io import display_path, sha256_file
 from ..errors import ConfigError, ModelSpecError
 from ..evaluation.options import AMP_DTYPES
+from ..hub.remote_code import refuse_open_clip_custom_code
 from ..models.registry import check_weights_file
 
 __all__ = ["DEFAULT_ENCODER", "Encoder", "EncoderSpec", "create_encoder", "parse_encoder_spec"]
@@ -110,6 +111,7 @@ def _create_openclip(spec: EncoderSpec, weights: Path | None, device: str, rando
         raise ModelSpecError(
             f"encoder {spec}: no weights; give a tag (e.g. 'openclip:{spec.name}/openai') or weights=FILE"
         )
+    refuse_open_clip_custom_code(spec.name, spec=f"encoder {spec}")  # an hf-hub: model may name an HF text tower
     try:
         model, _, transform = open_clip.create_model_and_transforms(spec.name, pretrained=pretrained, device=device)
     except RuntimeError as exc:
