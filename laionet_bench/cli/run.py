@@ -78,6 +78,24 @@ def add_parser(subparsers) -> None:
                       help="print the groups, the waves (device, models, memory, preprocessing), the decodes per "
                       "image and what --out already holds, then exit")
     plan.add_argument("--json", action="store_true", help="with --plan: one JSON object with a 'waves' list")
+    estimate = parser.add_argument_group("estimate (with --plan: how long the run takes on a cluster, from any machine)")
+    estimate.add_argument("--cluster", metavar="NODESxGPUS",
+                          help="plan for this many nodes of GPUs (1x8, 8x8) instead of this machine, and estimate the "
+                          "wall time; needs --max-memory (GiB per GPU)")
+    estimate.add_argument("--gpu", default="rtx4090", metavar="KIND",
+                          help="the shipped throughput table: rtx4090 or rtx-pro-6000-maxq (timm's published "
+                          "benchmark, AMP) (default: %(default)s)")
+    estimate.add_argument("--gpu-scale", type=float, default=1.0, metavar="FACTOR",
+                          help="your GPU's images/s ÷ the table's (e.g. one model timed on yours) (default: %(default)s)")
+    estimate.add_argument("--throughput", metavar="FILE", help="your own table, in timm's benchmark-infer CSV format")
+    estimate.add_argument("--image-count", type=int, metavar="N",
+                          help="images per model, all datasets (default: ImageNet-val + LAIONet, about 850,000)")
+    estimate.add_argument("--decode-ms", type=float, default=7.0, metavar="MS",
+                          help="decode cost per image and core (default: %(default)s); see --measure-decode")
+    estimate.add_argument("--measure-decode", action="store_true",
+                          help="measure the decode cost on this machine instead (a 500x375 JPEG to 224 px)")
+    estimate.add_argument("--decode-cores", type=int, default=64, metavar="N",
+                          help="CPU cores per node that decode (default: %(default)s)")
     add_hub_options(parser)
     parser.set_defaults(handler=run)
 
@@ -148,24 +166,47 @@ def run_plan_command(args: argparse.Namespace) -> int:
 
     from .. import constants
     from ..config import resolve_setting
+    from ..errors import ConfigError
     from ..evaluation.engine import plan_run, plan_targets
+    from ..evaluation.estimate import parse_cluster
     from ..evaluation.evaluator import STORE_FOLDER
-    from ..evaluation.planner import format_plan, stored_runs
+    from ..evaluation.planner import device_budgets, format_plan, stored_runs
 
     options = engine_options(args)
     options.check()
-    targets = plan_targets(options)  # this machine's devices, or the Ray cluster's slots with --executor ray
-    devices = list(targets.devices)
+    if args.cluster:  # a target cluster, planned from anywhere: its GPUs need not be here
+        cluster = parse_cluster(args.cluster)
+        if args.max_memory is None:
+            raise ConfigError(f"--cluster {args.cluster} plans GPUs that are not here: give --max-memory GIB per GPU")
+        devices = cluster.devices()
+        budgets = device_budgets(devices, max_memory=args.max_memory)
+    else:
+        targets = plan_targets(options)  # this machine's devices, or the Ray cluster's slots with --executor ray
+        devices, budgets = list(targets.devices), targets.budgets
     specs = model_specs(args)
-    plan = plan_run(specs, options=options, devices=devices, budgets=targets.budgets)  # before skipping stored work
+    plan = plan_run(specs, options=options, devices=devices, budgets=budgets)  # before skipping stored work
+    estimate = _estimate(args, plan, cluster) if args.cluster else None
     store = Path(resolve_setting("results_dir", args.out, env=constants.RESULTS_DIR)) / STORE_FOLDER
     stored = stored_runs(store, specs) if store.is_dir() else None
     if args.json:
         print(json.dumps({**plan.to_dict(), "devices": devices, "batch_size": options.batch_size,
-                          "dtype": options.dtype, **({"stored": stored} if stored is not None else {})}))
+                          "dtype": options.dtype, **({"stored": stored} if stored is not None else {}),
+                          **({"estimate": estimate.to_dict()} if estimate else {})}))
     else:
         print(format_plan(plan, stored=stored))
+        if estimate:
+            print(estimate.format())
     return 0
+
+
+def _estimate(args: argparse.Namespace, plan, cluster):
+    """``--cluster``'s estimate of ``plan`` from the estimate option group."""
+    from ..evaluation.estimate import DEFAULT_IMAGES, estimate_plan, load_throughput, measure_decode_ms
+
+    table = load_throughput(gpu=args.gpu, scale=args.gpu_scale, path=args.throughput)
+    decode_ms = measure_decode_ms() if args.measure_decode else args.decode_ms
+    return estimate_plan(plan, cluster, table, images=args.image_count or DEFAULT_IMAGES, decode_ms=decode_ms,
+                         decode_cores=args.decode_cores)
 
 
 def engine_options(args: argparse.Namespace):
