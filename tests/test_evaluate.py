@@ -281,3 +281,24 @@ def test_cli_run_records_the_protocol(tmp_path, bench, capsys):
     with pytest.raises(SystemExit):
         main([*command, "--protocol", "paper"])
     assert "invalid choice: 'paper'" in capsys.readouterr().err
+
+
+def test_hub_options_pin_the_index_revision(fake_hub, tmp_path, monkeypatch):
+    from .conftest import make_index_frame
+    from .test_hub import _publish
+
+    pinned = make_index_frame(["n01440764"] * 4)
+    first, _ = _publish(fake_hub, tmp_path, pinned)
+    _publish(fake_hub, tmp_path, make_index_frame(["n01443537"] * 6))  # main moves on
+    listed = {}
+
+    def stop(specs, sets, **options):
+        listed.update(sets)
+        raise ConfigError("stopped before inference")
+
+    monkeypatch.setattr(evaluator, "run_datasets", stop)
+    images = row_id_folder(tmp_path / "imgs", pinned)
+    with pytest.raises(ConfigError, match="stopped before inference"):
+        evaluate(["test_resnet.r160_in1k"], engine=CPU, images=images, out=tmp_path / "out",
+                 hub_options={"revision": first})
+    assert listed["laionet"].identity()["index"]["revision"] == first and listed["laionet"].n_listed == 4

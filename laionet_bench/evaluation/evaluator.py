@@ -283,6 +283,7 @@ def evaluate(
     out: str | Path | None = None,
     weights: Mapping[str, str] | None = None,
     exclude: Sequence[str] = (),
+    hub_options: Mapping[str, Any] | None = None,
 ) -> EvaluationReport:
     """Evaluate ``models`` on LAIONet (and ImageNet-val / -V2 when given) and write their results.
 
@@ -301,6 +302,9 @@ def evaluate(
         out: results folder (default ``[tool.laionet-bench] results_dir`` / ``LAIONET_BENCH_RESULTS``).
         weights: ``{spec: local weights file}``.
         exclude: fnmatch patterns dropped from the expanded specs.
+        hub_options: how the index is fetched from the Hub when neither ``index`` nor a local ``dataset`` is given:
+            :func:`~laionet_bench.index.load.load_index`'s ``repo_id``, ``revision`` (pin one), ``cache_dir``,
+            ``local_files_only``.
 
     Returns:
         The :class:`EvaluationReport`: results (also written to ``out``), failed models, skipped images.
@@ -323,7 +327,8 @@ def evaluate(
     devices = resolve_devices(engine.device)  # a bad device fails here, before the index is loaded
     writable = output_folder_writable(out)  # an --out that is a file fails here too
     idx, sets = load_datasets(dataset=dataset, images=images, imagenet=imagenet, imagenet_v2=imagenet_v2,
-                              index=index, limit_per_class=limit_per_class, limit=limit, protocol=engine.protocol)
+                              index=index, limit_per_class=limit_per_class, limit=limit, hub_options=hub_options,
+                              protocol=engine.protocol)
     if not writable:
         _refuse_missing_work(specs, sets, out, weights, engine)
     outcomes = run_datasets(specs, sets, store_root=out / STORE_FOLDER, weights=weights, options=engine)
