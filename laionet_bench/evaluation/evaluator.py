@@ -38,8 +38,16 @@ from ..index.official import official_classes
 from ..models.custom import as_model_specs
 from ..models.registry import canonical_spec, check_weights_file, expand_model_specs, unused_weights
 from .engine import EngineOptions, ModelOutcome, resolve_device, resolve_devices, run_datasets
-from .metrics import fit_effective_robustness, per_class_recall
-from .results import ModelResult, Provenance, build_model_result, summarize_dataset, write_result
+from .metrics import per_class_recall
+from .results import (
+    ModelResult,
+    Provenance,
+    build_model_result,
+    fit_robustness,
+    robustness_of,
+    summarize_dataset,
+    write_result,
+)
 from .store import read_predictions
 from .work import collect_work
 
@@ -209,17 +217,12 @@ def _result_for(spec: str, outcomes: dict[str, dict[str, ModelOutcome]], sets: d
 
 
 def _fill_effective_robustness(results: list[ModelResult]) -> None:
-    scored = [r for r in results if "imagenet" in r.datasets]
-    if len(scored) < 2:
-        return
-    imagenet = [r.datasets["imagenet"].top1.value for r in scored]
-    laionet = [r.datasets["laionet"].top1.value for r in scored]
-    if len(set(imagenet)) < 2:
+    """Each result's effective robustness over the run's models, by the leaderboard's rule (:func:`fit_robustness`)."""
+    fit, _ = fit_robustness(results)
+    if fit is None and sum("imagenet" in r.datasets for r in results) >= 2:
         logger.info("effective robustness needs models with different ImageNet accuracy; skipped")
-        return
-    fit = fit_effective_robustness(imagenet, laionet)
-    for result, residual in zip(scored, fit.residual(imagenet, laionet), strict=True):
-        result.effective_robustness = float(residual)
+    for result in results:
+        result.effective_robustness = robustness_of(fit, result)
 
 
 def _skipped_frame(skipped: list[pd.DataFrame]) -> pd.DataFrame:

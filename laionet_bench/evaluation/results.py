@@ -21,6 +21,7 @@ import math
 import os
 import platform
 import subprocess
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,8 +31,17 @@ import pandas as pd
 from .._io import atomic_write, display_path, slug, write_text_atomic
 from ..catalog import load_catalog
 from ..errors import DatasetError, ResultsError
+from ..models.groups import group_of, is_zero_shot
 from ..version import __version__
-from .metrics import Estimate, equi_weighted, gap, laion_weighted, micro_accuracy
+from .metrics import (
+    Estimate,
+    RobustnessFit,
+    equi_weighted,
+    fit_effective_robustness,
+    gap,
+    laion_weighted,
+    micro_accuracy,
+)
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -39,8 +49,10 @@ __all__ = [
     "ModelResult",
     "Provenance",
     "build_model_result",
+    "fit_robustness",
     "read_result",
     "read_results",
+    "robustness_of",
     "summarize_dataset",
     "write_result",
 ]
@@ -276,6 +288,42 @@ def build_model_result(
         per_class=per_class_frame(frames, classes, weights),
         protocol=protocol,
     )
+
+
+def _top1_pair(result: ModelResult) -> tuple[float, float] | None:
+    """(ImageNet-val, LAIONet) equi-weighted top-1 when the result has both, finite."""
+    imagenet, laionet = result.datasets.get("imagenet"), result.datasets.get("laionet")
+    if imagenet is None or laionet is None:
+        return None
+    pair = (imagenet.top1.value, laionet.top1.value)
+    return pair if all(math.isfinite(v) for v in pair) else None
+
+
+def fit_robustness(results: Sequence[ModelResult]) -> tuple[RobustnessFit | None, list[str]]:
+    """The effective-robustness fit over ``results`` and the models it used: the one rule of the package.
+
+    ``logit(LAIONet top-1) = a·logit(ImageNet top-1) + b`` is fitted on the results with both numbers that
+    are not CLIP zero-shot classifiers (:func:`~laionet_bench.models.groups.is_zero_shot`), or on all of them
+    when fewer than two such differ in ImageNet accuracy; None when no two usable results differ.
+    ``evaluate()`` fits it over a run's models for ``result.json``, the leaderboard over the board's
+    (docs/leaderboard.md), so both give a model the same number over the same models.
+    """
+    usable = [(r, pair) for r in results if (pair := _top1_pair(r)) is not None]
+    reference = [(r, pair) for r, pair in usable if not is_zero_shot(group_of(r.model_info, r.model))]
+    for candidates in (reference, usable):
+        imagenet = [pair[0] for _, pair in candidates]
+        if len(set(imagenet)) >= 2:
+            fit = fit_effective_robustness(imagenet, [pair[1] for _, pair in candidates])
+            return fit, [r.model for r, _ in candidates]
+    return None, []
+
+
+def robustness_of(fit: RobustnessFit | None, result: ModelResult) -> float | None:
+    """``result``'s effective robustness under ``fit`` (a fraction); None without a fit or without both numbers."""
+    pair = _top1_pair(result)
+    if fit is None or pair is None:
+        return None
+    return float(fit.residual([pair[0]], [pair[1]])[0])
 
 
 def per_class_frame(frames: dict[str, pd.DataFrame], classes: list[str], weights: pd.Series | None) -> pd.DataFrame:

@@ -66,7 +66,7 @@ RANKED_METRICS = ("imagenet_top1", "laionet_top1", "laionet_lw_top1", "gap_top1"
 #: Every column of the leaderboard frame and what it holds. Accuracies, gaps and SEs are in percent points.
 COLUMNS: dict[str, str] = {
     "model": "model spec (timm arch.tag, or open_clip model/tag)",
-    "group": "pretrain group (see laionet_bench.leaderboard.groups.GROUPS)",
+    "group": "pretrain group (see laionet_bench.models.groups.GROUPS)",
     "params": "number of parameters",
     "img_size": "input height in pixels",
     "crop_pct": "centre-crop fraction of the eval transform",

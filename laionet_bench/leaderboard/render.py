@@ -16,9 +16,9 @@ from typing import Any
 
 import pandas as pd
 
+from ..models.groups import GROUPS
 from ..similarity.stats import MIN_CLASSES_TESTED, too_few_classes, too_few_classes_note
 from .columns import COLUMNS
-from .groups import GROUPS
 from .table import Leaderboard
 
 __all__ = ["DISPLAY_COLUMNS", "to_csv", "to_html", "to_json", "to_markdown"]
