@@ -28,7 +28,7 @@ from typing import Any
 
 import pandas as pd
 
-from .._io import atomic_write, display_path, slug, write_text_atomic
+from .._io import atomic_write, display_path, read_json, slug, write_text_atomic
 from ..catalog import load_catalog
 from ..errors import DatasetError, ResultsError
 from ..models.groups import group_of, is_zero_shot
@@ -356,19 +356,59 @@ def write_result(result: ModelResult, results_dir: str | Path) -> Path:
     return folder
 
 
+#: What to do about a result folder that cannot be read: its predictions are stored, so a re-run is cheap.
+_REWRITE = "delete this model's folder and run the evaluation again (stored predictions are reused)"
+#: The fields a ``result.json`` must hold, and their JSON type.
+_FIELDS: dict[str, type] = {"model": str, "run_key": str, "model_info": dict, "classes": list, "datasets": dict,
+                            "provenance": dict}
+_JSON_NAMES = {str: "a string", list: "a list", dict: "an object"}
+
+
+def _shape_problem(data: Any) -> str | None:
+    """What is wrong with a parsed ``result.json`` (None when it has a result's shape)."""
+    if not isinstance(data, dict):
+        return f"holds a JSON {type(data).__name__}, not a result object"
+    if data.get("schema_version") != SCHEMA_VERSION:
+        return f"result schema version {data.get('schema_version')!r} is not {SCHEMA_VERSION}"
+    fields = [(name, data.get(name), kind) for name, kind in _FIELDS.items()]
+    if isinstance(data.get("datasets"), dict):
+        fields += [(f"datasets.{key}", value, dict) for key, value in data["datasets"].items()]
+    for name, value, kind in fields:
+        if not isinstance(value, kind):
+            return f"field {name!r} is {json.dumps(value)[:40]}, not {_JSON_NAMES[kind]}"
+    return None
+
+
+def _read_per_class(path: Path) -> pd.DataFrame | None:
+    """``per_class.parquet`` (None when there is none), checked to be a per-class table."""
+    if not path.exists():
+        return None
+    try:
+        table = pd.read_parquet(path)
+    except (OSError, ValueError) as exc:  # pyarrow's errors: ArrowInvalid is a ValueError, ArrowIOError an OSError
+        raise ResultsError(f"{path}: not a readable parquet file ({type(exc).__name__}: "
+                           f"{' '.join(str(exc).split())[:200]}); {_REWRITE}") from None
+    if "wnid" not in table:
+        raise ResultsError(f"{path}: no 'wnid' column, so not a per-class table; {_REWRITE}")
+    return table
+
+
 def read_result(folder: str | Path) -> ModelResult:
-    """Read one model folder written by :func:`write_result`."""
+    """Read one model folder written by :func:`write_result`; a malformed file is a one-line ``ResultsError``."""
     folder = Path(folder)
     path = folder / RESULT_FILE
     try:
-        data = json.loads(path.read_text("utf-8"))
+        data = read_json(path, error=ResultsError, fix=_REWRITE)
     except FileNotFoundError:
         raise ResultsError(f"{path}: no result here; run 'laionet-bench run' first") from None
-    except json.JSONDecodeError as exc:
-        raise ResultsError(f"{path}: not valid JSON ({exc}); delete it and re-run the evaluation") from None
-    per_class_path = folder / PER_CLASS_FILE
-    per_class = pd.read_parquet(per_class_path) if per_class_path.exists() else None
-    return ModelResult.from_dict(data, per_class)
+    problem = _shape_problem(data)
+    if problem is None:
+        per_class = _read_per_class(folder / PER_CLASS_FILE)
+        try:
+            return ModelResult.from_dict(data, per_class)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:  # a field's content: missing keys, types
+            problem = f"not a laionet-bench result ({type(exc).__name__}: {exc})"
+    raise ResultsError(f"{path}: {problem}; {_REWRITE}")
 
 
 def read_results(results_dir: str | Path) -> list[ModelResult]:
