@@ -16,6 +16,7 @@ The leaderboard, ``compare`` and the pytest plugin read these files through :fun
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import math
 import os
@@ -49,9 +50,11 @@ __all__ = [
     "ModelResult",
     "Provenance",
     "build_model_result",
+    "datasets_label",
     "fit_robustness",
     "read_result",
     "read_results",
+    "result_key",
     "robustness_of",
     "summarize_dataset",
     "write_result",
@@ -411,9 +414,40 @@ def read_result(folder: str | Path) -> ModelResult:
     raise ResultsError(f"{path}: {problem}; {_REWRITE}")
 
 
+def datasets_label(result: ModelResult) -> str:
+    """The datasets of ``result``, each with a short hash of its identity: ``imagenet-val@1a2b3c4d laionet@…``.
+
+    Two results of one model and protocol are the same result exactly when this is the same (same index
+    revision, images, limits …): the ``datasets`` column of the leaderboard, and part of :func:`result_key`.
+    """
+    def short(identity: dict) -> str:
+        return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+    return " ".join(f"{summary.dataset}@{short(summary.identity)}" for _, summary in sorted(result.datasets.items()))
+
+
+def result_key(result: ModelResult) -> tuple[str, str, str]:
+    """What identifies a result: (model, metric protocol, :func:`datasets_label`)."""
+    return result.model, result.protocol, datasets_label(result)
+
+
 def read_results(results_dir: str | Path) -> list[ModelResult]:
-    """Every model result under ``results_dir`` (one folder per model), sorted by model name."""
+    """Every model result under ``results_dir`` (one folder each), sorted by folder name.
+
+    Two folders holding the same result (:func:`result_key`: a copied folder, say) are refused, naming both:
+    boards and comparisons would count the model twice. Results of one model under another protocol or on
+    other datasets are different results.
+    """
     root = Path(results_dir)
     if not root.is_dir():
         raise ResultsError(f"{root}: no such results folder; run 'laionet-bench run --out {root}' first")
-    return [read_result(p.parent) for p in sorted(root.glob(f"*/{RESULT_FILE}"))]
+    results, folders = [], {}
+    for path in sorted(root.glob(f"*/{RESULT_FILE}")):
+        result = read_result(path.parent)
+        key = result_key(result)
+        if key in folders:
+            raise ResultsError(f"{folders[key]} and {path.parent} hold the same result ({result.model}, protocol "
+                               f"{result.protocol}, the same datasets): move one of the two folders out of {root}")
+        folders[key] = path.parent
+        results.append(result)
+    return results

@@ -23,7 +23,7 @@ import pandas as pd
 
 from ..errors import ResultsError
 from ..evaluation.metrics import Estimate, RobustnessFit
-from ..evaluation.results import ModelResult, fit_robustness, read_results, robustness_of
+from ..evaluation.results import ModelResult, datasets_label, fit_robustness, read_results, robustness_of
 from ..models.groups import group_of
 from .columns import COLUMNS, DTYPES, RANKED_METRICS, get_metric
 
@@ -99,6 +99,7 @@ def _row(result: ModelResult, fit: RobustnessFit | None) -> dict[str, Any]:
     row["n_imagenet"] = imagenet.n_evaluated if imagenet else 0
     row["smoke"] = is_smoke_run(result)
     row["protocol"] = result.protocol
+    row["datasets"] = datasets_label(result)
     return row
 
 
@@ -124,7 +125,8 @@ def build_table(results: Iterable[ModelResult]) -> tuple[pd.DataFrame, Robustnes
     fit, fit_models = fit_robustness(results)
     table = pd.DataFrame([_row(r, fit) for r in results])
     _add_ranks(table)
-    table = table.sort_values(["laionet_top1", "model"], ascending=[False, True], na_position="last")
+    table = table.sort_values(["laionet_top1", "model", "protocol", "datasets"], ascending=[False, True, True, True],
+                              na_position="last")
     table = table.reset_index(drop=True)[list(COLUMNS)]
     return table.astype(DTYPES), fit, fit_models
 
