@@ -33,6 +33,7 @@ from ..errors import ConfigError, ResultsError
 from ..evaluation.metrics import Z95
 from ..evaluation.results import read_results
 from .columns import COLUMNS, DTYPES, METRICS, get_metric
+from .render import csv_unescape
 from .table import build_table
 
 __all__ = ["COMPARED_METRICS", "KEY_COLUMNS", "POINTS", "Comparison", "FailRule", "compare_tables", "load_table",
@@ -141,7 +142,7 @@ def load_table(path: str | Path) -> pd.DataFrame:
         return build_table(read_results(path))[0]
     if not path.is_file():
         raise ResultsError(f"{path}: no such results folder or leaderboard file")
-    frame = _from_json(path) if path.suffix == ".json" else pd.read_csv(path)
+    frame = _from_json(path) if path.suffix == ".json" else csv_unescape(pd.read_csv(path))
     missing = {"model", *COMPARED_METRICS} - set(frame.columns)
     if "model" in missing:
         raise ResultsError(f"{path}: no 'model' column; is this a leaderboard file?")
