@@ -1,18 +1,21 @@
-"""Crash-safe file writes, content hashes, path-safe names and shareable paths, for every writer in the package."""
+"""Crash-safe file writes, content hashes, path-safe names and shareable paths, for every writer in the package;
+and the one reader of the JSON files the package keeps (results, baselines, caches), which says in one line why
+a file cannot be read."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
-__all__ = ["atomic_write", "display_path", "output_folder_writable", "sha256_file", "slug", "write_bytes_atomic",
-           "write_text_atomic"]
+__all__ = ["atomic_write", "display_path", "output_folder_writable", "read_json", "sha256_file", "slug",
+           "write_bytes_atomic", "write_text_atomic"]
 
 #: Mode a new file is created with before the umask applies, as ``open(path, "w")`` does.
 _FILE_MODE = 0o666
@@ -131,3 +134,26 @@ def slug(name: str) -> str:
     Keeps letters, digits, ``.``, ``_`` and ``-``; every other run of characters becomes one ``_``.
     """
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")
+
+
+def read_json(path: str | Path, *, error: Callable[[str], Exception], fix: str) -> Any:
+    """The parsed content of the JSON file ``path``.
+
+    A folder, an unreadable file, bytes that are not UTF-8 or text that is not JSON raise
+    ``error("<path>: <what is wrong>; <fix>")``, one line. A missing file raises ``FileNotFoundError``: whether
+    that is an error is the caller's call.
+    """
+    path = Path(path)
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except FileNotFoundError:
+        raise
+    except IsADirectoryError:
+        problem = "a folder, not a JSON file"
+    except OSError as exc:
+        problem = f"not readable ({exc.strerror or type(exc).__name__})"
+    except UnicodeDecodeError as exc:
+        problem = f"not UTF-8 text (byte {exc.start} is {exc.object[exc.start:exc.start + 1]!r})"
+    except json.JSONDecodeError as exc:
+        problem = f"not valid JSON ({exc})"
+    raise error(f"{path}: {problem}; {fix}")

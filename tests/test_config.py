@@ -96,3 +96,29 @@ def test_download_run_and_similarity_share_one_default_image_store(tmp_path, mon
     assert main(["run", "--models", "resnet18", "--index", str(path)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no image store at nowhere" in err[0] and "laionet-bench download" in err[0]
+
+
+def test_run_and_similarity_take_imagenet_from_the_same_setting(tmp_path, monkeypatch, capsys):
+    from laionet_bench import constants
+    from laionet_bench.cli import main
+    from laionet_bench.evaluation import evaluator
+
+    from .fakes.eval_data import row_id_folder, tiny_index
+
+    path, frame = tiny_index(tmp_path, per_class=1)
+    data = ["--index", str(path), "--images", str(row_id_folder(tmp_path / "imgs", frame)), "--device", "cpu"]
+    commands = [["run", "--models", "test_resnet.r160_in1k", *data], ["similarity", *data]]
+    asked = []
+
+    def stop(**options):  # the one loader both commands hand their datasets to
+        asked.append(options["imagenet"])
+        raise ConfigError("stopped before any image is read")
+
+    monkeypatch.setattr(evaluator, "load_datasets", stop)
+    (tmp_path / "pyproject.toml").write_text('[tool.laionet-bench]\nimagenet = "val-from-pyproject"\n')
+    assert [main(argv) for argv in commands] == [1, 1]
+    monkeypatch.setitem(constants.ENV_SETTINGS, "imagenet", "val-from-env")
+    assert [main(argv) for argv in commands] == [1, 1]
+    assert [main([*argv, "--imagenet", "val-from-flag"]) for argv in commands] == [1, 1]
+    assert asked == ["val-from-pyproject"] * 2 + ["val-from-env"] * 2 + ["val-from-flag"] * 2
+    assert capsys.readouterr().err.count("stopped before any image is read") == 6

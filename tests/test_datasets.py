@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from laionet_bench.catalog import load_catalog
-from laionet_bench.datasets import Dataset, Sample, create_dataset, listing_frame
+from laionet_bench.datasets import Dataset, Sample, create_dataset, imagenet, listing_frame
 from laionet_bench.datasets.imagenet import HfdsDataset
 from laionet_bench.errors import DatasetError, UnknownNameError
 from laionet_bench.index.load import load_index
@@ -136,6 +136,25 @@ def test_imagenet_wds_shards_use_cls_labels(tmp_path):
     wnids = load_catalog().wnids
     assert list(data.table["wnid"]) == [wnids[0], wnids[250]]
     assert data.read_bytes(data.sample(1)) == image_bytes(2)
+
+
+@pytest.mark.parametrize("label", [b"-1", b"1000", b"tench"])
+def test_imagenet_wds_label_outside_the_classes_names_the_member(tmp_path, label):
+    (tmp_path / "wds").mkdir()
+    members = {"s0.jpg": image_bytes(1), "s0.cls": b"0", "s1.jpg": image_bytes(2), "s1.cls": label}
+    (tmp_path / "wds" / "imagenet1k-validation-0000.tar").write_bytes(tar_bytes(members))
+    with pytest.raises(DatasetError, match=r"imagenet1k-validation-0000.tar: s1.cls: class index .* outside 0..999"):
+        create_dataset("imagenet-val", root=f"wds/{tmp_path / 'wds'}")
+
+
+@pytest.mark.parametrize("label", [-1, 1000])
+def test_imagenet_hfds_label_outside_the_classes_names_the_row(monkeypatch, label):
+    monkeypatch.setattr(imagenet, "_load_hf", lambda name, split: {"label": [0, 250, label]})
+    with pytest.raises(DatasetError, match=rf"hfds/me/val \(split validation\): row 2: class index '{label}' is outside"):
+        create_dataset("imagenet-val", root="hfds/me/val")
+    monkeypatch.setattr(imagenet, "_load_hf", lambda name, split: {"label": [0, 250]})
+    wnids = load_catalog().wnids
+    assert list(create_dataset("imagenet-val", root="hfds/me/val").table["wnid"]) == [wnids[0], wnids[250]]
 
 
 def test_unknown_layout_lists_accepted_ones(tmp_path):

@@ -17,11 +17,12 @@ from laionet_bench.errors import ConfigError, ModelSpecError
 from laionet_bench.evaluation import evaluator
 from laionet_bench.evaluation.engine import EngineOptions
 from laionet_bench.evaluation.evaluator import SKIPPED_COLUMNS, EvaluationReport, ModelFailure, evaluate
-from laionet_bench.evaluation.metrics import Estimate
 from laionet_bench.evaluation.results import read_results
 from laionet_bench.index.load import load_index
+from laionet_bench.leaderboard.table import build_table
 
 from .fakes.eval_data import WNIDS, row_id_folder, tiny_index, tiny_weights, wnid_folders
+from .fakes.results import make_result
 
 CPU = EngineOptions(device="cpu", workers=0, batch_size=4)
 MODEL_INFO_KEYS = {"architecture", "pretrained_tag", "params", "input_size", "crop_pct", "interpolation", "mean",
@@ -173,19 +174,22 @@ def test_evaluate_and_engine_options_are_exported_from_the_package():
     assert {"evaluate", "EngineOptions"} <= set(laionet_bench.__all__)
 
 
-def test_effective_robustness_filled_from_the_models_evaluated():
-    def fake(imagenet, laionet):
-        ds = {"imagenet": types.SimpleNamespace(top1=Estimate(imagenet, 0.01)),
-              "laionet": types.SimpleNamespace(top1=Estimate(laionet, 0.01))}
-        return types.SimpleNamespace(datasets=ds, effective_robustness=None)
-
-    results = [fake(0.6, 0.5), fake(0.7, 0.55), fake(0.8, 0.75)]
-    evaluator._fill_effective_robustness(results)
-    residuals = [r.effective_robustness for r in results]
-    assert residuals[2] > 0 > residuals[1]
-    single = [fake(0.6, 0.5)]
+def test_effective_robustness_of_a_run_is_the_leaderboards():
+    zero_shot = {"kind": "openclip", "pretrained_tag": "laion2b_s34b_b79k"}
+    results = [make_result("resnet18.tv_in1k", imagenet=0.6, laionet=0.5),
+               make_result("resnet50.a1_in1k", imagenet=0.7, laionet=0.55),
+               make_result("vit_base_patch16_224.augreg_in21k_ft_in1k", imagenet=0.8, laionet=0.75),
+               make_result("ViT-B-32/laion2b_s34b_b79k", imagenet=0.6, laionet=0.625, model_info=zero_shot)]
+    evaluator._fill_effective_robustness(results)  # what evaluate() writes into result.json
+    residuals = {r.model: r.effective_robustness for r in results}
+    assert residuals["vit_base_patch16_224.augreg_in21k_ft_in1k"] > 0 > residuals["resnet50.a1_in1k"]
+    table, fit, fit_models = build_table(results)
+    assert "ViT-B-32/laion2b_s34b_b79k" not in fit_models and fit.n_models == 3  # zero-shot: not in the reference
+    board = table.set_index("model")["effective_robustness"]
+    assert board.to_dict() == pytest.approx({model: value * 100 for model, value in residuals.items()})
+    single = [make_result("resnet18.tv_in1k", imagenet=0.6, laionet=0.5)]
     evaluator._fill_effective_robustness(single)
-    assert single[0].effective_robustness is None
+    assert single[0].effective_robustness is None and build_table(single)[0]["effective_robustness"].isna().all()
 
 
 def _cli(bench, out, *extra):
@@ -281,3 +285,24 @@ def test_cli_run_records_the_protocol(tmp_path, bench, capsys):
     with pytest.raises(SystemExit):
         main([*command, "--protocol", "paper"])
     assert "invalid choice: 'paper'" in capsys.readouterr().err
+
+
+def test_hub_options_pin_the_index_revision(fake_hub, tmp_path, monkeypatch):
+    from .conftest import make_index_frame
+    from .test_hub import _publish
+
+    pinned = make_index_frame(["n01440764"] * 4)
+    first, _ = _publish(fake_hub, tmp_path, pinned)
+    _publish(fake_hub, tmp_path, make_index_frame(["n01443537"] * 6))  # main moves on
+    listed = {}
+
+    def stop(specs, sets, **options):
+        listed.update(sets)
+        raise ConfigError("stopped before inference")
+
+    monkeypatch.setattr(evaluator, "run_datasets", stop)
+    images = row_id_folder(tmp_path / "imgs", pinned)
+    with pytest.raises(ConfigError, match="stopped before inference"):
+        evaluate(["test_resnet.r160_in1k"], engine=CPU, images=images, out=tmp_path / "out",
+                 hub_options={"revision": first})
+    assert listed["laionet"].identity()["index"]["revision"] == first and listed["laionet"].n_listed == 4

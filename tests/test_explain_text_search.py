@@ -9,7 +9,7 @@ import pytest
 
 from laionet_bench.catalog import lemma_map
 from laionet_bench.cli import main
-from laionet_bench.errors import ConfigError
+from laionet_bench.errors import ConfigError, DatasetError
 from laionet_bench.explain.text_search import (
     EmbedPartsConfig,
     build_faiss_index,
@@ -133,3 +133,64 @@ def test_missing_embeddings_say_what_to_run(tmp_path):
     config = EmbedPartsConfig(work_dir=str(tmp_path / "work"), encoder="hash")
     with pytest.raises(ConfigError, match="no current caption embeddings"):
         build_faiss_index(resolve_parts([str(tmp_path / "part-00000.parquet")]), config)
+
+
+def _built(bench):
+    tmp_path, parts, _ = bench
+    config = EmbedPartsConfig(work_dir=str(tmp_path / "work"), encoder="hash")
+    resolved = resolve_parts([parts])
+    embed_parts(resolved, config, encoder=HashEncoder())
+    build_faiss_index(resolved, config)
+    return tmp_path / "work"
+
+
+@pytest.mark.parametrize(("name", "content", "problem"), [
+    ("index.faiss", b"garbage, not an index", "FAISS cannot read it (Index type"),
+    ("index.json", b"{not json", "not valid JSON"),
+    ("index.json", b"\xff\xfe", "not UTF-8 text"),
+    ("index.json", b'{"encoder": "hash", "dim": "16", "kind": "flat"}', "field 'dim' is \"16\""),
+])
+def test_a_corrupt_prebuilt_index_is_one_line_naming_the_file(bench, capsys, name, content, problem):
+    tmp_path, parts, captions = bench
+    work = _built(bench)
+    (work / "faiss" / name).write_bytes(content)
+    with pytest.raises(DatasetError) as info:
+        load_faiss_index(work / "faiss", encoder="hash")
+    assert str(info.value).startswith(f"{work / 'faiss' / name}: {problem}")
+    capsys.readouterr()
+    code = main(["explain", "text-search", "--captions", str(captions), "--parts", parts, "--out", str(tmp_path),
+                 "--faiss-index", str(work / "faiss"), "--encoder", "hash"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1 and str(work / "faiss" / name) in err[0] and "unexpected" not in err[0]
+
+
+def _torn(path):
+    path.write_bytes(path.read_bytes()[:-8])
+
+
+@pytest.mark.parametrize("damage", [
+    lambda folder: _torn(folder / "part-00000.npy"),
+    lambda folder: (folder / "part-00000.ids.npy").unlink(),
+    lambda folder: (folder / "part-00000.ids.npy").write_bytes(b"not npy"),
+    lambda folder: (folder / "part-00000.json").write_text("{torn", "utf-8"),
+    lambda folder: (folder / "part-00000.json").write_text("[]", "utf-8"),
+])
+def test_unreadable_cached_embeddings_are_recomputed(bench, damage):
+    tmp_path, parts, captions = bench
+    run_text_search(captions, [parts], encoder="hash", work_dir=tmp_path / "work", out=tmp_path,
+                    text_encoder=HashEncoder())
+    damage(tmp_path / "work" / "embeddings")
+    again = RecordingEncoder()
+    report = run_text_search(captions, [parts], encoder="hash", work_dir=tmp_path / "work", out=tmp_path,
+                             text_encoder=again)
+    assert "sunset over the sea" in again.seen and "my red car" not in again.seen  # part 0 only, embedded again
+    assert report.n_rows > 0
+
+
+def test_a_corrupt_index_in_the_work_folder_is_rebuilt(bench, caplog):
+    tmp_path, parts, captions = bench
+    work = _built(bench)
+    (work / "faiss" / "index.faiss").write_bytes(b"torn")
+    report = run_text_search(captions, [parts], encoder="hash", work_dir=work, out=tmp_path, text_encoder=HashEncoder())
+    assert report.n_rows > 0 and "rebuilding the FAISS index" in caplog.text
+    assert load_faiss_index(work / "faiss", encoder="hash").index.ntotal == len(PART0) + len(PART1)

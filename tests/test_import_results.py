@@ -278,6 +278,9 @@ BAD_VAL = [
      r"are None in only one of top_1_is_correct_resnet-50 / top_5_is_correct_resnet-50"),
     (lambda f: f[["name_def_wnid"]], r"no top_1_is_correct_<predictor> / top_5_is_correct_<predictor> columns"),
     (lambda f: f.drop(columns="name_def_wnid"), r"no name_def_wnid column to label the images: pass --devkit DIR"),
+    (lambda f: pd.concat([f, f.iloc[[3, 0, 0]]]),
+     r"index: 2 val file names appear more than once \(ILSVRC2012_val_00000001.JPEG ×3, "
+     r"ILSVRC2012_val_00000004.JPEG ×2\): each image must be one row"),
 ]
 
 
@@ -307,6 +310,12 @@ def test_bad_laionet_inputs(files, tmp_path, capsys):
     partial.write_bytes(pickle.dumps({TENCH: [100000001]}))
     with pytest.raises(ResultsError, match=r"index: 7 row\(s\) \(100000002, 100000007, .*have no label in"):
         import_reference_results(laionet=files["laion"], labels=partial)
+    repeated = tmp_path / "repeated.parquet"
+    laion = _laion_frame()
+    pd.concat([laion, laion.iloc[[5, 1]], laion.iloc[[5]]]).to_parquet(repeated)
+    with pytest.raises(ResultsError, match=rf"{repeated}: index: 2 LAION row ids appear more than once "
+                                           r"\(100000002 ×2, 500000003 ×3\)"):
+        import_reference_results(laionet=repeated, labels=files["labels"])
     odd_ocr = tmp_path / "odd_ocr.parquet"
     _as_text(_laion_frame(), "wnid_is_in_recognized_text", [3], ["yes"]).to_parquet(odd_ocr)
     with pytest.raises(ResultsError, match=r"'wnid_is_in_recognized_text': 8 row\(s\) \(100000001, "):

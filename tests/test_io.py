@@ -1,4 +1,4 @@
-"""Atomic writes (permissions, durability, clean failure), file hashes and the paths records may show."""
+"""Atomic writes (permissions, durability, clean failure), file hashes, the paths records may show, and JSON reads."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from laionet_bench import _io
+from laionet_bench._io import read_json
+from laionet_bench.errors import ResultsError
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
@@ -67,3 +69,21 @@ def test_display_path_is_relative_home_based_or_left_alone(tmp_path, monkeypatch
     assert _io.display_path("~/data") == "~/data" and _io.display_path(home) == "~"
     assert _io.display_path(Path("/srv/imagenet/val")) == "/srv/imagenet/val"
     assert _io.display_path(tmp_path / "home" / "other") == (tmp_path / "home" / "other").as_posix()
+
+
+def test_read_json_says_in_one_line_why_a_file_cannot_be_read(tmp_path):
+    fix = "rewrite it"
+    (tmp_path / "ok.json").write_text('{"a": [1]}', "utf-8")
+    assert read_json(tmp_path / "ok.json", error=ResultsError, fix=fix) == {"a": [1]}
+    (tmp_path / "folder.json").mkdir()
+    (tmp_path / "latin1.json").write_bytes('{"name": "café"}'.encode("latin-1"))
+    (tmp_path / "broken.json").write_text("{not json", "utf-8")
+    for name, problem in (("folder.json", "a folder, not a JSON file"), ("latin1.json", "not UTF-8 text (byte 13"),
+                          ("broken.json", "not valid JSON (Expecting property name")):
+        with pytest.raises(ResultsError) as info:
+            read_json(tmp_path / name, error=ResultsError, fix=fix)
+        message = str(info.value)
+        assert message.startswith(f"{tmp_path / name}: {problem}") and message.endswith("; rewrite it")
+        assert "\n" not in message
+    with pytest.raises(FileNotFoundError):
+        read_json(tmp_path / "missing.json", error=ResultsError, fix=fix)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
+
 import pytest
 
 from laionet_bench.cli import main
@@ -148,3 +151,60 @@ def test_models_scored_under_different_protocols_are_flagged(tmp_path, caplog):
     assert "protocol" not in caplog.text
     compare_tables(load_table(tmp_path / "a"), load_table(tmp_path / "b"))
     assert "1 model(s) were scored under different metric protocols (e.g. resnet50.a1_in1k: ours vs official)" in caplog.text
+
+
+def test_a_result_copied_into_a_second_folder_is_refused_naming_both(tmp_path, capsys):
+    import shutil
+
+    _write(tmp_path / "a", 0.65)
+    shutil.copytree(tmp_path / "a" / "resnet50.a1_in1k", tmp_path / "a" / "resnet50-backup")
+    for argv in (["leaderboard", "--results", str(tmp_path / "a"), "--out", str(tmp_path / "lb")],
+                 ["compare", str(tmp_path / "a"), str(tmp_path / "a")]):
+        assert main(argv) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "hold the same result (resnet50.a1_in1k, protocol ours" in err[0]
+        assert str(tmp_path / "a" / "resnet50-backup") in err[0] and str(tmp_path / "a" / "resnet50.a1_in1k") in err[0]
+    assert not (tmp_path / "lb").exists()
+
+
+def _official(result):
+    result.protocol = "official"
+    return result
+
+
+def test_results_of_one_model_under_two_protocols_are_two_rows_matched_by_key(tmp_path, caplog):
+    _write(tmp_path / "a", 0.65)
+    official = write_result(_official(make_result("resnet50.a1_in1k", imagenet=0.8, laionet=0.6)), tmp_path / "o")
+    official.rename(tmp_path / "a" / "resnet50-official")  # both results of the model in one folder
+    _write(tmp_path / "b", 0.625)  # resnet50 under ours only
+    a, b = load_table(tmp_path / "a"), load_table(tmp_path / "b")
+    rows = a[a["model"] == "resnet50.a1_in1k"]
+    assert sorted(rows["protocol"]) == ["official", "ours"] and rows["datasets"].nunique() == 1
+    assert re.fullmatch(r"imagenet-val@[0-9a-f]{8} laionet:clip_0\.82@[0-9a-f]{8}", rows["datasets"].iloc[0])
+    result = compare_tables(a, b)  # crashed: "Can only compare identically-labeled Series"
+    ours = "resnet50.a1_in1k [ours; " + rows["datasets"].iloc[0] + "]"
+    gap = result.diff.set_index(["model", "metric"]).loc[(ours, "gap_top1")]
+    assert gap["delta"] == pytest.approx(0.025)  # ours against ours, not against the official row
+    assert result.models_removed == ["resnet50.a1_in1k [official; " + rows["datasets"].iloc[0] + "]"]
+    assert not result.ok and "protocol" not in caplog.text
+    assert compare_tables(a, a).ok
+
+
+def test_a_model_evaluated_on_other_datasets_is_matched_by_name_with_a_warning(tmp_path, caplog):
+    _write(tmp_path / "a", 0.65)
+    moved = make_result("resnet50.a1_in1k", imagenet=0.8, laionet=0.65)
+    moved.datasets["laionet"] = dataclasses.replace(moved.datasets["laionet"], identity={"revision": "new"})
+    write_result(moved, tmp_path / "b")
+    result = compare_tables(load_table(tmp_path / "a"), load_table(tmp_path / "b"), allow_missing=True)
+    assert "resnet50.a1_in1k" in set(result.diff["model"])
+    assert "1 model(s) were evaluated on different datasets (e.g. resnet50.a1_in1k" in caplog.text
+
+
+def test_a_leaderboard_file_holding_one_result_twice_is_refused(tmp_path):
+    results = _write(tmp_path / "res", 0.65)
+    write_leaderboard(build_leaderboard(results), tmp_path / "lb", formats=["csv"], plots=False)
+    path = tmp_path / "lb" / "leaderboard.csv"
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([*lines, lines[1]]) + "\n")
+    with pytest.raises(ResultsError, match=f"{path}: model '.*' has 2 rows with the same protocol"):
+        load_table(path)

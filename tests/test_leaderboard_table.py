@@ -303,3 +303,32 @@ def test_smoke_runs_are_marked_in_every_rendering(tmp_path):
     assert "not comparable with full runs" in markdown and "not comparable with full runs" in page
     others = [r.model for r in results[1:]]
     assert all(f"{m} (smoke run)" not in markdown for m in others)
+
+
+#: Model names a result file may hold that a spreadsheet would run, or that would break a Markdown row.
+HOSTILE = ['=HYPERLINK("http://127.0.0.1/x","click")', "+1+2", "-2+3", "@SUM(A1:A2)", "'quoted", "pipe|model"]
+
+
+def test_text_cells_are_neither_formulas_in_csv_nor_row_breakers_in_markdown(tmp_path, capsys):
+    import csv
+
+    from laionet_bench.leaderboard.compare import compare_tables, load_table
+    from laionet_bench.leaderboard.table import build_table
+
+    results = [make_result(name, imagenet=0.6 + 0.05 * i, laionet=0.5 + 0.02 * i) for i, name in enumerate(HOSTILE)]
+    board = build_leaderboard(results)
+    rows = list(csv.DictReader(io.StringIO(to_csv(board))))
+    assert sorted(row["model"] for row in rows) == sorted([f"'{name}" for name in HOSTILE[:5]] + ["pipe|model"])
+    assert any(row["effective_robustness"].startswith("-") for row in rows)  # numbers are left alone
+    write_leaderboard(board, tmp_path / "lb", formats=["csv", "md"], plots=False)
+    again = compare_tables(build_table(results)[0], load_table(tmp_path / "lb" / "leaderboard.csv"))
+    assert again.changes().empty and not again.models_added and not again.models_removed  # read back exactly
+    table = [line for line in to_markdown(board).splitlines() if line.startswith("|")]
+    assert len({len(line.replace("\\|", "").split("|")) for line in table}) == 1  # every row has as many cells
+    assert any("pipe\\|model" in line for line in table)
+    for result in results:
+        write_result(result, tmp_path / "results")
+    capsys.readouterr()
+    assert main(["compare", str(tmp_path / "results"), str(tmp_path / "results"), "--format", "csv", "--all"]) == 0
+    diff = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert {row["model"] for row in diff} == {row["model"] for row in rows}

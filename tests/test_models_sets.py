@@ -8,7 +8,7 @@ import pytest
 
 from laionet_bench.cli import main
 from laionet_bench.errors import ModelSpecError
-from laionet_bench.leaderboard.groups import GROUPS, group_of, is_zero_shot
+from laionet_bench.models.groups import GROUPS, group_of, is_zero_shot
 from laionet_bench.models.registry import build_model, expand_model_specs, resolve_data_config
 from laionet_bench.models.sets import MODEL_SETS, PAPER_MODELS
 

@@ -110,3 +110,51 @@ def test_result_files_carry_no_local_absolute_paths(tmp_path, monkeypatch):
     assert identity["images"] == {"root": "laionet_images", "manifest_sha256": "abc"}
     assert identity["index"]["source"] == "/srv/shared/index.parquet"  # names no user: kept
     assert result.model_info["weights"].startswith("~/")  # in memory as on disk: the leaderboard reads either
+
+
+def _break_datasets(folder):
+    data = json.loads((folder / "result.json").read_text())
+    (folder / "result.json").write_text(json.dumps({**data, "datasets": "oops"}))
+
+
+def _result_json_a_folder(folder):
+    (folder / "result.json").unlink()
+    (folder / "result.json").mkdir()
+
+
+def _missing_estimate(folder):
+    data = json.loads((folder / "result.json").read_text())
+    del data["datasets"]["laionet"]["top1"]
+    (folder / "result.json").write_text(json.dumps(data))
+
+
+def _corrupt_parquet(folder):
+    (folder / "per_class.parquet").write_bytes(b"PAR1 not really parquet")
+
+
+def _not_per_class(folder):
+    pd.DataFrame({"x": [1]}).to_parquet(folder / "per_class.parquet")
+
+
+@pytest.mark.parametrize(("damage", "file", "problem"), [
+    (_break_datasets, "result.json", "field 'datasets' is \"oops\", not an object"),
+    (_result_json_a_folder, "result.json", "a folder, not a JSON file"),
+    (lambda folder: (folder / "result.json").write_text("[1, 2]"), "result.json", "holds a JSON list"),
+    (_missing_estimate, "result.json", "not a laionet-bench result (KeyError: 'top1')"),
+    (_corrupt_parquet, "per_class.parquet", "not a readable parquet file"),
+    (_not_per_class, "per_class.parquet", "no 'wnid' column"),
+])
+def test_a_malformed_result_is_one_line_naming_the_file(tmp_path, capsys, damage, file, problem):
+    from laionet_bench.cli import main
+
+    folder = write_result(_result(), tmp_path / "results")
+    write_result(_result("other.tag"), tmp_path / "results")
+    damage(folder)
+    with pytest.raises(ResultsError) as info:
+        read_results(tmp_path / "results")
+    assert str(info.value).startswith(f"{folder / file}: {problem}") and "run the evaluation again" in str(info.value)
+    for argv in (["leaderboard", "--results", str(tmp_path / "results"), "--out", str(tmp_path / "lb")],
+                 ["compare", str(tmp_path / "results"), str(tmp_path / "results")]):
+        assert main(argv) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and str(folder / file) in err[0] and "unexpected" not in err[0], err

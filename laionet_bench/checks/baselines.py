@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from .._io import slug, write_text_atomic
+from .._io import read_json, slug, write_text_atomic
+from ..catalog import load_catalog
 from ..errors import BaselineError, ConfigError, ResultsError, RobustnessError
 from ..evaluation.results import ModelResult
 from ..version import __version__
@@ -42,6 +44,8 @@ BASELINE_SCHEMA = 1
 DEFAULT_TOLERANCE = 2.0
 #: Most regressed classes listed in a failure message.
 MAX_LISTED = 20
+
+logger = logging.getLogger(__name__)
 
 
 def baseline_path(directory: str | Path, model: str) -> Path:
@@ -74,27 +78,63 @@ class Baseline:
 
     @classmethod
     def from_dict(cls, data: dict, *, path: str = "<baseline>") -> Baseline:
+        """A baseline from its JSON, every field checked: a value that cannot be compared would switch the check off."""
+        if not isinstance(data, dict):
+            raise BaselineError(f"{path}: holds a JSON {type(data).__name__}, not a baseline object; {_REWRITE}")
         if data.get("schema_version") != BASELINE_SCHEMA:
             raise BaselineError(f"{path}: baseline schema {data.get('schema_version')!r} is not {BASELINE_SCHEMA}; "
                                "rewrite it with pytest --laionet-update-baseline")
-        try:
-            return cls(model=data["model"], dataset=data["dataset"], tolerance=parse_tolerance(data["tolerance"]),
-                       classes=dict(data["classes"]), created=data.get("created", ""),
-                       harness_version=data.get("harness_version", ""))
-        except (KeyError, ConfigError) as exc:
-            raise BaselineError(f"{path}: not a laionet-bench baseline ({exc}); rewrite it with "
-                               "pytest --laionet-update-baseline") from None
+        for name in ("model", "dataset"):
+            _check(isinstance(data.get(name), str) and data[name], path, name, data.get(name), "a non-empty string")
+        _check(isinstance(data.get("classes"), dict), path, "classes", data.get("classes"), "an object wnid → entry")
+        for wnid, entry in data["classes"].items():
+            _check_class(wnid, entry, path)
+        return cls(model=data["model"], dataset=data["dataset"], tolerance=_tolerance(data.get("tolerance"), path,
+                   "tolerance"), classes=dict(data["classes"]), created=data.get("created", ""),
+                   harness_version=data.get("harness_version", ""))
+
+
+#: What to do about a baseline file that cannot be used.
+_REWRITE = "fix it or rewrite it with pytest --laionet-update-baseline"
+
+
+def _bad(path: str, field: str, value: object, expected: str) -> BaselineError:
+    return BaselineError(f"{path}: field {field!r} is {json.dumps(value)[:40]}, not {expected}; {_REWRITE}")
+
+
+def _check(ok: object, path: str, field: str, value: object, expected: str) -> None:
+    if not ok:
+        raise _bad(path, field, value, expected)
+
+
+def _tolerance(value: object, path: str, field: str) -> float:
+    try:
+        return parse_tolerance(value)
+    except ConfigError:
+        raise _bad(path, field, value, "'se' or a finite number of standard errors >= 0") from None
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_class(wnid: str, entry: object, path: str) -> None:
+    """One class entry: a catalogue wnid, recalls in [0, 1], SEs >= 0, a positive count, its own tolerance if any."""
+    _check(wnid in load_catalog(), path, f"classes.{wnid}", wnid, "keyed by an ImageNet-1k wnid")
+    _check(isinstance(entry, dict), path, f"classes.{wnid}", entry, "an object")
+    n = entry.get("n")
+    _check(_is_number(n) and n == int(n) and n >= 1, path, f"classes.{wnid}.n", n, "a count >= 1")
+    for metric in METRIC_CHOICES:
+        recall, se = entry.get(metric), entry.get(f"se_{metric}")
+        _check(_is_number(recall) and 0 <= recall <= 1, path, f"classes.{wnid}.{metric}", recall, "a recall in [0, 1]")
+        _check(_is_number(se) and se >= 0, path, f"classes.{wnid}.se_{metric}", se, "a standard error >= 0")
+    if "tolerance" in entry:
+        _tolerance(entry["tolerance"], path, f"classes.{wnid}.tolerance")
 
 
 def read_baseline(path: str | Path) -> Baseline:
-    """Read a baseline file (``BaselineError`` naming the file when it is broken)."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text("utf-8"))
-    except json.JSONDecodeError as exc:
-        raise BaselineError(f"{path}: not valid JSON ({exc}); fix it or rewrite it with "
-                           "pytest --laionet-update-baseline") from None
-    return Baseline.from_dict(data, path=str(path))
+    """Read a baseline file (``BaselineError`` naming the file and the field when it is broken)."""
+    return Baseline.from_dict(read_json(path, error=BaselineError, fix=_REWRITE), path=str(path))
 
 
 def _class_entries(result: ModelResult) -> dict[str, dict]:
@@ -114,10 +154,21 @@ def _class_entries(result: ModelResult) -> dict[str, dict]:
     return dict(sorted(entries.items()))
 
 
+def _previous_baseline(path: Path) -> Baseline | None:
+    """The baseline being rewritten, for its tolerances; a broken one is what the rewrite is for, so it is skipped."""
+    try:
+        return read_baseline(path)
+    except FileNotFoundError:
+        return None
+    except BaselineError as exc:
+        logger.warning("rewriting %s without its old tolerances: %s", path, exc)
+        return None
+
+
 def write_baseline(result: ModelResult, directory: str | Path, *, tolerance: float | None = None) -> Path:
     """Write (or rewrite) the baseline of ``result.model``; keeps the old file's tolerances."""
     path = baseline_path(directory, result.model)
-    previous = read_baseline(path) if path.exists() else None
+    previous = _previous_baseline(path)
     classes = _class_entries(result)
     if previous is not None:
         for wnid, entry in previous.classes.items():
@@ -236,6 +287,9 @@ def compare_to_baseline(
     """
     if metric not in METRIC_CHOICES:
         raise ConfigError(f"metric {metric!r} is not one of {METRIC_CHOICES}")
+    if baseline.model != result.model:
+        raise BaselineError(f"{path}: field 'model' is {baseline.model!r}, not {result.model!r}: this is another "
+                            f"model's baseline; {_REWRITE}")
     default = parse_tolerance(tolerance) if tolerance is not None else baseline.tolerance
     current = _class_entries(result)
     regressions, missing = [], []

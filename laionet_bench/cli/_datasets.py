@@ -12,7 +12,8 @@ import argparse
 
 from ..evaluation.options import AMP_DTYPES
 
-__all__ = ["AMP_CHOICES", "WORKERS_HELP", "add_data_options", "add_image_encoder_options", "image_store_from_args"]
+__all__ = ["AMP_CHOICES", "WORKERS_HELP", "add_data_options", "add_image_encoder_options", "image_store_from_args",
+           "imagenet_from_args"]
 
 #: ``--amp`` of every command that runs a network on images: the same dtypes, the same meaning.
 AMP_CHOICES = AMP_DTYPES
@@ -28,7 +29,8 @@ def add_data_options(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup
                        help="LAIONet images: shards + manifest folder, or <row_id>.<ext> files (default: the images "
                        "setting, else where 'laionet-bench download' puts this index's images)")
     group.add_argument("--imagenet", metavar="PATH",
-                       help="ImageNet-val (wnid folders, flat + devkit, wds/PATH, hfds/NAME)")
+                       help="ImageNet-val (wnid folders, flat + devkit, wds/PATH, hfds/NAME; default: the imagenet "
+                       "setting, else none)")
     group.add_argument("--imagenet-v2", metavar="[VARIANT=]PATH", help="ImageNet-V2 class-index folders")
     return group
 
@@ -57,3 +59,14 @@ def image_store_from_args(args: argparse.Namespace, index) -> str:
         raise ConfigError(f"no image store at {store} (the default for this index): fetch the images with "
                           "'laionet-bench download' (same --dataset/--index), or pass --images DIR")
     return str(store)
+
+
+def imagenet_from_args(args: argparse.Namespace) -> str | None:
+    """``--imagenet``, else the ``imagenet`` setting (``LAIONET_BENCH_IMAGENET``, ``[tool.laionet-bench]``).
+
+    Every command that reads ImageNet-val takes it from here, so ``run`` and ``similarity`` never disagree on
+    whether a configured ImageNet-val is used.
+    """
+    from ..config import resolve_setting
+
+    return resolve_setting("imagenet", args.imagenet)

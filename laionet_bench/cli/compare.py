@@ -54,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
         load_table,
         resolve_metric,
     )
+    from ..leaderboard.render import csv_safe
 
     rules = [FailRule.parse(text) for text in args.fail]
     metrics = [resolve_metric(m) for m in args.metrics.split(",") if m.strip()] if args.metrics else COMPARED_METRICS
@@ -61,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
                             significance=args.significant, allow_missing=args.allow_missing)
     shown = result.diff if args.all else result.changes()
     if args.format == "csv":
-        print(shown.to_csv(index=False), end="")
+        print(csv_safe(shown).to_csv(index=False), end="")
     elif args.format == "json":
         print(shown.to_json(orient="records", indent=1))
     else:

@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 
 from ..evaluation.options import PROTOCOLS
-from ._datasets import AMP_CHOICES, WORKERS_HELP, add_data_options, image_store_from_args
+from ._datasets import AMP_CHOICES, WORKERS_HELP, add_data_options, image_store_from_args, imagenet_from_args
 from .index import add_hub_options
 
 __all__ = ["add_parser", "engine_options", "model_specs", "parse_weights", "print_failures", "print_report", "run", "run_demo_command",
@@ -258,8 +258,9 @@ def run(args: argparse.Namespace) -> int:
     resolve_devices(options.device)  # a bad --shard, --max-memory or --devices fails before the index loads
     specs = model_specs(args)  # and so does a bad model spec
     index = load_from_args(args, args.index or args.dataset)
+    imagenet = imagenet_from_args(args)
     report = evaluate(
-        specs, engine=options, dataset=args.dataset, images=image_store_from_args(args, index), imagenet=args.imagenet,
+        specs, engine=options, dataset=args.dataset, images=image_store_from_args(args, index), imagenet=imagenet,
         imagenet_v2=args.imagenet_v2, index=index, limit_per_class=args.limit_per_class, limit=args.limit,
         out=args.out, weights=parse_weights(args.weights), exclude=args.exclude,
     )
@@ -268,5 +269,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"shard {args.shard} stored in {report.out}; when every shard is done, run the same command without "
               "--shard to write the results (it computes nothing)")
         return 1 if report.failures else 0
-    print_report(report, with_imagenet=bool(args.imagenet))
+    print_report(report, with_imagenet=bool(imagenet))
     return 1 if report.failures and not report.results else 0

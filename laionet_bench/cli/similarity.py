@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ._datasets import add_data_options, add_image_encoder_options, image_store_from_args
+from ._datasets import add_data_options, add_image_encoder_options, image_store_from_args, imagenet_from_args
 from .index import add_hub_options
 
 EPILOG = """examples:
@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     devices = resolve_devices(args.device)  # so does a device this machine lacks
     if len(devices) > 1:
         raise ConfigError(f"--device {args.device}: similarity embeds on one device; name one, e.g. {devices[0]}")
-    imagenet = resolve_setting("imagenet", args.imagenet)
+    imagenet = imagenet_from_args(args)
     laionet, names = parse_dataset_names(args.datasets, imagenet=imagenet, imagenet_v2=args.imagenet_v2,
                                          dataset=args.dataset)
     index = load_from_args(args, args.index or laionet)

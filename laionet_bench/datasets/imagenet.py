@@ -161,6 +161,18 @@ def _finish(name: str, columns: tuple[list, list, list, list], source: dict, *, 
                    limits={"limit_per_class": limit_per_class, "limit": limit})
 
 
+def _wnid_of_class(label: object, wnids: list[str], where: str) -> str:
+    """The wnid of a timm class index (a ``.cls`` text, an hfds label).
+
+    Checked, because Python's indexing would label ``-1`` (an unlabelled sample) as the last class.
+    """
+    text = str(label).strip()
+    if not text.isdigit() or int(text) >= len(wnids):
+        raise DatasetError(f"{where}: class index {text[:20]!r} is outside 0..{len(wnids) - 1} (timm's ImageNet-1k "
+                           "order); is this labelled ImageNet-1k validation data? (unlabelled samples carry -1)")
+    return wnids[int(text)]
+
+
 def _from_wds(root: Path) -> tuple[list, list, list, list, list]:
     shards = sorted(root.glob("*.tar")) if root.is_dir() else []
     if not shards:
@@ -175,14 +187,14 @@ def _from_wds(root: Path) -> tuple[list, list, list, list, list]:
             for member in iter_tar_index(shard):
                 stem, _, ext = member.name.rpartition(".")
                 if ext == "cls":
-                    classes[stem] = int(member.read(handle).decode().strip())
+                    classes[stem] = member.read(handle).decode("utf-8", "replace")
                 elif "." + ext.lower() in IMAGE_EXTENSIONS:
                     images[stem] = (member.offset, member.size)
         for stem, (offset, size) in images.items():
             if stem not in classes:
                 raise DatasetError(f"{shard}: sample {stem} has no .cls label")
             keys.append(stem)
-            wnids.append(wnid_list[classes[stem]])
+            wnids.append(_wnid_of_class(classes[stem], wnid_list, f"{shard}: {stem}.cls"))
             paths.append(str(shard))
             offsets.append(offset)
             sizes.append(size)
@@ -217,7 +229,9 @@ def load_imagenet_val(*, root: str | Path, classes=None, limit_per_class=None, l
     options = {"classes": classes, "limit_per_class": limit_per_class, "limit": limit}
     if text.startswith("hfds/"):
         hf = _load_hf(text[len("hfds/"):], split)
-        labels = [load_catalog().wnids[i] for i in hf["label"]]
+        wnid_list = load_catalog().wnids
+        labels = [_wnid_of_class(label, wnid_list, f"{text} (split {split}): row {row}")
+                  for row, label in enumerate(hf["label"])]
         table = restrict_classes(listing_frame([str(i) for i in range(len(labels))], labels, [text] * len(labels),
                                                offsets=list(range(len(labels)))), classes, "imagenet-val")
         source = {"layout": "hfds", "hfds": text[len("hfds/"):], "split": split, "listing_sha256": listing_sha256(table)}

@@ -38,8 +38,16 @@ from ..index.official import official_classes
 from ..models.custom import as_model_specs
 from ..models.registry import canonical_spec, check_weights_file, expand_model_specs, unused_weights
 from .engine import EngineOptions, ModelOutcome, resolve_device, resolve_devices, run_datasets
-from .metrics import fit_effective_robustness, per_class_recall
-from .results import ModelResult, Provenance, build_model_result, summarize_dataset, write_result
+from .metrics import per_class_recall
+from .results import (
+    ModelResult,
+    Provenance,
+    build_model_result,
+    fit_robustness,
+    robustness_of,
+    summarize_dataset,
+    write_result,
+)
 from .store import read_predictions
 from .work import collect_work
 
@@ -209,17 +217,12 @@ def _result_for(spec: str, outcomes: dict[str, dict[str, ModelOutcome]], sets: d
 
 
 def _fill_effective_robustness(results: list[ModelResult]) -> None:
-    scored = [r for r in results if "imagenet" in r.datasets]
-    if len(scored) < 2:
-        return
-    imagenet = [r.datasets["imagenet"].top1.value for r in scored]
-    laionet = [r.datasets["laionet"].top1.value for r in scored]
-    if len(set(imagenet)) < 2:
+    """Each result's effective robustness over the run's models, by the leaderboard's rule (:func:`fit_robustness`)."""
+    fit, _ = fit_robustness(results)
+    if fit is None and sum("imagenet" in r.datasets for r in results) >= 2:
         logger.info("effective robustness needs models with different ImageNet accuracy; skipped")
-        return
-    fit = fit_effective_robustness(imagenet, laionet)
-    for result, residual in zip(scored, fit.residual(imagenet, laionet), strict=True):
-        result.effective_robustness = float(residual)
+    for result in results:
+        result.effective_robustness = robustness_of(fit, result)
 
 
 def _skipped_frame(skipped: list[pd.DataFrame]) -> pd.DataFrame:
@@ -283,6 +286,7 @@ def evaluate(
     out: str | Path | None = None,
     weights: Mapping[str, str] | None = None,
     exclude: Sequence[str] = (),
+    hub_options: Mapping[str, Any] | None = None,
 ) -> EvaluationReport:
     """Evaluate ``models`` on LAIONet (and ImageNet-val / -V2 when given) and write their results.
 
@@ -301,6 +305,9 @@ def evaluate(
         out: results folder (default ``[tool.laionet-bench] results_dir`` / ``LAIONET_BENCH_RESULTS``).
         weights: ``{spec: local weights file}``.
         exclude: fnmatch patterns dropped from the expanded specs.
+        hub_options: how the index is fetched from the Hub when neither ``index`` nor a local ``dataset`` is given:
+            :func:`~laionet_bench.index.load.load_index`'s ``repo_id``, ``revision`` (pin one), ``cache_dir``,
+            ``local_files_only``.
 
     Returns:
         The :class:`EvaluationReport`: results (also written to ``out``), failed models, skipped images.
@@ -323,7 +330,8 @@ def evaluate(
     devices = resolve_devices(engine.device)  # a bad device fails here, before the index is loaded
     writable = output_folder_writable(out)  # an --out that is a file fails here too
     idx, sets = load_datasets(dataset=dataset, images=images, imagenet=imagenet, imagenet_v2=imagenet_v2,
-                              index=index, limit_per_class=limit_per_class, limit=limit, protocol=engine.protocol)
+                              index=index, limit_per_class=limit_per_class, limit=limit, hub_options=hub_options,
+                              protocol=engine.protocol)
     if not writable:
         _refuse_missing_work(specs, sets, out, weights, engine)
     outcomes = run_datasets(specs, sets, store_root=out / STORE_FOLDER, weights=weights, options=engine)

@@ -176,6 +176,17 @@ def _read_parquet(path, what: str) -> pd.DataFrame:
                            f"reference's {what}?") from None
 
 
+def _refuse_repeats(frame: pd.DataFrame, path, what: str) -> None:
+    """Each image is one row: a repeated val file name or row id would count its image twice."""
+    repeated = frame.index.duplicated(keep=False)
+    if repeated.any():
+        counts = frame.index[repeated].value_counts(sort=False)
+        shown = ", ".join(f"{key} ×{count}" for key, count in counts.head(_SHOWN_ROWS).items())
+        more = ", ..." if len(counts) > _SHOWN_ROWS else ""
+        raise ResultsError(f"{path}: index: {len(counts)} {what} appear more than once ({shown}{more}): each image "
+                           "must be one row; drop the repeated rows or re-export the reference's results")
+
+
 def _wnids_from_synset_text(frame: pd.DataFrame, path) -> np.ndarray:
     """``name_def_wnid`` (the class's synset text, or a wnid) as canonical wnids."""
     catalog = load_catalog()
@@ -227,6 +238,7 @@ def _wnids_from_devkit(frame: pd.DataFrame, devkit, path) -> tuple[np.ndarray, t
 def read_imagenet_val_results(path: str | Path, *, devkit: str | Path | None = None) -> PerImageResults:
     """The reference's ``ILSVRC2012_val.parquet``, labelled by ``name_def_wnid`` or by the devkit's ground truth."""
     frame = _read_parquet(path, "ILSVRC2012_val.parquet")
+    _refuse_repeats(frame, path, "val file names")
     columns = predictor_columns(frame.columns, path)
     sources: tuple[SourceFile, ...] = (SourceFile.of("imagenet_val", path),)
     if devkit is not None:
@@ -269,7 +281,9 @@ def read_laionet_results(path: str | Path, *, labels: Mapping[str, list[int]], l
     """A reference LAIONet parquet with predictions, labelled by the ``{wnid: [row id]}`` pickle's content."""
     frame = _read_parquet(path, "LAIONet parquet")
     columns = predictor_columns(frame.columns, path)
-    wnids = _wnids_from_labels(_row_ids(frame, path), labels, labels_path, path)
+    row_ids = _row_ids(frame, path)
+    _refuse_repeats(frame, path, "LAION row ids")
+    wnids = _wnids_from_labels(row_ids, labels, labels_path, path)
     if _OCR not in frame:
         raise ResultsError(f"{path}: no {_OCR!r} column: the OCR flag decides which rows are evaluated; is this the "
                            "reference's LAIONet parquet?")

@@ -16,22 +16,33 @@ The leaderboard, ``compare`` and the pytest plugin read these files through :fun
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import math
 import os
 import platform
 import subprocess
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from .._io import atomic_write, display_path, slug, write_text_atomic
+from .._io import atomic_write, display_path, read_json, slug, write_text_atomic
 from ..catalog import load_catalog
 from ..errors import DatasetError, ResultsError
+from ..models.groups import group_of, is_zero_shot
 from ..version import __version__
-from .metrics import Estimate, equi_weighted, gap, laion_weighted, micro_accuracy
+from .metrics import (
+    Estimate,
+    RobustnessFit,
+    equi_weighted,
+    fit_effective_robustness,
+    gap,
+    laion_weighted,
+    micro_accuracy,
+)
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -39,8 +50,12 @@ __all__ = [
     "ModelResult",
     "Provenance",
     "build_model_result",
+    "datasets_label",
+    "fit_robustness",
     "read_result",
     "read_results",
+    "result_key",
+    "robustness_of",
     "summarize_dataset",
     "write_result",
 ]
@@ -278,6 +293,42 @@ def build_model_result(
     )
 
 
+def _top1_pair(result: ModelResult) -> tuple[float, float] | None:
+    """(ImageNet-val, LAIONet) equi-weighted top-1 when the result has both, finite."""
+    imagenet, laionet = result.datasets.get("imagenet"), result.datasets.get("laionet")
+    if imagenet is None or laionet is None:
+        return None
+    pair = (imagenet.top1.value, laionet.top1.value)
+    return pair if all(math.isfinite(v) for v in pair) else None
+
+
+def fit_robustness(results: Sequence[ModelResult]) -> tuple[RobustnessFit | None, list[str]]:
+    """The effective-robustness fit over ``results`` and the models it used: the one rule of the package.
+
+    ``logit(LAIONet top-1) = a·logit(ImageNet top-1) + b`` is fitted on the results with both numbers that
+    are not CLIP zero-shot classifiers (:func:`~laionet_bench.models.groups.is_zero_shot`), or on all of them
+    when fewer than two such differ in ImageNet accuracy; None when no two usable results differ.
+    ``evaluate()`` fits it over a run's models for ``result.json``, the leaderboard over the board's
+    (docs/leaderboard.md), so both give a model the same number over the same models.
+    """
+    usable = [(r, pair) for r in results if (pair := _top1_pair(r)) is not None]
+    reference = [(r, pair) for r, pair in usable if not is_zero_shot(group_of(r.model_info, r.model))]
+    for candidates in (reference, usable):
+        imagenet = [pair[0] for _, pair in candidates]
+        if len(set(imagenet)) >= 2:
+            fit = fit_effective_robustness(imagenet, [pair[1] for _, pair in candidates])
+            return fit, [r.model for r, _ in candidates]
+    return None, []
+
+
+def robustness_of(fit: RobustnessFit | None, result: ModelResult) -> float | None:
+    """``result``'s effective robustness under ``fit`` (a fraction); None without a fit or without both numbers."""
+    pair = _top1_pair(result)
+    if fit is None or pair is None:
+        return None
+    return float(fit.residual([pair[0]], [pair[1]])[0])
+
+
 def per_class_frame(frames: dict[str, pd.DataFrame], classes: list[str], weights: pd.Series | None) -> pd.DataFrame:
     """Join per-dataset recall tables into one row per class (prefix = dataset key)."""
     catalog = load_catalog()
@@ -308,24 +359,95 @@ def write_result(result: ModelResult, results_dir: str | Path) -> Path:
     return folder
 
 
+#: What to do about a result folder that cannot be read: its predictions are stored, so a re-run is cheap.
+_REWRITE = "delete this model's folder and run the evaluation again (stored predictions are reused)"
+#: The fields a ``result.json`` must hold, and their JSON type.
+_FIELDS: dict[str, type] = {"model": str, "run_key": str, "model_info": dict, "classes": list, "datasets": dict,
+                            "provenance": dict}
+_JSON_NAMES = {str: "a string", list: "a list", dict: "an object"}
+
+
+def _shape_problem(data: Any) -> str | None:
+    """What is wrong with a parsed ``result.json`` (None when it has a result's shape)."""
+    if not isinstance(data, dict):
+        return f"holds a JSON {type(data).__name__}, not a result object"
+    if data.get("schema_version") != SCHEMA_VERSION:
+        return f"result schema version {data.get('schema_version')!r} is not {SCHEMA_VERSION}"
+    fields = [(name, data.get(name), kind) for name, kind in _FIELDS.items()]
+    if isinstance(data.get("datasets"), dict):
+        fields += [(f"datasets.{key}", value, dict) for key, value in data["datasets"].items()]
+    for name, value, kind in fields:
+        if not isinstance(value, kind):
+            return f"field {name!r} is {json.dumps(value)[:40]}, not {_JSON_NAMES[kind]}"
+    return None
+
+
+def _read_per_class(path: Path) -> pd.DataFrame | None:
+    """``per_class.parquet`` (None when there is none), checked to be a per-class table."""
+    if not path.exists():
+        return None
+    try:
+        table = pd.read_parquet(path)
+    except (OSError, ValueError) as exc:  # pyarrow's errors: ArrowInvalid is a ValueError, ArrowIOError an OSError
+        raise ResultsError(f"{path}: not a readable parquet file ({type(exc).__name__}: "
+                           f"{' '.join(str(exc).split())[:200]}); {_REWRITE}") from None
+    if "wnid" not in table:
+        raise ResultsError(f"{path}: no 'wnid' column, so not a per-class table; {_REWRITE}")
+    return table
+
+
 def read_result(folder: str | Path) -> ModelResult:
-    """Read one model folder written by :func:`write_result`."""
+    """Read one model folder written by :func:`write_result`; a malformed file is a one-line ``ResultsError``."""
     folder = Path(folder)
     path = folder / RESULT_FILE
     try:
-        data = json.loads(path.read_text("utf-8"))
+        data = read_json(path, error=ResultsError, fix=_REWRITE)
     except FileNotFoundError:
         raise ResultsError(f"{path}: no result here; run 'laionet-bench run' first") from None
-    except json.JSONDecodeError as exc:
-        raise ResultsError(f"{path}: not valid JSON ({exc}); delete it and re-run the evaluation") from None
-    per_class_path = folder / PER_CLASS_FILE
-    per_class = pd.read_parquet(per_class_path) if per_class_path.exists() else None
-    return ModelResult.from_dict(data, per_class)
+    problem = _shape_problem(data)
+    if problem is None:
+        per_class = _read_per_class(folder / PER_CLASS_FILE)
+        try:
+            return ModelResult.from_dict(data, per_class)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:  # a field's content: missing keys, types
+            problem = f"not a laionet-bench result ({type(exc).__name__}: {exc})"
+    raise ResultsError(f"{path}: {problem}; {_REWRITE}")
+
+
+def datasets_label(result: ModelResult) -> str:
+    """The datasets of ``result``, each with a short hash of its identity: ``imagenet-val@1a2b3c4d laionet@…``.
+
+    Two results of one model and protocol are the same result exactly when this is the same (same index
+    revision, images, limits …): the ``datasets`` column of the leaderboard, and part of :func:`result_key`.
+    """
+    def short(identity: dict) -> str:
+        return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+    return " ".join(f"{summary.dataset}@{short(summary.identity)}" for _, summary in sorted(result.datasets.items()))
+
+
+def result_key(result: ModelResult) -> tuple[str, str, str]:
+    """What identifies a result: (model, metric protocol, :func:`datasets_label`)."""
+    return result.model, result.protocol, datasets_label(result)
 
 
 def read_results(results_dir: str | Path) -> list[ModelResult]:
-    """Every model result under ``results_dir`` (one folder per model), sorted by model name."""
+    """Every model result under ``results_dir`` (one folder each), sorted by folder name.
+
+    Two folders holding the same result (:func:`result_key`: a copied folder, say) are refused, naming both:
+    boards and comparisons would count the model twice. Results of one model under another protocol or on
+    other datasets are different results.
+    """
     root = Path(results_dir)
     if not root.is_dir():
         raise ResultsError(f"{root}: no such results folder; run 'laionet-bench run --out {root}' first")
-    return [read_result(p.parent) for p in sorted(root.glob(f"*/{RESULT_FILE}"))]
+    results, folders = [], {}
+    for path in sorted(root.glob(f"*/{RESULT_FILE}")):
+        result = read_result(path.parent)
+        key = result_key(result)
+        if key in folders:
+            raise ResultsError(f"{folders[key]} and {path.parent} hold the same result ({result.model}, protocol "
+                               f"{result.protocol}, the same datasets): move one of the two folders out of {root}")
+        folders[key] = path.parent
+        results.append(result)
+    return results

@@ -11,12 +11,14 @@ Three resumable stages, all under one work dir:
 ``embeddings/part-NNNNN.npy`` (+ ``.ids.npy``, ``.json`` written last)
     every caption of a LAION part embedded (:func:`embed_part`), one part per task on the rebuild
     executors (:func:`~laionet_bench.rebuild.executors.map_parts`, local or Ray); a part whose record
-    carries the same key (part, columns, encoder) is skipped.
+    carries the same key (part, columns, encoder) is skipped, unless its files cannot be read back (a torn
+    write, a missing array): then it is embedded again.
 ``faiss/index.faiss`` + ``faiss/index.json``
     an inner-product FAISS index over all parts (:func:`build_faiss_index`): exact ``flat`` for small
     sets (the demo), ``ivfpq`` (IVF lists + product quantisation, trained on a sample) for hundreds of
     millions of vectors. ``index.json`` stores the encoder and dimension; :func:`load_faiss_index`
-    refuses an index built with another encoder or dimension.
+    refuses an index built with another encoder or dimension, or a file it cannot read (one line naming it);
+    the work dir's own index is rebuilt instead.
 ``<out>/explain/text-search/``
     per caption its top-1 neighbour (``matches.parquet``), the kept rows as an index variant in our
     schema (``text_search_0.7.parquet``: ``wnid`` = the caption's class, ``similarity`` = caption to
@@ -31,6 +33,8 @@ import hashlib
 import json
 import logging
 import math
+import os
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,8 +42,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._io import atomic_write, write_text_atomic
-from ..errors import ConfigError, DatasetError, MissingDependencyError
+from .._io import atomic_write, read_json, write_text_atomic
+from ..errors import ConfigError, DatasetError, MissingDependencyError, StoreError
 from ..rebuild.parts import ColumnMap, Part, fetch_part, iter_part_batches, resolve_parts
 from ..rebuild.textsim import TextEncoder
 
@@ -92,12 +96,52 @@ class EmbedPartsConfig:
         return _key("embed", part.source, part.index, self.columns.to_dict(), self.encoder)
 
 
+def _npy_shape(path: Path) -> tuple[int, ...]:
+    """The shape a ``.npy`` file declares, checked against the file's size (a torn write is shorter)."""
+    with open(path, "rb") as handle:
+        version = np.lib.format.read_magic(handle)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read_header(handle)
+        expected = handle.tell() + math.prod(shape) * dtype.itemsize
+        size = os.fstat(handle.fileno()).st_size
+    if size != expected:
+        raise ValueError(f"{size} bytes where its header promises {expected}")
+    return shape
+
+
+def _cache_problem(config: EmbedPartsConfig, part: Part, record: object) -> str | None:
+    """Why a part's cached embeddings cannot be used (None when they can)."""
+    if not isinstance(record, dict) or not isinstance(record.get("rows"), int) or not isinstance(record.get("dim"), int):
+        return f"{config.folder() / f'{part.name}.json'}: not a part record"
+    for name, shape in ((f"{part.name}.npy", (record["rows"], record["dim"]) if record["rows"] else None),
+                        (f"{part.name}.ids.npy", (record["rows"],))):
+        path = config.folder() / name
+        try:
+            found = _npy_shape(path)
+        except (OSError, ValueError) as exc:  # missing, unreadable, not .npy, torn
+            return f"{path}: {' '.join(str(exc).split())[:160]}"
+        if shape is not None and found != shape:
+            return f"{path}: shape {found}, its record says {shape}"
+    return None
+
+
 def _part_record(config: EmbedPartsConfig, part: Part) -> dict | None:
+    """The record of ``part``'s cached embeddings when they are current and readable; else None (recomputed)."""
     path = config.folder() / f"{part.name}.json"
-    if not path.is_file():
+    try:
+        record = read_json(path, error=StoreError, fix="recomputing")
+    except FileNotFoundError:
         return None
-    record = json.loads(path.read_text("utf-8"))
-    return record if record.get("key") == config.part_key(part) else None
+    except StoreError as exc:
+        logger.warning("%s", exc)
+        return None
+    if not isinstance(record, dict) or record.get("key") != config.part_key(part):
+        return None
+    problem = _cache_problem(config, part, record)
+    if problem is not None:
+        logger.warning("%s: recomputing the embeddings of %s", problem, part.name)
+        return None
+    return record
 
 
 def _save_array(path: Path, array: np.ndarray) -> None:
@@ -214,8 +258,11 @@ def build_faiss_index(parts: list[Part], config: EmbedPartsConfig, *, kind: str 
     folder = Path(config.work_dir) / "faiss"
     key = _key("faiss", [r["key"] for r in records], kind, nlist, pq_m, pq_bits, train_size)
     meta_path = folder / "index.json"
-    if meta_path.is_file() and json.loads(meta_path.read_text("utf-8")).get("key") == key:
-        return load_faiss_index(folder, encoder=config.encoder, dim=dim)
+    try:
+        if meta_path.is_file() and _index_meta(meta_path).get("key") == key:
+            return load_faiss_index(folder, encoder=config.encoder, dim=dim)
+    except DatasetError as exc:  # this folder is the work dir's cache: a broken index is built again
+        logger.warning("rebuilding the FAISS index in %s: %s", folder, exc)
     index, factory = _new_index(kind, dim, n, nlist, pq_m, pq_bits)
     arrays = [config.folder() / f"{p.name}.npy" for p in parts]
     if kind == "ivfpq":
@@ -233,22 +280,54 @@ def build_faiss_index(parts: list[Part], config: EmbedPartsConfig, *, kind: str 
     return FaissIndex(index, config.encoder, dim, kind, meta)
 
 
+#: What to do about a FAISS index folder that cannot be used.
+_REBUILD = "rebuild it: explain text-search without --faiss-index builds one in its --work folder"
+
+
+def _index_meta(path: Path) -> dict:
+    """``index.json``, checked to hold what the search needs."""
+    meta = read_json(path, error=DatasetError, fix=_REBUILD)
+    if not isinstance(meta, dict):
+        raise DatasetError(f"{path}: holds a JSON {type(meta).__name__}, not the index's record; {_REBUILD}")
+    for name, ok in (("encoder", isinstance(meta.get("encoder"), str)),
+                     ("dim", isinstance(meta.get("dim"), int) and meta["dim"] > 0),
+                     ("kind", meta.get("kind") in INDEX_KINDS)):
+        if not ok:
+            raise DatasetError(f"{path}: field {name!r} is {json.dumps(meta.get(name))[:40]}, not what "
+                               f"build_faiss_index writes; {_REBUILD}")
+    return meta
+
+
+def _read_index(path: Path, dim: int) -> Any:
+    """``index.faiss`` as FAISS reads it, holding ``dim``-dimensional vectors."""
+    try:
+        index = _faiss().read_index(str(path))
+    except RuntimeError as exc:  # FAISS says "Error in <function> at <file>:<line>: <what>"
+        what = re.sub(r"^Error in .*? at \S+:\d+: ", "", " ".join(str(exc).split()))
+        raise DatasetError(f"{path}: FAISS cannot read it ({what[:160]}); {_REBUILD}") from None
+    if index.d != dim:
+        raise DatasetError(f"{path}: holds {index.d}-dimensional vectors, index.json beside it says {dim}; {_REBUILD}")
+    return index
+
+
 def load_faiss_index(folder: str | Path, *, encoder: str, dim: int | None = None) -> FaissIndex:
-    """Read ``index.faiss`` + ``index.json``; refuses an index built with another encoder or dimension."""
-    faiss = _faiss()
+    """Read ``index.faiss`` + ``index.json``; refuses an index built with another encoder or dimension.
+
+    A file that cannot be read or holds something else is a one-line ``DatasetError`` naming it.
+    """
     folder = Path(folder)
     meta_path = folder / "index.json"
     if not meta_path.is_file() or not (folder / "index.faiss").is_file():
         raise DatasetError(f"{folder}: no index.faiss + index.json; build the index first")
-    meta = json.loads(meta_path.read_text("utf-8"))
+    meta = _index_meta(meta_path)
     if meta.get("encoder") != encoder:
         raise ConfigError(f"{folder}: the FAISS index was built with encoder {meta.get('encoder')!r}, not {encoder!r}: "
                           "its vectors are not comparable; search with that encoder or rebuild the index")
     if dim is not None and meta.get("dim") != dim:
         raise ConfigError(f"{folder}: the FAISS index holds {meta.get('dim')}-dimensional vectors, the queries are "
                           f"{dim}-dimensional; rebuild the index with the same encoder")
-    index = faiss.read_index(str(folder / "index.faiss"))
-    return FaissIndex(index, encoder, int(meta["dim"]), meta["kind"], meta)
+    index = _read_index(folder / "index.faiss", meta["dim"])
+    return FaissIndex(index, encoder, meta["dim"], meta["kind"], meta)
 
 
 def _laion_rows(parts: list[Part], config: EmbedPartsConfig, row_ids: np.ndarray) -> pd.DataFrame:

@@ -66,7 +66,7 @@ RANKED_METRICS = ("imagenet_top1", "laionet_top1", "laionet_lw_top1", "gap_top1"
 #: Every column of the leaderboard frame and what it holds. Accuracies, gaps and SEs are in percent points.
 COLUMNS: dict[str, str] = {
     "model": "model spec (timm arch.tag, or open_clip model/tag)",
-    "group": "pretrain group (see laionet_bench.leaderboard.groups.GROUPS)",
+    "group": "pretrain group (see laionet_bench.models.groups.GROUPS)",
     "params": "number of parameters",
     "img_size": "input height in pixels",
     "crop_pct": "centre-crop fraction of the eval transform",
@@ -94,11 +94,13 @@ COLUMNS: dict[str, str] = {
     "n_imagenet": "ImageNet-val images evaluated",
     "smoke": "a smoke run: a dataset was cut by --limit or --limit-per-class, so it is not comparable with full runs",
     "protocol": "metric protocol the result was scored under: ours, or official (the reference's exact rules)",
+    "datasets": "the datasets evaluated, each with a short hash of its identity (index revision, images, limits): "
+                "rows of one model differ in it or in protocol",
 }
 
 _INT_COLUMNS = ("params", "img_size", "n_classes", "n_laionet", "n_laionet_failed", "n_laionet_excluded",
                 "n_imagenet", *(f"rank_{m}" for m in RANKED_METRICS), "rank_change")
-_STRING_COLUMNS = ("model", "group", "interpolation", "protocol")
+_STRING_COLUMNS = ("model", "group", "interpolation", "protocol", "datasets")
 _BOOL_COLUMNS = ("smoke",)
 #: pandas dtype of every column: nullable integers for counts and ranks, strings, floats for the rest.
 DTYPES: dict[str, str] = {

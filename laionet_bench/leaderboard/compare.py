@@ -1,7 +1,9 @@
 """Diff two result sets metric by metric, and fail CI when a metric worsens by more than allowed.
 
 Either side is a results folder (``laionet-bench run --out``), a ``leaderboard.json`` or a
-``leaderboard.csv``. Models are matched by name; every registered metric on the board is compared,
+``leaderboard.csv``. Rows are matched on (model, protocol, datasets), then a model left alone on each side is
+matched by name (a changed protocol or dataset is warned about); a model with several rows is shown as
+``model [protocol; datasets]``. Every registered metric on the board is compared,
 with its direction from the metric registry (a falling gap is an improvement). Values, deltas and
 standard errors are **fractions** (``0.025`` is 2.5 points), like results and the plugin's bounds; only
 rendered text shows points.
@@ -19,6 +21,7 @@ import json
 import logging
 import math
 import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,9 +33,11 @@ from ..errors import ConfigError, ResultsError
 from ..evaluation.metrics import Z95
 from ..evaluation.results import read_results
 from .columns import COLUMNS, DTYPES, METRICS, get_metric
+from .render import csv_unescape
 from .table import build_table
 
-__all__ = ["COMPARED_METRICS", "POINTS", "Comparison", "FailRule", "compare_tables", "load_table", "resolve_metric"]
+__all__ = ["COMPARED_METRICS", "KEY_COLUMNS", "POINTS", "Comparison", "FailRule", "compare_tables", "load_table",
+           "resolve_metric"]
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +49,8 @@ ALIASES = {"gap": "gap_top1", "gap_lw": "gap_lw_top1", "er": "effective_robustne
 _RULE = re.compile(r"^\s*([A-Za-z0-9_]+)\s*:\s*\+?\s*([0-9]*\.?[0-9]+)\s*(pt|pp)?\s*$")
 #: The leaderboard table holds percent points; compare's data are fractions.
 POINTS = 100.0
+#: The columns that identify a row (one result), as :func:`~laionet_bench.evaluation.results.result_key`.
+KEY_COLUMNS = ("model", "protocol", "datasets")
 
 
 def resolve_metric(name: str) -> str:
@@ -112,6 +119,22 @@ def _from_json(path: Path) -> pd.DataFrame:
         raise ResultsError(f"{path}: not a leaderboard.json ({exc}); pass a results folder instead") from None
 
 
+def _keys(frame: pd.DataFrame) -> list[tuple[str, str, str]]:
+    """Each row's (model, protocol, datasets); a column a table does not have (older boards) reads as ""."""
+    columns = [frame[c].astype("string").fillna("").tolist() if c in frame else [""] * len(frame) for c in KEY_COLUMNS]
+    return list(zip(*columns, strict=True)) if len(frame) else []
+
+
+def _check_unique(frame: pd.DataFrame, where: object) -> None:
+    """Refuse a table holding one result twice: its rows could not be told apart."""
+    counts = Counter(_keys(frame))
+    twice = [key for key, n in counts.items() if n > 1]
+    if twice:
+        model, protocol, datasets = twice[0]
+        raise ResultsError(f"{where}: model {model!r} has {counts[twice[0]]} rows with the same protocol "
+                           f"({protocol or 'none given'}) and datasets ({datasets or 'none given'}): keep one row per result")
+
+
 def load_table(path: str | Path) -> pd.DataFrame:
     """The leaderboard frame of a results folder, a ``leaderboard.json`` or a ``leaderboard.csv``."""
     path = Path(path)
@@ -119,13 +142,33 @@ def load_table(path: str | Path) -> pd.DataFrame:
         return build_table(read_results(path))[0]
     if not path.is_file():
         raise ResultsError(f"{path}: no such results folder or leaderboard file")
-    frame = _from_json(path) if path.suffix == ".json" else pd.read_csv(path)
+    frame = _from_json(path) if path.suffix == ".json" else csv_unescape(pd.read_csv(path))
     missing = {"model", *COMPARED_METRICS} - set(frame.columns)
     if "model" in missing:
         raise ResultsError(f"{path}: no 'model' column; is this a leaderboard file?")
     for column in missing:
         frame[column] = math.nan
+    _check_unique(frame, path)
     return frame.astype({c: t for c, t in DTYPES.items() if c in frame.columns})
+
+
+def _pair_rows(a_keys: list[tuple[str, str, str]], b_keys: list[tuple[str, str, str]]) -> list[tuple[int, int]]:
+    """Row pairs (position in A, position in B): the same (model, protocol, datasets) first, then a model left
+    exactly once on each side whatever its protocol or datasets (the difference is warned about)."""
+    b_at = {key: j for j, key in enumerate(b_keys)}
+    pairs = [(i, b_at[key]) for i, key in enumerate(a_keys) if key in b_at]
+    paired_a, paired_b = {i for i, _ in pairs}, {j for _, j in pairs}
+    rest_a = [i for i in range(len(a_keys)) if i not in paired_a]
+    rest_b = [j for j in range(len(b_keys)) if j not in paired_b]
+    count_a, count_b = Counter(a_keys[i][0] for i in rest_a), Counter(b_keys[j][0] for j in rest_b)
+    alone_b = {b_keys[j][0]: j for j in rest_b if count_b[b_keys[j][0]] == 1}
+    return pairs + [(i, alone_b[a_keys[i][0]]) for i in rest_a
+                    if count_a[a_keys[i][0]] == 1 and a_keys[i][0] in alone_b]
+
+
+def _labels(keys: list[tuple[str, str, str]], several: set[str]) -> list[str]:
+    """The model name, with protocol and datasets for a model that has several rows on either side."""
+    return [f"{model} [{protocol}; {datasets}]" if model in several else model for model, protocol, datasets in keys]
 
 
 def _metric_diff(a: pd.DataFrame, b: pd.DataFrame, metric: str, tolerance: float) -> pd.DataFrame:
@@ -146,15 +189,20 @@ def _metric_diff(a: pd.DataFrame, b: pd.DataFrame, metric: str, tolerance: float
     })
 
 
-def _warn_on_mixed_protocols(a: pd.DataFrame, b: pd.DataFrame) -> None:
-    """A model scored under ``ours`` in one table and ``official`` in the other differs by the protocol too."""
-    if "protocol" not in a or "protocol" not in b:
-        return  # tables written before protocols existed
-    mixed = a.index[(a["protocol"].astype(str) != b["protocol"].astype(str)).to_numpy()]
-    if len(mixed):
-        logger.warning("%d model(s) were scored under different metric protocols (e.g. %s: %s vs %s): their "
-                       "differences include the protocol's (docs/evaluation.md, Protocols)", len(mixed), mixed[0],
-                       a.at[mixed[0], "protocol"], b.at[mixed[0], "protocol"])
+#: Per key column but the model: how a pair that differs in it is described in the warning.
+_MIXED = {"protocol": "scored under different metric protocols", "datasets": "evaluated on different datasets"}
+_MIXED_NOTE = {"protocol": "the protocol's (docs/evaluation.md, Protocols)", "datasets": "the datasets'"}
+
+
+def _warn_on_mixed(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    """A model matched across protocols (``ours`` vs ``official``) or datasets differs by those too."""
+    for column, what in _MIXED.items():
+        if column not in a or column not in b:
+            continue  # tables written before the column existed
+        mixed = a.index[(a[column].astype(str) != b[column].astype(str)).to_numpy()]
+        if len(mixed):
+            logger.warning("%d model(s) were %s (e.g. %s: %s vs %s): their differences include %s", len(mixed), what,
+                           mixed[0], a.at[mixed[0], column], b.at[mixed[0], column], _MIXED_NOTE[column])
 
 
 def compare_tables(
@@ -182,11 +230,16 @@ def compare_tables(
             if f"{rule.metric}_se" not in COLUMNS:
                 raise ConfigError(f"--fail {rule}: {rule.metric} has no standard error, so --significant "
                                   "cannot judge it; drop the rule or --significant")
-    a_models, b_models = set(a["model"]), set(b["model"])
-    common = sorted(a_models & b_models)
-    a_idx = a.set_index("model").loc[common]
-    b_idx = b.set_index("model").loc[common]
-    _warn_on_mixed_protocols(a_idx, b_idx)
+    _check_unique(a, "table A")
+    _check_unique(b, "table B")
+    a_keys, b_keys = _keys(a), _keys(b)
+    several = {m for keys in (a_keys, b_keys) for m, n in Counter(k[0] for k in keys).items() if n > 1}
+    a_labels, b_labels = _labels(a_keys, several), _labels(b_keys, several)
+    pairs = sorted(_pair_rows(a_keys, b_keys), key=lambda pair: a_labels[pair[0]])
+    common = [a_labels[i] for i, _ in pairs]
+    a_idx = a.iloc[[i for i, _ in pairs]].set_axis(common)
+    b_idx = b.iloc[[j for _, j in pairs]].set_axis(common)
+    _warn_on_mixed(a_idx, b_idx)
     parts = [_metric_diff(a_idx, b_idx, m, tolerance) for m in metrics if m in a_idx and m in b_idx]
     diff = pd.concat(parts, ignore_index=True) if parts and common else pd.DataFrame(
         columns=["model", "metric", "a", "b", "delta", "delta_se", "worsening", "significant", "status"])
@@ -199,5 +252,8 @@ def compare_tables(
         rows = rows[(worsening > rule.max_worsening + tolerance) & rows["worsening"].notna()]
         broken.append(rows.assign(rule=str(rule)))
     violations = pd.concat(broken, ignore_index=True) if broken else diff.iloc[0:0].assign(rule="")
-    return Comparison(diff=diff, violations=violations, models_added=sorted(b_models - a_models),
-                      models_removed=sorted(a_models - b_models), allow_missing=allow_missing)
+    paired_a, paired_b = {i for i, _ in pairs}, {j for _, j in pairs}
+    return Comparison(diff=diff, violations=violations,
+                      models_added=sorted(label for j, label in enumerate(b_labels) if j not in paired_b),
+                      models_removed=sorted(label for i, label in enumerate(a_labels) if i not in paired_a),
+                      allow_missing=allow_missing)

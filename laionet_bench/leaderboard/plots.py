@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 
 from .._figures import new_figure, save_figure
+from ..models.groups import GROUPS
 from ..similarity.stats import MIN_CLASSES_TESTED, too_few_classes
-from .groups import GROUPS
 from .table import Leaderboard
 
 __all__ = [

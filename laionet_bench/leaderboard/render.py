@@ -4,6 +4,10 @@ CSV and JSON are for machines: every number is a number (no signs, units, thousa
 rounding; missing values are empty in CSV and ``null`` in JSON). Markdown and HTML are for people and
 round for display; the HTML page keeps the exact value in each cell's ``data-value`` so sorting is
 numeric, and every text it shows is escaped.
+
+Text comes from result files, so it may be anything: a CSV text cell that a spreadsheet would run as a
+formula (``=…``, ``+…``, ``-…``, ``@…``) gets a leading ``'`` as OWASP recommends (:func:`csv_safe`, undone by
+:func:`csv_unescape`), and a Markdown cell has its ``|`` escaped so it cannot end the cell.
 """
 
 from __future__ import annotations
@@ -16,12 +20,12 @@ from typing import Any
 
 import pandas as pd
 
+from ..models.groups import GROUPS
 from ..similarity.stats import MIN_CLASSES_TESTED, too_few_classes, too_few_classes_note
 from .columns import COLUMNS
-from .groups import GROUPS
 from .table import Leaderboard
 
-__all__ = ["DISPLAY_COLUMNS", "to_csv", "to_html", "to_json", "to_markdown"]
+__all__ = ["DISPLAY_COLUMNS", "csv_safe", "csv_unescape", "to_csv", "to_html", "to_json", "to_markdown"]
 
 #: (column, header, format) shown in Markdown and HTML; format "pct"/"pm"/"signed"/"int"/"millions"/"text".
 DISPLAY_COLUMNS: tuple[tuple[str, str, str], ...] = (
@@ -77,6 +81,36 @@ def _cell(row: pd.Series, col: str, fmt: str) -> str:
     return text + SMOKE_MARK if col == "model" and not _missing(smoke) and bool(smoke) else text
 
 
+#: A CSV cell starting with one of these is a formula to a spreadsheet (OWASP, "CSV Injection"). ``'`` itself is
+#: escaped too, so that :func:`csv_unescape` gives back exactly what was written.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "'")
+
+
+def _text_columns(frame: pd.DataFrame) -> list[str]:
+    return list(frame.select_dtypes(include=["object", "string"]).columns)
+
+
+def csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with every text cell a spreadsheet would take for a formula prefixed by ``'``; numbers untouched."""
+    return frame.assign(**{c: frame[c].map(lambda v: "'" + v if isinstance(v, str) and v.startswith(_FORMULA_START)
+                                           else v, na_action="ignore") for c in _text_columns(frame)})
+
+
+def csv_unescape(frame: pd.DataFrame) -> pd.DataFrame:
+    """Undo :func:`csv_safe` on a frame read back from CSV."""
+    return frame.assign(**{c: frame[c].map(lambda v: v[1:] if isinstance(v, str) and v.startswith("'") else v,
+                                           na_action="ignore") for c in _text_columns(frame)})
+
+
+def _md_cell(text: str) -> str:
+    """A Markdown table cell: ``|`` would end the cell and a line break the row."""
+    return " ".join(text.splitlines()).replace("|", "\\|")
+
+
+def _md_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.assign(**{c: frame[c].map(_md_cell, na_action="ignore") for c in _text_columns(frame)})
+
+
 def _display_rows(table: pd.DataFrame) -> list[list[str]]:
     return [[_cell(row, col, fmt) for col, _, fmt in DISPLAY_COLUMNS] for _, row in table.iterrows()]
 
@@ -103,9 +137,10 @@ def _similarity_markdown(board: Leaderboard, tabulate) -> list[str]:
     if board.similarity.empty:
         return []
     lines = ["", "## Intra-class similarity", ""]
-    lines.append(tabulate(board.similarity, headers="keys", tablefmt="github", showindex=False, floatfmt=".4g"))
+    lines.append(tabulate(_md_frame(board.similarity), headers="keys", tablefmt="github", showindex=False,
+                          floatfmt=".4g"))
     if not board.similarity_tests.empty:
-        lines += ["", tabulate(board.similarity_tests, headers="keys", tablefmt="github", showindex=False,
+        lines += ["", tabulate(_md_frame(board.similarity_tests), headers="keys", tablefmt="github", showindex=False,
                                floatfmt=".4g")]
         for note in _thin_test_notes(board.similarity_tests):
             lines += ["", f"> **Note** {note}."]
@@ -125,7 +160,8 @@ def to_markdown(board: Leaderboard, *, title: str = "LAIONet leaderboard") -> st
     """The board as GitHub-flavoured Markdown: model table, similarity summary, provenance footer."""
     from tabulate import tabulate
 
-    table = tabulate(_display_rows(board.table), headers=[h for _, h, _ in DISPLAY_COLUMNS], tablefmt="github",
+    rows = [[_md_cell(cell) for cell in row] for row in _display_rows(board.table)]
+    table = tabulate(rows, headers=[h for _, h, _ in DISPLAY_COLUMNS], tablefmt="github",
                      disable_numparse=True, colalign=[("left" if f == "text" else "right") for _, _, f in DISPLAY_COLUMNS])
     lines = [f"# {title}", "", "Accuracies in %, equi-weighted over the LAIONet classes unless LAION-weighted; "
              "gap = ImageNet-val − LAIONet (points).", "", table]
@@ -138,8 +174,8 @@ def to_markdown(board: Leaderboard, *, title: str = "LAIONet leaderboard") -> st
 
 
 def to_csv(board: Leaderboard) -> str:
-    """Every column of the table, full precision, missing values empty."""
-    return board.table.to_csv(index=False)
+    """Every column of the table, full precision, missing values empty, text cells safe for spreadsheets."""
+    return csv_safe(board.table).to_csv(index=False)
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:

@@ -19,14 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from ..errors import ResultsError
-from ..evaluation.metrics import Estimate, RobustnessFit, fit_effective_robustness
-from ..evaluation.results import ModelResult, read_results
+from ..evaluation.metrics import Estimate, RobustnessFit
+from ..evaluation.results import ModelResult, datasets_label, fit_robustness, read_results, robustness_of
+from ..models.groups import group_of
 from .columns import COLUMNS, DTYPES, RANKED_METRICS, get_metric
-from .groups import group_of, is_zero_shot
 
 __all__ = ["Leaderboard", "build_leaderboard", "build_table", "load_leaderboard", "read_similarity"]
 
@@ -81,7 +80,7 @@ def _info_cells(model_info: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _row(result: ModelResult) -> dict[str, Any]:
+def _row(result: ModelResult, fit: RobustnessFit | None) -> dict[str, Any]:
     row: dict[str, Any] = {"model": result.model, "group": group_of(result.model_info, result.model)}
     row.update(_info_cells(result.model_info))
     for key in _DATASETS:
@@ -92,7 +91,7 @@ def _row(result: ModelResult) -> dict[str, Any]:
     for name in _SUMMARY_FIELDS:
         row.update(_estimate_cells(f"gap_{name}", gaps.get(name)))
     laion, imagenet = result.datasets.get("laionet"), result.datasets.get("imagenet")
-    row["effective_robustness"] = _pct(result.effective_robustness)
+    row["effective_robustness"] = _pct(robustness_of(fit, result))  # the board's fit, not the run's
     row["n_classes"] = len(result.classes)
     row["n_laionet"] = laion.n_evaluated if laion else 0
     row["n_laionet_failed"] = laion.n_failed if laion else 0
@@ -100,6 +99,7 @@ def _row(result: ModelResult) -> dict[str, Any]:
     row["n_imagenet"] = imagenet.n_evaluated if imagenet else 0
     row["smoke"] = is_smoke_run(result)
     row["protocol"] = result.protocol
+    row["datasets"] = datasets_label(result)
     return row
 
 
@@ -107,17 +107,6 @@ def is_smoke_run(result: ModelResult) -> bool:
     """Whether a dataset of ``result`` was cut by ``--limit``/``--limit-per-class`` (its identity records the limits)."""
     return any(any(v is not None for v in ((summary.identity or {}).get("limits") or {}).values())
                for summary in result.datasets.values())
-
-
-def _fit_robustness(table: pd.DataFrame) -> tuple[RobustnessFit | None, list[str]]:
-    """Fit on the non-zero-shot models when two or more differ in ImageNet accuracy, else on all."""
-    usable = table[np.isfinite(table["imagenet_top1"]) & np.isfinite(table["laionet_top1"])]
-    reference = usable[~usable["group"].map(is_zero_shot)]
-    for candidates in (reference, usable):
-        if len(candidates) >= 2 and candidates["imagenet_top1"].nunique() >= 2:
-            fit = fit_effective_robustness(candidates["imagenet_top1"] / 100, candidates["laionet_top1"] / 100)
-            return fit, candidates["model"].tolist()
-    return None, []
 
 
 def _add_ranks(table: pd.DataFrame) -> None:
@@ -130,15 +119,14 @@ def _add_ranks(table: pd.DataFrame) -> None:
 
 def build_table(results: Iterable[ModelResult]) -> tuple[pd.DataFrame, RobustnessFit | None, list[str]]:
     """The model table (:data:`COLUMNS`), the effective-robustness fit and the models it used."""
-    rows = [_row(r) for r in results]
-    if not rows:
+    results = list(results)
+    if not results:
         raise ResultsError("no model results to put on the leaderboard: run 'laionet-bench run' first")
-    table = pd.DataFrame(rows)
-    fit, fit_models = _fit_robustness(table)
-    if fit is not None:
-        table["effective_robustness"] = fit.residual(table["imagenet_top1"] / 100, table["laionet_top1"] / 100) * 100
+    fit, fit_models = fit_robustness(results)
+    table = pd.DataFrame([_row(r, fit) for r in results])
     _add_ranks(table)
-    table = table.sort_values(["laionet_top1", "model"], ascending=[False, True], na_position="last")
+    table = table.sort_values(["laionet_top1", "model", "protocol", "datasets"], ascending=[False, True, True, True],
+                              na_position="last")
     table = table.reset_index(drop=True)[list(COLUMNS)]
     return table.astype(DTYPES), fit, fit_models
 

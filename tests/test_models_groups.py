@@ -6,7 +6,7 @@ import pytest
 import timm
 from timm.models import get_pretrained_cfg
 
-from laionet_bench.leaderboard.groups import GROUPS, group_of, is_zero_shot, pretrain_group
+from laionet_bench.models.groups import GROUPS, group_of, is_zero_shot, pretrain_group
 
 # (real timm pretrained name, expected group)
 KNOWN = [

@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..models.sets import paper_model_for_spec
+from .sets import paper_model_for_spec
 
 __all__ = ["GROUPS", "PretrainGroup", "group_of", "is_zero_shot", "pretrain_group"]
 
