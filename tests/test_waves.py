@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import types
 import weakref
 
 import numpy as np
@@ -17,7 +18,7 @@ import pytest
 from laionet_bench.cli import main
 from laionet_bench.datasets import create_dataset
 from laionet_bench.errors import ConfigError
-from laionet_bench.evaluation import engine, inference
+from laionet_bench.evaluation import engine, inference, work
 from laionet_bench.evaluation.engine import (
     EngineOptions,
     parse_shard,
@@ -25,10 +26,12 @@ from laionet_bench.evaluation.engine import (
     resolve_devices,
     run_datasets,
 )
+from laionet_bench.evaluation.estimate import ThroughputTable, load_throughput
 from laionet_bench.evaluation.evaluator import STORE_FOLDER, evaluate
 from laionet_bench.evaluation.planner import Footprint
 from laionet_bench.evaluation.store import read_predictions
 from laionet_bench.evaluation.work import shard_pairs
+from laionet_bench.models.footprints import model_counts
 from laionet_bench.models.registry import preprocess_key, resolve_data_config
 
 from .fakes.eval_data import engine_files
@@ -214,8 +217,28 @@ def test_shard_split_is_deterministic_balanced_and_covers_every_pair(files):
         parts = [shard_pairs(SPECS, datasets, (i, count)) for i in range(1, count + 1)]
         assert set().union(*parts) == every and sum(map(len, parts)) == len(every)
         assert parts == [shard_pairs(list(SPECS), dict(datasets), (i, count)) for i in range(1, count + 1)]
-        images = [sum(len(datasets[n]) for _, n in part) for part in parts]
-        assert max(images) - min(images) <= 2 * max(len(d) for d in datasets.values())
+        work = [sum(len(datasets[n]) * _seconds_per_image(s) for s, n in part) for part in parts]
+        biggest = max(len(d) * _seconds_per_image(s) for s in SPECS for d in datasets.values())
+        assert max(work) - min(work) <= 2 * biggest
+
+
+def _seconds_per_image(spec: str) -> float:
+    size = resolve_data_config(spec)["input_size"][-1]
+    return 1 / load_throughput().images_per_second(spec, size, model_counts(spec).parameters)[0]
+
+
+def test_shards_balance_estimated_compute_not_images():
+    """One model 100x costlier than nine others: alone in its shard, where a split by images gave it a tenth."""
+    heavy, light = "heavy.x", [f"light{i}.x" for i in range(9)]
+    table = ThroughputTable(name="t", rows={"heavy": {224: 1.0}, **{s.split(".")[0]: {224: 100.0} for s in light}})
+    config = {"input_size": (3, 224, 224), "interpolation": "bicubic", "crop_pct": 0.875, "crop_mode": "center"}
+    with pytest.MonkeyPatch.context() as env:
+        env.setattr(work, "load_throughput", lambda: table)
+        env.setattr(work, "resolve_data_config", lambda spec: config)
+        env.setattr(work, "model_counts", lambda spec: types.SimpleNamespace(parameters=1))
+        datasets = {"laionet": list(range(100))}
+        parts = [shard_pairs([heavy, *light], datasets, (i, 2)) for i in (1, 2)]
+    assert parts == [{(heavy, "laionet")}, {(s, "laionet") for s in light}]
 
 
 def test_sharded_evaluate_fills_the_store_and_the_plain_run_writes_results(tmp_path, files, monkeypatch):

@@ -6,8 +6,8 @@ holds models with work. The rows a wave computes are re-read under the store's l
 (:meth:`PairWork.open`): another process (a shard, a second machine) may have filled some meanwhile.
 
 :func:`shard_pairs` splits the pairs over N independent processes. The split depends only on the specs,
-their preprocessing and the datasets' sizes — never on the store or the memory budget — so every shard of
-one command computes the same split, whatever the machine.
+their preprocessing, their cost in the shipped throughput table and the datasets' sizes — never on the store,
+the memory budget or the machine — so every shard of one command computes the same split.
 """
 
 from __future__ import annotations
@@ -24,7 +24,9 @@ from typing import Any
 import numpy as np
 
 from ..datasets.base import Dataset
+from ..models.footprints import model_counts
 from ..models.registry import label_rule, preprocess_key, resolve_data_config, weights_identity
+from .estimate import load_throughput
 from .options import EngineOptions
 from .store import PredictionStore, read_predictions, run_key, store_dir
 
@@ -131,20 +133,28 @@ def shard_pairs(specs: Sequence[str], datasets: Mapping[str, Dataset], shard: tu
     """The (spec, dataset name) pairs of shard ``(I, N)`` (1-based): a deterministic, balanced split.
 
     The pairs are ordered by preprocessing group (in order of first appearance), spec, then dataset, and cut
-    into N contiguous runs of about equal images. Contiguous runs keep a model's datasets and a group's
+    into N contiguous runs of about equal estimated compute: images × the model's seconds per image on the
+    shipped RTX 4090 table (:mod:`.estimate`; only the ratios between models matter), so a shard of a few big
+    models takes as long as one of many small ones. Contiguous runs keep a model's datasets and a group's
     models together, so across the shards each model is built about once and each group decoded about once.
     """
     index, count = shard
     groups: dict[tuple, int] = {}
-    keyed = []
+    keyed, cost = [], {}
+    table = load_throughput()
     for position, spec in enumerate(specs):
         try:
-            group = groups.setdefault(preprocess_key(resolve_data_config(spec)), len(groups))
+            config = resolve_data_config(spec)
+            group = groups.setdefault(preprocess_key(config), len(groups))
+            speed, _ = table.images_per_second(spec, int(config["input_size"][-1]), model_counts(spec).parameters)
+            cost[spec] = 1 / speed
         except Exception:  # noqa: BLE001 - fails later, in collect_work, with its reason; order it last
             group = len(specs)
         keyed.append((group, position, spec))
+    typical = float(np.median(list(cost.values()))) if cost else 1.0
     ordered = [(spec, name) for _, _, spec in sorted(keyed) for name in datasets]
-    sizes = np.array([max(len(datasets[name]), 1) for _, name in ordered], dtype=np.float64)
+    sizes = np.array([max(len(datasets[name]), 1) * cost.get(spec, typical) for spec, name in ordered],
+                     dtype=np.float64)
     middle = np.cumsum(sizes) - sizes / 2  # each pair goes to the shard its middle falls in
     owner = np.minimum((middle * count / sizes.sum()).astype(np.int64), count - 1) if len(sizes) else []
     return {pair for pair, o in zip(ordered, owner, strict=True) if o == index - 1}
