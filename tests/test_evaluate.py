@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import types
@@ -13,6 +14,7 @@ import pytest
 import laionet_bench
 from laionet_bench._io import output_folder_writable
 from laionet_bench.cli import main
+from laionet_bench.cli.run import EXIT_PARTIAL, exit_status
 from laionet_bench.errors import ConfigError, ModelSpecError
 from laionet_bench.evaluation import evaluator
 from laionet_bench.evaluation.engine import EngineOptions
@@ -211,12 +213,38 @@ def test_cli_prints_failed_models_from_the_report(tmp_path, bench, capsys, monke
     """The CLI learns of failures from evaluate()'s report: with no failures.json written it still prints them."""
     monkeypatch.setattr(evaluator, "_write_reports", lambda report: None)
     bench.weights["test_convnext.r160_in1k"] = bench.weights["test_resnet.r160_in1k"]  # wrong architecture
-    assert _cli(bench, tmp_path / "out", "--imagenet", str(bench.imagenet)) == 0
+    assert _cli(bench, tmp_path / "out", "--imagenet", str(bench.imagenet)) == EXIT_PARTIAL  # one failed, one written
     assert not (tmp_path / "out" / "failures.json").exists()
     lines = capsys.readouterr().out.splitlines()
     (failed,) = [line for line in lines if line.startswith("FAILED")]
     assert failed.startswith("FAILED test_convnext.r160_in1k: imagenet: ") and "; laionet: " in failed
     assert "1 result(s) written" in lines[-1]
+
+
+def test_exit_status_is_0_all_ok_3_partial_1_none():
+    ok, failure = types.SimpleNamespace(model="m"), ModelFailure("n", "laionet", "RuntimeError: boom")
+    report = functools.partial(EvaluationReport, skipped_images=pd.DataFrame(columns=SKIPPED_COLUMNS), out=None)
+    assert exit_status(report(results=[ok], failures=[])) == 0
+    assert exit_status(report(results=[ok], failures=[failure])) == EXIT_PARTIAL == 3
+    assert exit_status(report(results=[], failures=[failure])) == 1  # every model failed, or a shard's failure
+
+
+def test_cli_run_demo_exits_as_run_does(tmp_path, bench, capsys, monkeypatch):
+    """``run --demo`` reports failed models and exits 3 like ``run`` (it exited 0)."""
+    from laionet_bench.demo import benchmark
+    from laionet_bench.leaderboard import render
+
+    bench.weights["test_convnext.r160_in1k"] = bench.weights["test_resnet.r160_in1k"]  # wrong architecture
+    report = evaluate(["test_resnet", "test_convnext"], engine=CPU, index=bench.index, images=bench.images,
+                      imagenet=bench.imagenet, out=tmp_path / "out", weights=bench.weights)
+    demo = benchmark.DemoRun(data=None, evaluation=report, similarity=None, leaderboard=None, out=tmp_path / "out",
+                             leaderboard_dir=tmp_path / "out" / "leaderboard")
+    monkeypatch.setattr(benchmark, "run_demo", lambda *args, **kwargs: demo)
+    monkeypatch.setattr(render, "to_markdown", lambda board, title: title)
+    assert main(["run", "--demo", "--out", str(tmp_path / "out")]) == EXIT_PARTIAL
+    assert [line for line in capsys.readouterr().out.splitlines() if line.startswith("FAILED test_convnext")]
+    demo.evaluation = dataclasses.replace(report, failures=[])
+    assert main(["run", "--demo", "--out", str(tmp_path / "out")]) == 0
 
 
 def test_cli_run_without_imagenet_says_the_gap_needs_it(tmp_path, bench, capsys):
