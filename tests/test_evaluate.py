@@ -21,6 +21,7 @@ from laionet_bench.evaluation.engine import EngineOptions
 from laionet_bench.evaluation.evaluator import SKIPPED_COLUMNS, EvaluationReport, ModelFailure, evaluate
 from laionet_bench.evaluation.metrics import Estimate
 from laionet_bench.evaluation.results import read_results
+from laionet_bench.evaluation.work import failure_reason
 from laionet_bench.index.load import load_index
 
 from .fakes.eval_data import WNIDS, row_id_folder, tiny_index, tiny_weights, wnid_folders
@@ -245,6 +246,50 @@ def test_cli_run_demo_exits_as_run_does(tmp_path, bench, capsys, monkeypatch):
     assert [line for line in capsys.readouterr().out.splitlines() if line.startswith("FAILED test_convnext")]
     demo.evaluation = dataclasses.replace(report, failures=[])
     assert main(["run", "--demo", "--out", str(tmp_path / "out")]) == 0
+
+
+class PickledObject:
+    """Not a tensor: ``torch.load(weights_only=True)`` refuses a checkpoint that holds one."""
+
+
+def _pickled_checkpoint(path):
+    import torch
+
+    torch.save({"head": PickledObject()}, path)
+    return path
+
+
+def test_failed_models_are_recorded_without_advice_to_load_unsafely(tmp_path, bench, capsys):
+    """timm refuses the checkpoint, then advises "retry with weights_only=False" (which runs the file's code)."""
+    bench.weights["test_convnext.r160_in1k"] = _pickled_checkpoint(tmp_path / "pickled.pth")
+    out = tmp_path / "out"
+    assert _cli(bench, out) == EXIT_PARTIAL
+    (failed,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("FAILED")]
+    reasons = json.loads((out / "failures.json").read_text())["test_convnext.r160_in1k"]
+    assert failed == "FAILED test_convnext.r160_in1k: " + "; ".join(f"{k}: {v}" for k, v in sorted(reasons.items()))
+    for reason in reasons.values():
+        assert "blocked loading this checkpoint" in reason and "PickledObject" in reason
+        assert "weights_only=False" not in reason and "trust" not in reason
+
+
+def test_torch_weights_only_refusal_is_one_line_without_its_unsafe_advice(tmp_path):
+    import torch
+
+    with pytest.raises(Exception) as info:  # noqa: PT011 - torch's own type (pickle.UnpicklingError)
+        torch.load(_pickled_checkpoint(tmp_path / "pickled.pth"), weights_only=True)
+    assert "\n" in str(info.value) and "`weights_only` set to `False`" in str(info.value)
+    reason = failure_reason(info.value)
+    assert reason.startswith("UnpicklingError: Weights only load failed.") and "GLOBAL tests.test_evaluate.PickledObject" in reason
+    assert "\n" not in reason and "\x1b" not in reason and "False" not in reason and "trust" not in reason
+
+
+def test_a_ray_task_error_is_reported_as_its_cause_in_one_line():
+    ray_exceptions = pytest.importorskip("ray.exceptions")
+    error = ray_exceptions.RayTaskError(
+        "_WaveActor.build()", 'Traceback (most recent call last):\n  File "x.py", line 1, in build\nValueError: boom',
+        ValueError("no such head:\n  fc.weight")).as_instanceof_cause()
+    assert "\n" in str(error)
+    assert failure_reason(error) == "ValueError: no such head: fc.weight"
 
 
 def test_cli_run_without_imagenet_says_the_gap_needs_it(tmp_path, bench, capsys):
