@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import functools
 import json
 import os
+import re
 import types
 
 import pandas as pd
@@ -18,12 +20,19 @@ from laionet_bench.cli.run import EXIT_PARTIAL, exit_status
 from laionet_bench.errors import ConfigError, ModelSpecError
 from laionet_bench.evaluation import evaluator
 from laionet_bench.evaluation.engine import EngineOptions
-from laionet_bench.evaluation.evaluator import SKIPPED_COLUMNS, EvaluationReport, ModelFailure, evaluate
+from laionet_bench.evaluation.evaluator import (
+    SKIPPED_COLUMNS,
+    STORE_FOLDER,
+    EvaluationReport,
+    ModelFailure,
+    evaluate,
+)
 from laionet_bench.evaluation.metrics import Estimate
 from laionet_bench.evaluation.results import read_results
 from laionet_bench.evaluation.work import failure_reason
 from laionet_bench.index.load import load_index
 
+from .fakes.disk import full_disk_under
 from .fakes.eval_data import WNIDS, row_id_folder, tiny_index, tiny_weights, wnid_folders
 
 CPU = EngineOptions(device="cpu", workers=0, batch_size=4)
@@ -290,6 +299,29 @@ def test_a_ray_task_error_is_reported_as_its_cause_in_one_line():
         ValueError("no such head:\n  fc.weight")).as_instanceof_cause()
     assert "\n" in str(error)
     assert failure_reason(error) == "ValueError: no such head: fc.weight"
+
+
+def test_a_full_disk_under_a_store_reads_as_the_cli_says_it():
+    chunk = "out/.store/m/laionet/k/chunk-000001.parquet"
+    assert failure_reason(OSError(errno.ENOSPC, "No space left on device", chunk)) == (
+        f"DiskWriteError: {chunk}: no space left on device: free space and re-run; finished work is kept")
+
+
+def test_cli_run_on_a_full_disk_keeps_the_predictions_and_leaves_no_empty_model_folder(tmp_path, bench, capsys,
+                                                                                         monkeypatch):
+    out = tmp_path / "out"
+    with monkeypatch.context() as patch:
+        full_disk_under(patch, "per_class.parquet")  # the disk fills up as the first result is written
+        assert _cli(bench, out, "-q") == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert re.fullmatch(f"error: {re.escape(str(out))}/test_[a-z]+.r160_in1k/per_class.parquet: no space left on "
+                        "device: free space and re-run; finished work is kept", line)
+    assert sorted(p.name for p in out.iterdir()) == [STORE_FOLDER]  # no empty model folder
+    chunks = {p: p.stat().st_mtime_ns for p in (out / STORE_FOLDER).rglob("chunk-*.parquet")}
+    assert chunks  # the predictions were kept: the re-run computes nothing
+    assert _cli(bench, out, "-q") == 0
+    assert {p: p.stat().st_mtime_ns for p in (out / STORE_FOLDER).rglob("chunk-*.parquet")} == chunks
+    assert (out / "test_resnet.r160_in1k" / "result.json").is_file()
 
 
 def test_cli_run_without_imagenet_says_the_gap_needs_it(tmp_path, bench, capsys):

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..datasets.base import Dataset
+from ..errors import DiskWriteError
 from ..models.registry import label_rule, preprocess_key, resolve_data_config, weights_identity
 from .options import EngineOptions
 from .store import PredictionStore, read_predictions, run_key, store_dir
@@ -50,10 +51,11 @@ def failure_reason(exc: BaseException) -> str:
     Ray, transformers and torch raise multi-line messages: Ray's wrap the remote traceback around the error
     that failed (its ``cause``, reported instead), and torch's ``weights_only`` refusal advises loading with
     ``weights_only=False``, which would run whatever code the checkpoint holds. The text is folded onto one
-    line and such advice is dropped, sentence by sentence.
+    line and such advice is dropped, sentence by sentence; a full disk reads as the CLI says it.
     """
     if type(exc).__module__.startswith("ray.") and isinstance(getattr(exc, "cause", None), BaseException):
         exc = exc.cause
+    exc = DiskWriteError.of(exc, getattr(exc, "filename", None)) or exc
     text = " ".join(_ANSI_STYLE.sub("", str(exc)).split())
     kept = " ".join(s for s in _SENTENCE_BREAK.split(text) if not _UNSAFE_ADVICE.search(s))
     return f"{type(exc).__name__}: {kept}".rstrip(": ")[:MAX_REASON]
