@@ -134,12 +134,10 @@ def output_folder_writable(path: str | Path, *, flag: str = "--out") -> bool:
     folder is not an error here, because reading what it already holds is a valid use: the caller decides.
     A full disk or quota is (:class:`~laionet_bench.errors.DiskWriteError`): "read-only" would mislead.
     """
-    from .errors import ConfigError, DiskWriteError
+    from .errors import DiskWriteError
 
     path = Path(path)
-    blocker = next((p for p in (path, *path.parents) if p.exists()), None)
-    if blocker is not None and not blocker.is_dir():
-        raise ConfigError(f"{flag} {path}: {blocker} is a file, not a folder; pass a folder for the output")
+    _refuse_file_in_the_way(path, path, flag)
     try:
         path.mkdir(parents=True, exist_ok=True)
         fd, tmp = _create_temp(path / "write-check")
@@ -151,6 +149,15 @@ def output_folder_writable(path: str | Path, *, flag: str = "--out") -> bool:
     os.close(fd)
     tmp.unlink()
     return True
+
+
+def _refuse_file_in_the_way(folder: Path, path: Path, flag: str) -> None:
+    """A ConfigError if the nearest existing one of ``folder`` and its parents is a file, not a folder."""
+    from .errors import ConfigError
+
+    blocker = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise ConfigError(f"{flag} {path}: {blocker} is a file, not a folder; pass another {flag}")
 
 
 def sha256_file(path: str | Path) -> str:

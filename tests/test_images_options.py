@@ -76,3 +76,28 @@ def test_cli_refuses_bad_flags_in_one_line_before_reading_the_index(tmp_path, ca
     assert code == 1
     assert err.startswith("error: download option ") and f"({named})" in err and "\n" not in err
     assert "never-read" not in err and not (tmp_path / "s").exists()
+
+
+def test_an_out_that_is_a_file_or_read_only_is_refused_before_reading_the_index(tmp_path, capsys, monkeypatch):
+    from laionet_bench import _io
+    from laionet_bench.cli import main
+
+    (tmp_path / "taken").write_text("x")
+    command = ["download", "--index", str(tmp_path / "never-read.parquet"), "--no-progress", "--out"]
+    assert main([*command, str(tmp_path / "taken")]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: --out {tmp_path / 'taken'}: {tmp_path / 'taken'} is a file, not a folder; pass another --out"]
+    monkeypatch.setattr(_io, "output_folder_writable", lambda path, flag="--out": False)  # root ignores chmod: say it
+    assert main([*command, str(tmp_path / "ro")]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: --out {tmp_path / 'ro'} is read-only: pass a writable folder for the image store"]
+
+
+def test_the_library_refuses_a_store_that_is_a_file_before_fetching(tmp_path):
+    from laionet_bench.images.download import download_images
+
+    from .conftest import make_index_frame
+
+    (tmp_path / "taken").write_text("x")
+    with pytest.raises(ConfigError, match="taken is a file, not a folder"):
+        download_images(make_index_frame(["n01440764"]), tmp_path / "taken" / "images", progress=False)
