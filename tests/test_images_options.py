@@ -23,6 +23,10 @@ from laionet_bench.images.fetch import FetchPolicy
         ({"allow_networks": ("127.0.0.0/33",)}, r"allow_networks=\('127.0.0.0/33',\) \(--allow-network\) must be"),
         ({"allow_networks": ("localhost",)}, r"\(--allow-network\) must be a list of CIDR networks"),
         ({"allow_networks": "127.0.0.0/8"}, r"\(--allow-network\) must be a list of CIDR"),  # a str, not a tuple
+        ({"timeout": float("inf")}, r"timeout=inf \(--timeout\) must be more than 0 seconds and at most a day"),
+        ({"timeout": 1e10}, r"timeout=10000000000.0 \(--timeout\)"),  # sockets overflow near here
+        ({"total_timeout": float("inf")}, r"total_timeout=inf must be more than 0 seconds and at most a week"),
+        ({"user_agent": "bot\r\nX-Injected: 1"}, r"\(--user-agent\) must be one line of printable text"),
     ],
 )
 def test_bad_fetch_policies_are_refused(kwargs, message):
@@ -39,7 +43,7 @@ def test_good_fetch_policies_pass():
     [
         ({"limit": 0}, r"limit=0 \(--limit\) must be at least 1"),
         ({"limit": -3}, r"limit=-3 \(--limit\)"),
-        ({"workers": 0}, r"workers=0 \(--workers\) must be at least 1"),
+        ({"workers": 0}, r"workers=0 \(--concurrency\) must be at least 1"),  # --workers is the old name
         ({"retries": -1}, r"retries=-1 \(--retries\) must be 0 or more"),
         ({"resize": 0}, r"resize=0 \(--resize\)"),
         ({"shard_size": 0}, r"shard_size=0 \(--shard-size\)"),
@@ -65,6 +69,9 @@ def test_bad_download_options_are_refused(kwargs, message):
         (["--limit", "0"], "--limit"),
         (["--allow-network", "10.0.0.0/40"], "--allow-network"),
         (["--allow-network", "not-a-network"], "--allow-network"),
+        (["--timeout", "inf"], "--timeout"),
+        (["--user-agent", "bot\r\nX-Injected: 1"], "--user-agent"),
+        (["--concurrency", "0"], "--concurrency"),
     ],
 )
 def test_cli_refuses_bad_flags_in_one_line_before_reading_the_index(tmp_path, capsys, flags, named):

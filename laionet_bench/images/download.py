@@ -92,7 +92,7 @@ class DownloadOptions:
             ("limit", "--limit", lambda v: v is None or v >= 1, "must be at least 1 (or None for every row)"),
             ("resize", "--resize", lambda v: v is None or v >= 1, "must be at least 1 pixel (or None to keep bytes)"),
             ("max_pixels", "--max-pixels", lambda v: v >= 1, "must be at least 1"),
-            ("workers", "--workers", lambda v: v >= 1, "must be at least 1"),
+            ("workers", "--concurrency", lambda v: v >= 1, "must be at least 1"),
             ("retries", "--retries", lambda v: v >= 0, "must be 0 or more"),
             ("retry_backoff", None, lambda v: v >= 0, "must be 0 seconds or more"),
             ("max_retry_after", None, lambda v: v >= 0, "must be 0 seconds or more"),
