@@ -324,6 +324,15 @@ def test_cli_run_on_a_full_disk_keeps_the_predictions_and_leaves_no_empty_model_
     assert (out / "test_resnet.r160_in1k" / "result.json").is_file()
 
 
+@pytest.mark.parametrize(("shard", "shown"), [("", "--shard ''"), ("1/" + "9" * 20, "--shard 1/" + "9" * 20)])
+def test_cli_refuses_an_empty_or_huge_shard_in_one_line(tmp_path, bench, capsys, shard, shown):
+    """An empty --shard ran unsharded; a 20-digit N was an OverflowError."""
+    assert _cli(bench, tmp_path / "out", "--shard", shard) == 1
+    assert capsys.readouterr().err.splitlines() == [f"error: {shown}: expected I/N with 1 ≤ I ≤ N ≤ 1000000 "
+                                                    "(1-based: 1/4 … 4/4)"]
+    assert not (tmp_path / "out").exists()
+
+
 def test_cli_run_without_imagenet_says_the_gap_needs_it(tmp_path, bench, capsys):
     assert _cli(bench, tmp_path / "out", "--limit-per-class", "2") == 0
     text = capsys.readouterr().out

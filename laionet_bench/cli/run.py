@@ -182,7 +182,7 @@ def engine_options(args: argparse.Namespace):
 
     return EngineOptions(device=resolve_device(args.device), batch_size=args.batch_size, workers=args.workers,
                          amp=args.amp, channels_last=args.channels_last, compile=args.compile,
-                         max_memory=args.max_memory, shard=parse_shard(args.shard) if args.shard else None,
+                         max_memory=args.max_memory, shard=None if args.shard is None else parse_shard(args.shard),
                          executor=args.executor, ray_address=args.ray_address, protocol=args.protocol)
 
 
