@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-__all__ = ["atomic_write", "display_path", "output_folder_writable", "sha256_file", "slug", "write_bytes_atomic",
-           "write_text_atomic", "writing"]
+__all__ = ["atomic_write", "check_output_file", "display_path", "output_folder_writable", "sha256_file", "slug",
+           "write_bytes_atomic", "write_text_atomic", "writing"]
 
 #: Mode a new file is created with before the umask applies, as ``open(path, "w")`` does.
 _FILE_MODE = 0o666
@@ -149,6 +149,19 @@ def output_folder_writable(path: str | Path, *, flag: str = "--out") -> bool:
     os.close(fd)
     tmp.unlink()
     return True
+
+
+def check_output_file(path: str | Path, *, flag: str = "--out") -> Path:
+    """Refuse, before any work, an output file ``path`` that is a folder or lies under a file (a one-line
+    :class:`~laionet_bench.errors.ConfigError` naming ``flag``); returns it as a Path."""
+    from .errors import ConfigError
+
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{flag} {path} is a folder; pass the path of the file to write (a new file, or one to "
+                          "replace)")
+    _refuse_file_in_the_way(path.parent, path, flag)
+    return path
 
 
 def _refuse_file_in_the_way(folder: Path, path: Path, flag: str) -> None:

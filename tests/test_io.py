@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from laionet_bench import _io
-from laionet_bench.errors import DiskWriteError
+from laionet_bench.errors import ConfigError, DiskWriteError
 
 from .fakes.disk import full_disk_under
 
@@ -84,6 +84,15 @@ def test_writing_names_its_folder_when_the_os_names_no_file(tmp_path):
     assert info.value is inner  # the more precise path wins
     with pytest.raises(PermissionError), _io.writing(tmp_path):  # any other error passes unchanged
         raise PermissionError(errno.EACCES, "Permission denied")
+
+
+def test_an_output_file_that_is_a_folder_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match=r"--out .* is a folder; pass the path of the file to write"):
+        _io.check_output_file(tmp_path)
+    (tmp_path / "taken").write_text("x")
+    with pytest.raises(ConfigError, match=r"taken is a file, not a folder"):
+        _io.check_output_file(tmp_path / "taken" / "index.parquet")
+    assert _io.check_output_file(tmp_path / "new" / "index.parquet") == tmp_path / "new" / "index.parquet"
 
 
 def test_sha256_file_uses_hashlib_file_digest(tmp_path, monkeypatch):
