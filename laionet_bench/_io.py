@@ -5,6 +5,7 @@ a file cannot be read."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -14,8 +15,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_write", "display_path", "output_folder_writable", "read_json", "sha256_file", "slug",
-           "write_bytes_atomic", "write_text_atomic"]
+__all__ = ["atomic_write", "check_output_file", "display_path", "output_folder_writable", "read_json", "sha256_file",
+           "slug", "write_bytes_atomic", "write_text_atomic", "writing"]
 
 #: Mode a new file is created with before the umask applies, as ``open(path, "w")`` does.
 _FILE_MODE = 0o666
@@ -51,25 +52,73 @@ def _fsync_dir(folder: Path) -> None:
 
 
 @contextlib.contextmanager
+def writing(path: str | Path) -> Iterator[None]:
+    """Make a full disk, a full quota or a read-only file system in the block a one-line
+    :class:`~laionet_bench.errors.DiskWriteError` naming ``path`` (the OS names no file when a write or an
+    fsync fails), unless one raised inside already names a more precise path."""
+    from .errors import DiskWriteError
+
+    try:
+        yield
+    except OSError as exc:
+        error = DiskWriteError.of(exc, path)
+        if error is None or error is exc:
+            raise
+        raise error from exc
+
+
+def _make_folder(folder: Path) -> list[Path]:
+    """Create ``folder`` with its parents; returns the folders this created, deepest first."""
+    created = []
+    missing = folder
+    while not missing.exists() and missing != missing.parent:
+        created.append(missing)
+        missing = missing.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except BaseException:
+        _remove_empty(created)
+        raise
+    return created
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove ``folders`` (deepest first) as far as they are empty: another writer's files are left alone."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+
+
+@contextlib.contextmanager
 def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO]:
     """Open a unique temp file beside ``path``; on success fsync it, rename it into place and fsync the folder.
 
-    A crash or exception leaves ``path`` untouched (old content or absent) and no temp file behind,
-    so a reader never sees a half-written file. The file gets the permissions the umask gives a new file.
+    A crash or exception leaves ``path`` untouched (old content or absent), and no temp file nor folder this
+    call created behind (no empty model folder after a full disk), so a reader never sees a half-written
+    file. The file gets the permissions the umask gives a new file. A full disk, a full quota or a read-only
+    file system is a :class:`~laionet_bench.errors.DiskWriteError` naming ``path``.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = _create_temp(target)
-    try:
-        with os.fdopen(fd, mode) as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
+    with writing(target):
+        created = _make_folder(target.parent)
+        try:
+            fd, tmp = _create_temp(target)
+            try:
+                with os.fdopen(fd, mode) as handle:
+                    yield handle
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(tmp, target)
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+                raise
+        except BaseException:
+            _remove_empty(created)
+            raise
         _fsync_dir(target.parent)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:
@@ -86,21 +135,45 @@ def output_folder_writable(path: str | Path, *, flag: str = "--out") -> bool:
 
     Checked by writing: permission bits say nothing about a read-only mount, or about root. A read-only
     folder is not an error here, because reading what it already holds is a valid use: the caller decides.
+    A full disk or quota is (:class:`~laionet_bench.errors.DiskWriteError`): "read-only" would mislead.
     """
-    from .errors import ConfigError
+    from .errors import DiskWriteError
 
     path = Path(path)
-    blocker = next((p for p in (path, *path.parents) if p.exists()), None)
-    if blocker is not None and not blocker.is_dir():
-        raise ConfigError(f"{flag} {path}: {blocker} is a file, not a folder; pass a folder for the output")
+    _refuse_file_in_the_way(path, path, flag)
     try:
         path.mkdir(parents=True, exist_ok=True)
         fd, tmp = _create_temp(path / "write-check")
-    except OSError:
+    except OSError as exc:
+        full = DiskWriteError.of(exc, path)
+        if full is not None and full.errno != errno.EROFS:
+            raise full from exc
         return False
     os.close(fd)
     tmp.unlink()
     return True
+
+
+def check_output_file(path: str | Path, *, flag: str = "--out") -> Path:
+    """Refuse, before any work, an output file ``path`` that is a folder or lies under a file (a one-line
+    :class:`~laionet_bench.errors.ConfigError` naming ``flag``); returns it as a Path."""
+    from .errors import ConfigError
+
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{flag} {path} is a folder; pass the path of the file to write (a new file, or one to "
+                          "replace)")
+    _refuse_file_in_the_way(path.parent, path, flag)
+    return path
+
+
+def _refuse_file_in_the_way(folder: Path, path: Path, flag: str) -> None:
+    """A ConfigError if the nearest existing one of ``folder`` and its parents is a file, not a folder."""
+    from .errors import ConfigError
+
+    blocker = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise ConfigError(f"{flag} {path}: {blocker} is a file, not a folder; pass another {flag}")
 
 
 def sha256_file(path: str | Path) -> str:

@@ -7,11 +7,15 @@ messages (see ``laionet_bench.cli._errors``).
 
 from __future__ import annotations
 
+import errno
+from pathlib import Path
+
 __all__ = [
     "BaselineError",
     "CatalogError",
     "ConfigError",
     "DatasetError",
+    "DiskWriteError",
     "HubError",
     "IndexValidationError",
     "LaionetBenchError",
@@ -80,6 +84,45 @@ class UnsafePickleError(LaionetBenchError, ValueError):
 
 class HubError(LaionetBenchError, OSError):
     """A Hugging Face Hub download or upload failed; the message says whether to retry or fix."""
+
+
+class DiskWriteError(LaionetBenchError, OSError):
+    """A file or folder could not be written: the disk or the quota is full, or the file system is read-only.
+
+    Not a bug to report but the machine's state, so the message names the path and what to do. Every write
+    already done is durable (atomic files, append-only stores), so a re-run resumes.
+
+    Example message: ``results/resnet50.a1_in1k/result.json: no space left on device: free space and re-run;
+    finished work is kept``
+    """
+
+    #: errno → (what the OS said, what to do); EDQUOT is missing on some platforms.
+    ADVICE = {
+        errno.ENOSPC: ("no space left on device", "free space"),
+        errno.EROFS: ("read-only file system", "make it writable (or write elsewhere)"),
+        **({errno.EDQUOT: ("disk quota exceeded", "free space (or raise the quota)")} if hasattr(errno, "EDQUOT") else {}),
+    }
+
+    def __init__(self, path: str | Path | None, code: int):
+        what, self.fix = self.ADVICE[code]
+        super().__init__(code, what, None if path is None else str(path))
+
+    def __reduce__(self):  # OSError's own would call __init__ with (errno, strerror, filename)
+        return type(self), (self.filename, self.errno)
+
+    def __str__(self) -> str:
+        where = f"{self.filename}: " if self.filename else ""
+        return f"{where}{self.strerror}: {self.fix} and re-run; finished work is kept"
+
+    @classmethod
+    def of(cls, exc: BaseException, path: str | Path | None) -> DiskWriteError | None:
+        """``exc`` as a :class:`DiskWriteError` naming ``path`` if it is a full disk, a full quota or a read-only
+        file system (one that already is keeps its own, more precise path); None for any other error."""
+        if isinstance(exc, cls):
+            return exc
+        if isinstance(exc, OSError) and exc.errno in cls.ADVICE:
+            return cls(path, exc.errno)
+        return None
 
 
 class DatasetError(LaionetBenchError, ValueError):

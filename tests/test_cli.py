@@ -1,6 +1,7 @@
 """The CLI surface: help, classes, index commands, one-line errors."""
 
 import argparse
+import errno
 import json
 import subprocess
 import sys
@@ -57,6 +58,21 @@ def test_user_error_is_one_line_without_traceback(tmp_path, capsys):
     assert main(["index", "validate", str(bad)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and "bad.parquet" in err[0]
+
+
+@pytest.mark.parametrize(("error", "line"), [
+    (OSError(errno.ENOSPC, "No space left on device"),
+     "error: no space left on device: free space and re-run; finished work is kept"),
+    (OSError(errno.EROFS, "Read-only file system", "/data/out/x.parquet"),
+     "error: /data/out/x.parquet: read-only file system: make it writable (or write elsewhere) and re-run; "
+     "finished work is kept"),
+])
+def test_a_full_disk_anywhere_is_one_line_that_says_what_to_do(capsys, error, line):
+    """An OSError no writer of ours named (a library's write) still reads as the machine's state, not a bug."""
+    from laionet_bench.cli._errors import report
+
+    assert report(error) == 1
+    assert capsys.readouterr().err.splitlines() == [line]
 
 
 def test_console_script_exit_status_and_debug(tmp_path):

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
+import functools
 import json
 import os
+import re
 import types
 
 import pandas as pd
@@ -13,14 +16,23 @@ import pytest
 import laionet_bench
 from laionet_bench._io import output_folder_writable
 from laionet_bench.cli import main
+from laionet_bench.cli.run import EXIT_PARTIAL, exit_status
 from laionet_bench.errors import ConfigError, ModelSpecError
 from laionet_bench.evaluation import evaluator
 from laionet_bench.evaluation.engine import EngineOptions
-from laionet_bench.evaluation.evaluator import SKIPPED_COLUMNS, EvaluationReport, ModelFailure, evaluate
+from laionet_bench.evaluation.evaluator import (
+    SKIPPED_COLUMNS,
+    STORE_FOLDER,
+    EvaluationReport,
+    ModelFailure,
+    evaluate,
+)
 from laionet_bench.evaluation.results import read_results
+from laionet_bench.evaluation.work import failure_reason
 from laionet_bench.index.load import load_index
 from laionet_bench.leaderboard.table import build_table
 
+from .fakes.disk import full_disk_under
 from .fakes.eval_data import WNIDS, row_id_folder, tiny_index, tiny_weights, wnid_folders
 from .fakes.results import make_result
 
@@ -215,12 +227,114 @@ def test_cli_prints_failed_models_from_the_report(tmp_path, bench, capsys, monke
     """The CLI learns of failures from evaluate()'s report: with no failures.json written it still prints them."""
     monkeypatch.setattr(evaluator, "_write_reports", lambda report: None)
     bench.weights["test_convnext.r160_in1k"] = bench.weights["test_resnet.r160_in1k"]  # wrong architecture
-    assert _cli(bench, tmp_path / "out", "--imagenet", str(bench.imagenet)) == 0
+    assert _cli(bench, tmp_path / "out", "--imagenet", str(bench.imagenet)) == EXIT_PARTIAL  # one failed, one written
     assert not (tmp_path / "out" / "failures.json").exists()
     lines = capsys.readouterr().out.splitlines()
     (failed,) = [line for line in lines if line.startswith("FAILED")]
     assert failed.startswith("FAILED test_convnext.r160_in1k: imagenet: ") and "; laionet: " in failed
     assert "1 result(s) written" in lines[-1]
+
+
+def test_exit_status_is_0_all_ok_3_partial_1_none():
+    ok, failure = types.SimpleNamespace(model="m"), ModelFailure("n", "laionet", "RuntimeError: boom")
+    report = functools.partial(EvaluationReport, skipped_images=pd.DataFrame(columns=SKIPPED_COLUMNS), out=None)
+    assert exit_status(report(results=[ok], failures=[])) == 0
+    assert exit_status(report(results=[ok], failures=[failure])) == EXIT_PARTIAL == 3
+    assert exit_status(report(results=[], failures=[failure])) == 1  # every model failed, or a shard's failure
+
+
+def test_cli_run_demo_exits_as_run_does(tmp_path, bench, capsys, monkeypatch):
+    """``run --demo`` reports failed models and exits 3 like ``run`` (it exited 0)."""
+    from laionet_bench.demo import benchmark
+    from laionet_bench.leaderboard import render
+
+    bench.weights["test_convnext.r160_in1k"] = bench.weights["test_resnet.r160_in1k"]  # wrong architecture
+    report = evaluate(["test_resnet", "test_convnext"], engine=CPU, index=bench.index, images=bench.images,
+                      imagenet=bench.imagenet, out=tmp_path / "out", weights=bench.weights)
+    demo = benchmark.DemoRun(data=None, evaluation=report, similarity=None, leaderboard=None, out=tmp_path / "out",
+                             leaderboard_dir=tmp_path / "out" / "leaderboard")
+    monkeypatch.setattr(benchmark, "run_demo", lambda *args, **kwargs: demo)
+    monkeypatch.setattr(render, "to_markdown", lambda board, title: title)
+    assert main(["run", "--demo", "--out", str(tmp_path / "out")]) == EXIT_PARTIAL
+    assert [line for line in capsys.readouterr().out.splitlines() if line.startswith("FAILED test_convnext")]
+    demo.evaluation = dataclasses.replace(report, failures=[])
+    assert main(["run", "--demo", "--out", str(tmp_path / "out")]) == 0
+
+
+class PickledObject:
+    """Not a tensor: ``torch.load(weights_only=True)`` refuses a checkpoint that holds one."""
+
+
+def _pickled_checkpoint(path):
+    import torch
+
+    torch.save({"head": PickledObject()}, path)
+    return path
+
+
+def test_failed_models_are_recorded_without_advice_to_load_unsafely(tmp_path, bench, capsys):
+    """timm refuses the checkpoint, then advises "retry with weights_only=False" (which runs the file's code)."""
+    bench.weights["test_convnext.r160_in1k"] = _pickled_checkpoint(tmp_path / "pickled.pth")
+    out = tmp_path / "out"
+    assert _cli(bench, out) == EXIT_PARTIAL
+    (failed,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("FAILED")]
+    reasons = json.loads((out / "failures.json").read_text())["test_convnext.r160_in1k"]
+    assert failed == "FAILED test_convnext.r160_in1k: " + "; ".join(f"{k}: {v}" for k, v in sorted(reasons.items()))
+    for reason in reasons.values():
+        assert "blocked loading this checkpoint" in reason and "PickledObject" in reason
+        assert "weights_only=False" not in reason and "trust" not in reason
+
+
+def test_torch_weights_only_refusal_is_one_line_without_its_unsafe_advice(tmp_path):
+    import torch
+
+    with pytest.raises(Exception) as info:  # noqa: PT011 - torch's own type (pickle.UnpicklingError)
+        torch.load(_pickled_checkpoint(tmp_path / "pickled.pth"), weights_only=True)
+    assert "\n" in str(info.value) and "`weights_only` set to `False`" in str(info.value)
+    reason = failure_reason(info.value)
+    assert reason.startswith("UnpicklingError: Weights only load failed.") and "GLOBAL tests.test_evaluate.PickledObject" in reason
+    assert "\n" not in reason and "\x1b" not in reason and "False" not in reason and "trust" not in reason
+
+
+def test_a_ray_task_error_is_reported_as_its_cause_in_one_line():
+    ray_exceptions = pytest.importorskip("ray.exceptions")
+    error = ray_exceptions.RayTaskError(
+        "_WaveActor.build()", 'Traceback (most recent call last):\n  File "x.py", line 1, in build\nValueError: boom',
+        ValueError("no such head:\n  fc.weight")).as_instanceof_cause()
+    assert "\n" in str(error)
+    assert failure_reason(error) == "ValueError: no such head: fc.weight"
+
+
+def test_a_full_disk_under_a_store_reads_as_the_cli_says_it():
+    chunk = "out/.store/m/laionet/k/chunk-000001.parquet"
+    assert failure_reason(OSError(errno.ENOSPC, "No space left on device", chunk)) == (
+        f"DiskWriteError: {chunk}: no space left on device: free space and re-run; finished work is kept")
+
+
+def test_cli_run_on_a_full_disk_keeps_the_predictions_and_leaves_no_empty_model_folder(tmp_path, bench, capsys,
+                                                                                         monkeypatch):
+    out = tmp_path / "out"
+    with monkeypatch.context() as patch:
+        full_disk_under(patch, "per_class.parquet")  # the disk fills up as the first result is written
+        assert _cli(bench, out, "-q") == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert re.fullmatch(f"error: {re.escape(str(out))}/test_[a-z]+.r160_in1k/per_class.parquet: no space left on "
+                        "device: free space and re-run; finished work is kept", line)
+    assert sorted(p.name for p in out.iterdir()) == [STORE_FOLDER]  # no empty model folder
+    chunks = {p: p.stat().st_mtime_ns for p in (out / STORE_FOLDER).rglob("chunk-*.parquet")}
+    assert chunks  # the predictions were kept: the re-run computes nothing
+    assert _cli(bench, out, "-q") == 0
+    assert {p: p.stat().st_mtime_ns for p in (out / STORE_FOLDER).rglob("chunk-*.parquet")} == chunks
+    assert (out / "test_resnet.r160_in1k" / "result.json").is_file()
+
+
+@pytest.mark.parametrize(("shard", "shown"), [("", "--shard ''"), ("1/" + "9" * 20, "--shard 1/" + "9" * 20)])
+def test_cli_refuses_an_empty_or_huge_shard_in_one_line(tmp_path, bench, capsys, shard, shown):
+    """An empty --shard ran unsharded; a 20-digit N was an OverflowError."""
+    assert _cli(bench, tmp_path / "out", "--shard", shard) == 1
+    assert capsys.readouterr().err.splitlines() == [f"error: {shown}: expected I/N with 1 ≤ I ≤ N ≤ 1000000 "
+                                                    "(1-based: 1/4 … 4/4)"]
+    assert not (tmp_path / "out").exists()
 
 
 def test_cli_run_without_imagenet_says_the_gap_needs_it(tmp_path, bench, capsys):

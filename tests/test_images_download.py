@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import glob
 import io
 import json
@@ -274,3 +275,30 @@ def test_cli_prints_a_summary_by_status(server, tmp_path, capsys):
     rows = {line.split("|")[1].strip(): line.split("|")[2:4] for line in out.splitlines() if line.startswith("| ")}
     assert [v.strip() for v in rows["ok"]] == ["1", "1"] and [v.strip() for v in rows["http_error"]] == ["1", "1"]
     assert read_manifest(tmp_path / "s").sha256 in out
+
+
+def test_cli_on_a_full_disk_names_the_store_and_keeps_what_was_done(server, tmp_path, capsys, monkeypatch):
+    from laionet_bench.cli import main
+    from laionet_bench.images.shards import ShardWriter
+    from laionet_bench.index.schema import write_index
+
+    write_index(_index(server, ["/good.jpg", "/good.png"]), tmp_path / "idx.parquet")
+    command = ["download", "--index", str(tmp_path / "idx.parquet"), "--out", str(tmp_path / "s"), "--shard-size", "1",
+               "--allow-network", "127.0.0.0/8", "--concurrency", "1", "--no-progress", "-q"]
+    write = ShardWriter.write
+    writes = []
+
+    def first_then_full(self, *args):
+        writes.append(args[0])
+        if len(writes) > 1:
+            raise OSError(errno.ENOSPC, "No space left on device")  # a write to an open shard names no file
+        return write(self, *args)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ShardWriter, "write", first_then_full)
+        assert main(command) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {tmp_path / 's'}: no space left on device: free space and re-run; finished work is kept"]
+    assert main(command) == 0  # the first image's sealed shard was kept: only the other is fetched again
+    assert server.requests["/good.jpg"] + server.requests["/good.png"] == 3
+    assert read_manifest(tmp_path / "s").status_counts().to_dict() == {"ok": 2}

@@ -23,6 +23,10 @@ from laionet_bench.images.fetch import FetchPolicy
         ({"allow_networks": ("127.0.0.0/33",)}, r"allow_networks=\('127.0.0.0/33',\) \(--allow-network\) must be"),
         ({"allow_networks": ("localhost",)}, r"\(--allow-network\) must be a list of CIDR networks"),
         ({"allow_networks": "127.0.0.0/8"}, r"\(--allow-network\) must be a list of CIDR"),  # a str, not a tuple
+        ({"timeout": float("inf")}, r"timeout=inf \(--timeout\) must be more than 0 seconds and at most a day"),
+        ({"timeout": 1e10}, r"timeout=10000000000.0 \(--timeout\)"),  # sockets overflow near here
+        ({"total_timeout": float("inf")}, r"total_timeout=inf must be more than 0 seconds and at most a week"),
+        ({"user_agent": "bot\r\nX-Injected: 1"}, r"\(--user-agent\) must be one line of printable text"),
     ],
 )
 def test_bad_fetch_policies_are_refused(kwargs, message):
@@ -39,7 +43,7 @@ def test_good_fetch_policies_pass():
     [
         ({"limit": 0}, r"limit=0 \(--limit\) must be at least 1"),
         ({"limit": -3}, r"limit=-3 \(--limit\)"),
-        ({"workers": 0}, r"workers=0 \(--workers\) must be at least 1"),
+        ({"workers": 0}, r"workers=0 \(--concurrency\) must be at least 1"),  # --workers is the old name
         ({"retries": -1}, r"retries=-1 \(--retries\) must be 0 or more"),
         ({"resize": 0}, r"resize=0 \(--resize\)"),
         ({"shard_size": 0}, r"shard_size=0 \(--shard-size\)"),
@@ -65,6 +69,9 @@ def test_bad_download_options_are_refused(kwargs, message):
         (["--limit", "0"], "--limit"),
         (["--allow-network", "10.0.0.0/40"], "--allow-network"),
         (["--allow-network", "not-a-network"], "--allow-network"),
+        (["--timeout", "inf"], "--timeout"),
+        (["--user-agent", "bot\r\nX-Injected: 1"], "--user-agent"),
+        (["--concurrency", "0"], "--concurrency"),
     ],
 )
 def test_cli_refuses_bad_flags_in_one_line_before_reading_the_index(tmp_path, capsys, flags, named):
@@ -76,3 +83,28 @@ def test_cli_refuses_bad_flags_in_one_line_before_reading_the_index(tmp_path, ca
     assert code == 1
     assert err.startswith("error: download option ") and f"({named})" in err and "\n" not in err
     assert "never-read" not in err and not (tmp_path / "s").exists()
+
+
+def test_an_out_that_is_a_file_or_read_only_is_refused_before_reading_the_index(tmp_path, capsys, monkeypatch):
+    from laionet_bench import _io
+    from laionet_bench.cli import main
+
+    (tmp_path / "taken").write_text("x")
+    command = ["download", "--index", str(tmp_path / "never-read.parquet"), "--no-progress", "--out"]
+    assert main([*command, str(tmp_path / "taken")]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: --out {tmp_path / 'taken'}: {tmp_path / 'taken'} is a file, not a folder; pass another --out"]
+    monkeypatch.setattr(_io, "output_folder_writable", lambda path, flag="--out": False)  # root ignores chmod: say it
+    assert main([*command, str(tmp_path / "ro")]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: --out {tmp_path / 'ro'} is read-only: pass a writable folder for the image store"]
+
+
+def test_the_library_refuses_a_store_that_is_a_file_before_fetching(tmp_path):
+    from laionet_bench.images.download import download_images
+
+    from .conftest import make_index_frame
+
+    (tmp_path / "taken").write_text("x")
+    with pytest.raises(ConfigError, match="taken is a file, not a folder"):
+        download_images(make_index_frame(["n01440764"]), tmp_path / "taken" / "images", progress=False)

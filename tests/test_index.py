@@ -1,8 +1,10 @@
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from laionet_bench.cli import main
 from laionet_bench.errors import IndexValidationError, UnknownNameError
 from laionet_bench.index.load import get_variant, list_variants, load_index, parse_index_spec
 from laionet_bench.index.schema import INDEX_COLUMNS, read_index_file, write_index
@@ -80,6 +82,24 @@ def test_validation_names_file_field_and_rows(tmp_path, index_frame, mutate, fie
     assert info.value.path.endswith("bad.parquet")
     assert info.value.field == field
     assert "bad.parquet" in str(info.value)
+
+
+def test_text_that_is_not_utf8_names_the_file_column_and_rows(tmp_path, index_frame, capsys):
+    """A writer can store any bytes in a parquet string column; pandas failed on them with a bare ArrowException."""
+    table = pa.Table.from_pandas(index_frame, preserve_index=False)
+    values = [w.encode() for w in index_frame["wnid"]]
+    values[3] = b"n0144\xff0764"
+    offsets = np.cumsum([0, *map(len, values)], dtype=np.int32)
+    wnids = pa.Array.from_buffers(pa.string(), len(values), [None, pa.py_buffer(offsets.tobytes()),
+                                                              pa.py_buffer(b"".join(values))])
+    path = tmp_path / "latin.parquet"
+    pq.write_table(table.set_column(table.column_names.index("wnid"), "wnid", wnids), path)
+    with pytest.raises(IndexValidationError, match=r"latin.parquet: column 'wnid': 1 row\(s\) with text that is not "
+                       r"valid UTF-8 \(row_id 100000003\): fix the file's encoding or drop these rows") as info:
+        read_index_file(path)
+    assert info.value.row_ids == [100000003]
+    assert main(["index", "validate", str(path)]) == 1
+    assert len(capsys.readouterr().err.splitlines()) == 1
 
 
 def test_web_urls_of_any_case_and_spacing_pass(tmp_path, index_frame):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import pickle
 import stat
 from pathlib import Path
 
@@ -11,7 +13,9 @@ import pytest
 
 from laionet_bench import _io
 from laionet_bench._io import read_json
-from laionet_bench.errors import ResultsError
+from laionet_bench.errors import ConfigError, DiskWriteError, ResultsError
+
+from .fakes.disk import full_disk_under
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
@@ -45,6 +49,51 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path):
         handle.write("half")
         raise RuntimeError("killed")
     assert target.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json"]
+
+
+def test_a_full_disk_names_the_file_and_leaves_no_empty_folder(tmp_path, monkeypatch):
+    def no_space(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")  # a failed write or fsync names no file
+
+    monkeypatch.setattr(os, "fsync", no_space)
+    target = tmp_path / "results" / "resnet50" / "result.json"
+    with pytest.raises(DiskWriteError) as info:
+        _io.write_text_atomic(target, "{}\n")
+    assert str(info.value) == f"{target}: no space left on device: free space and re-run; finished work is kept"
+    assert isinstance(info.value, OSError) and info.value.errno == errno.ENOSPC and info.value.filename == str(target)
+    assert list(tmp_path.iterdir()) == []  # neither the model folder nor results/ is left behind, empty
+    again = pickle.loads(pickle.dumps(info.value))  # travels back from a Ray worker intact
+    assert str(again) == str(info.value)
+
+
+def test_a_read_only_file_system_keeps_what_the_folder_holds(tmp_path, monkeypatch):
+    full_disk_under(monkeypatch, "index.parquet", errno.EROFS)
+    (tmp_path / "old.json").write_text("kept")
+    with pytest.raises(DiskWriteError, match=r"index.parquet: read-only file system: make it writable \(or write "
+                       r"elsewhere\) and re-run; finished work is kept$"):
+        _io.write_bytes_atomic(tmp_path / "index.parquet", b"x")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.json"]
+
+
+def test_writing_names_its_folder_when_the_os_names_no_file(tmp_path):
+    with pytest.raises(DiskWriteError, match=r"^.*store: disk quota exceeded: free space \(or raise the quota\)"), \
+            _io.writing(tmp_path / "store"):
+        raise OSError(errno.EDQUOT, "Disk quota exceeded")
+    inner = DiskWriteError(tmp_path / "store" / "manifest.parquet", errno.ENOSPC)
+    with pytest.raises(DiskWriteError) as info, _io.writing(tmp_path / "store"):
+        raise inner
+    assert info.value is inner  # the more precise path wins
+    with pytest.raises(PermissionError), _io.writing(tmp_path):  # any other error passes unchanged
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+
+def test_an_output_file_that_is_a_folder_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match=r"--out .* is a folder; pass the path of the file to write"):
+        _io.check_output_file(tmp_path)
+    (tmp_path / "taken").write_text("x")
+    with pytest.raises(ConfigError, match=r"taken is a file, not a folder"):
+        _io.check_output_file(tmp_path / "taken" / "index.parquet")
+    assert _io.check_output_file(tmp_path / "new" / "index.parquet") == tmp_path / "new" / "index.parquet"
 
 
 def test_sha256_file_uses_hashlib_file_digest(tmp_path, monkeypatch):

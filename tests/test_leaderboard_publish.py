@@ -149,6 +149,20 @@ def test_cli_publish_uploads_leaderboard_and_results(tmp_path, fake_hub, monkeyp
     _assert_token_nowhere(TOKEN, loud_logs, capsys)
 
 
+@pytest.mark.parametrize("repo", ["../../etc", "me/laionet/board", "me/bad..name"])
+def test_a_bad_repo_id_is_refused_before_anything_is_read_or_sent(tmp_path, fake_hub, capsys, repo):
+    """``publish --repo ../../etc`` was blamed on the connection ("check your connection and retry")."""
+    folder, _ = _folder(tmp_path)
+    code = main(["publish", "--repo", repo, "--folder", str(folder), "--results", str(tmp_path / "absent")])
+    (line,) = capsys.readouterr().err.splitlines()
+    assert code == 1 and line.startswith("error: --repo: not a Hub repo id: ") and repr(repo) in line
+    assert "connection" not in line and fake_hub.requests == []
+    with pytest.raises(ConfigError, match="not a Hub repo id"):
+        publish_folder(folder, repo_id=repo)
+    assert main(["index", "info", "--repo", repo]) == 1  # downloads check it the same way
+    assert "not a Hub repo id" in capsys.readouterr().err and fake_hub.requests == []
+
+
 def test_cli_publish_token_env_must_be_set(tmp_path, capsys):
     (tmp_path / "lb").mkdir()
     (tmp_path / "lb" / "x.txt").write_text("x")

@@ -230,6 +230,18 @@ def test_not_cached_offline_is_one_clear_line():
         resolve_data_config("hf:someorg/missing")
 
 
+def test_a_broken_config_json_is_named(tmp_path, capsys):
+    """transformers' JSONDecodeError names no file (it was "unexpected JSONDecodeError")."""
+    from laionet_bench.cli import main
+
+    (tmp_path / "config.json").write_text('{"model_type": "vit",\n')
+    spec = f"hf:{tmp_path}"
+    with pytest.raises(ModelSpecError, match=rf"{spec}: {tmp_path / 'config.json'} is not valid JSON \(.*line 2"):
+        resolve_data_config(spec)
+    assert main(["models", spec]) == 0  # listed without a data config, as an uncached checkpoint is
+    assert f"{tmp_path / 'config.json'} is not valid JSON" in capsys.readouterr().out
+
+
 def test_hub_id_resolves_through_the_offline_cache(tmp_path, models):
     """A checkpoint laid out as huggingface_hub caches it loads offline, keyed by its commit."""
     import shutil

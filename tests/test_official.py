@@ -160,6 +160,16 @@ def test_cli_reports_an_out_of_range_value_in_one_line(tmp_path, capsys):
     assert not (tmp_path / "o.parquet").exists()
 
 
+def test_cli_refuses_an_out_that_is_a_folder_before_reading_anything(tmp_path, capsys):
+    path = _write(tmp_path, _reference_frame())
+    folder = tmp_path / "indexes"
+    folder.mkdir()
+    code = main(["index", "import-official", str(path), "--variant", "clip_0.82", "--out", str(folder)])
+    assert code == 1 and capsys.readouterr().err.splitlines() == [
+        f"error: --out {folder} is a folder; pass the path of the file to write (a new file, or one to replace)"]
+    assert list(folder.iterdir()) == []
+
+
 class Evil:
     def __reduce__(self):
         return (os.system, ("echo pwned",))
@@ -171,6 +181,7 @@ class Evil:
         ({TENCH: [Evil()]}, "references posix.system|references os.system"),
         ({TENCH: np.array([1, 2])}, "references numpy"),
         ({TENCH: [1.5]}, "not plain ints"),
+        ({TENCH: [10**400]}, "not plain ints in the 64-bit range"),  # was an OverflowError after the conversion
         ([1, 2, 3], "expected a dict"),
     ],
 )

@@ -11,6 +11,7 @@ from laionet_bench.index.schema import read_index_file
 from laionet_bench.rebuild import ColumnMap, RebuildConfig, resolve_parts, run_pipeline
 from laionet_bench.rebuild.select import select_rows, top_per_class
 
+from .fakes.disk import full_disk_under
 from .fakes.laion import write_laion_part
 
 OFFICIAL = lemma_map("official").lemma_to_wnid
@@ -179,6 +180,20 @@ def test_cli_runs_a_step_and_reports(laion_parts, tmp_path, capsys):
     assert main(["rebuild", "all", "--parts", laion_parts, "--work", str(tmp_path / "w"),
                  "--encoder", "sentence-transformers:all-MiniLM-L6-v2"]) == 1
     assert "pass --threshold" in capsys.readouterr().err
+
+
+def test_cli_on_a_full_disk_names_the_file_and_keeps_the_parts_done(laion_parts, tmp_path, capsys, monkeypatch):
+    work = tmp_path / "w"
+    with monkeypatch.context() as patch:
+        full_disk_under(patch, "part-00002")  # the disk fills up at the second part
+        assert main(["rebuild", "match", "--parts", laion_parts, "--work", str(work), "-q"]) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"error: {work / 'match'}/part-00002") and line.endswith(
+        ": no space left on device: free space and re-run; finished work is kept")
+    done = {p: p.stat().st_mtime_ns for p in (work / "match").iterdir()}
+    assert done and all("part-00000" in p.name for p in done)
+    assert main(["rebuild", "match", "--parts", laion_parts, "--work", str(work), "-q"]) == 0
+    assert {p: p.stat().st_mtime_ns for p in done} == done  # the first part is not redone
 
 
 def test_cli_publishes_the_rebuilt_index_through_the_hub(laion_parts, tmp_path, fake_hub, capsys):

@@ -7,7 +7,7 @@ import sys
 import traceback
 
 from .. import constants
-from ..errors import LaionetBenchError
+from ..errors import DiskWriteError, LaionetBenchError
 
 __all__ = ["report"]
 
@@ -32,6 +32,7 @@ def report(exc: BaseException, *, debug: bool = False) -> int:
         return 128 + 13  # as a process killed by SIGPIPE, the shell convention
     if debug or constants.DEBUG:
         traceback.print_exception(exc, file=sys.stderr)
+    exc = DiskWriteError.of(exc, getattr(exc, "filename", None)) or exc  # a full disk is no bug to report
     for kind, prefix in CLI_ERROR_MAPPINGS:
         if isinstance(exc, kind):
             print(f"{prefix}: {exc}", file=sys.stderr)

@@ -94,10 +94,12 @@ def _policy_and_options(args: argparse.Namespace):
 def run_download(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
-    from ..images.store import default_image_store
+    from ..images.store import check_store_folder, default_image_store
     from .index import load_from_args
 
     policy, options = _policy_and_options(args)  # bad flags fail here, before the index is fetched
+    if args.out:
+        check_store_folder(args.out)  # and so does an --out that is a file or read-only
     index = load_from_args(args, args.index or args.dataset)
     out = str(default_image_store(index, args.out))
     if args.engine == "img2dataset":

@@ -10,8 +10,8 @@ from ..evaluation.options import PROTOCOLS
 from ._datasets import AMP_CHOICES, WORKERS_HELP, add_data_options, image_store_from_args, imagenet_from_args
 from .index import add_hub_options
 
-__all__ = ["add_parser", "engine_options", "model_specs", "parse_weights", "print_failures", "print_report", "run", "run_demo_command",
-           "run_plan_command", "summary_rows"]
+__all__ = ["EXIT_PARTIAL", "add_parser", "engine_options", "exit_status", "model_specs", "parse_weights", "print_failures",
+           "print_report", "run", "run_demo_command", "run_plan_command", "summary_rows"]
 
 EPILOG = """examples:
   laionet-bench run --demo                   the embedded demo benchmark end to end (offline, a few minutes)
@@ -24,7 +24,14 @@ EPILOG = """examples:
   laionet-bench run --models all --devices all --images imgs/ --out res/   every local GPU
   laionet-bench run --models all --shard 2/4 --images imgs/ --out res/     one of 4 processes filling res/
 Re-running the same command skips every prediction already stored (also after kill -9).
+
+exit status (run and run --demo): 0 every model has a result; 3 partial: some models FAILED (printed with
+their reasons, also in OUT/failures.json) and the others' results were written; 1 an error, or every model
+failed (with --shard, which writes no results: any failed model).
 """
+
+#: Exit status of a run in which some models failed and the others' results were written.
+EXIT_PARTIAL = 3
 
 
 def add_parser(subparsers) -> None:
@@ -156,8 +163,9 @@ def run_demo_command(args: argparse.Namespace) -> int:
         print(f"LAIONet-demo: {laion.n_evaluated} images over {laion.n_classes} classes; ImageNet-demo: "
               f"{imnet.n_evaluated} images over {imnet.n_classes} classes (1-10 images per class: per-class "
               "recalls are very noisy; read the standard errors).")
+    print_failures(demo.evaluation)
     print(f"results: {demo.out}   leaderboard: {demo.leaderboard_dir}")
-    return 0
+    return exit_status(demo.evaluation)
 
 
 def run_plan_command(args: argparse.Namespace) -> int:
@@ -215,8 +223,16 @@ def engine_options(args: argparse.Namespace):
 
     return EngineOptions(device=resolve_device(args.device), batch_size=args.batch_size, workers=args.workers,
                          amp=args.amp, channels_last=args.channels_last, compile=args.compile,
-                         max_memory=args.max_memory, shard=parse_shard(args.shard) if args.shard else None,
+                         max_memory=args.max_memory, shard=None if args.shard is None else parse_shard(args.shard),
                          executor=args.executor, ray_address=args.ray_address, protocol=args.protocol)
+
+
+def exit_status(report) -> int:
+    """The exit status of a run's :class:`EvaluationReport`: 0 when no model failed, :data:`EXIT_PARTIAL` when
+    some failed and others have results, 1 when none has (every model failed, or a shard, which writes none)."""
+    if not report.failures:
+        return 0
+    return EXIT_PARTIAL if report.results else 1
 
 
 def print_failures(report) -> None:
@@ -268,6 +284,6 @@ def run(args: argparse.Namespace) -> int:
         print_failures(report)
         print(f"shard {args.shard} stored in {report.out}; when every shard is done, run the same command without "
               "--shard to write the results (it computes nothing)")
-        return 1 if report.failures else 0
-    print_report(report, with_imagenet=bool(imagenet))
-    return 1 if report.failures and not report.results else 0
+    else:
+        print_report(report, with_imagenet=bool(imagenet))
+    return exit_status(report)

@@ -50,11 +50,16 @@ class DemoRun:
     """What ``run_demo`` produced."""
 
     data: DemoData
-    results: list  # ModelResult
+    evaluation: object  # EvaluationReport: the results, and the models that failed
     similarity: object  # SimilaritySummary
     leaderboard: object  # Leaderboard
     out: Path
     leaderboard_dir: Path
+
+    @property
+    def results(self) -> list:
+        """The ModelResults of the models that ran (``evaluation.results``)."""
+        return self.evaluation.results
 
 
 def prepare_demo(root: str | Path | None = None, *, ocr: bool = True, workers: int | None = None) -> DemoData:
@@ -138,5 +143,5 @@ def run_demo(
     board = build_leaderboard(read_results(out), results_dir=out)
     board_dir = Path(leaderboard_dir) if leaderboard_dir else out / "leaderboard"
     write_leaderboard(board, board_dir, plots=plots)
-    return DemoRun(data=data, results=report.results, similarity=similarity, leaderboard=board, out=out,
+    return DemoRun(data=data, evaluation=report, similarity=similarity, leaderboard=board, out=out,
                    leaderboard_dir=board_dir)

@@ -15,14 +15,18 @@ from dataclasses import dataclass
 from ..config import resolve_setting
 from ..errors import ConfigError
 
-__all__ = ["AMP_DTYPES", "EXECUTORS", "PROTOCOLS", "EngineOptions", "default_device", "parse_shard", "resolve_device", "resolve_devices"]
+__all__ = ["AMP_DTYPES", "EXECUTORS", "MAX_SHARDS", "PROTOCOLS", "EngineOptions", "default_device", "parse_shard", "resolve_device", "resolve_devices"]
 
 AMP_DTYPES = ("bf16", "fp16")
 #: Metric protocols: ``ours`` (the default) or ``official`` (the reference's exact rules; docs/evaluation.md).
 PROTOCOLS = ("ours", "official")
 #: Where the waves run: ``local`` (this machine's devices, :mod:`.waves`) or ``ray`` (a cluster, :mod:`.ray_executor`).
 EXECUTORS = ("local", "ray")
-_SHARD = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*")
+#: Most parts ``--shard`` splits the work into: a (model, dataset) pair is the smallest part, and a count
+#: beyond int64 overflowed the split (a 20-digit N was an OverflowError).
+MAX_SHARDS = 1_000_000
+_SHARD = re.compile(r"\s*([0-9]{1,18})\s*/\s*([0-9]{1,18})\s*")
+_SHARD_RULE = f"--shard {{text}}: expected I/N with 1 ≤ I ≤ N ≤ {MAX_SHARDS} (1-based: 1/4 … 4/4)"
 
 
 @dataclass(frozen=True)
@@ -69,8 +73,8 @@ class EngineOptions:
 
 def _check_shard(shard: tuple[int, int], text: str) -> tuple[int, int]:
     index, count = shard
-    if not 1 <= index <= count:
-        raise ConfigError(f"--shard {text}: expected I/N with 1 ≤ I ≤ N (1-based: 1/4 … 4/4)")
+    if not 1 <= index <= count <= MAX_SHARDS:
+        raise ConfigError(_SHARD_RULE.format(text=text))
     return index, count
 
 
@@ -78,7 +82,7 @@ def parse_shard(text: str) -> tuple[int, int]:
     """``"I/N"`` → ``(I, N)``, 1-based: ``1/2`` and ``2/2`` are the two halves of the work."""
     match = _SHARD.fullmatch(text)
     if match is None:
-        raise ConfigError(f"--shard {text}: expected I/N with 1 ≤ I ≤ N (1-based: 1/4 … 4/4)")
+        raise ConfigError(_SHARD_RULE.format(text=text or "''"))
     return _check_shard((int(match[1]), int(match[2])), text)
 
 

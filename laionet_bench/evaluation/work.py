@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,15 +25,42 @@ from typing import Any
 import numpy as np
 
 from ..datasets.base import Dataset
+from ..errors import DiskWriteError
 from ..models.footprints import model_counts
 from ..models.registry import label_rule, preprocess_key, resolve_data_config, weights_identity
 from .estimate import load_throughput
 from .options import EngineOptions
 from .store import PredictionStore, read_predictions, run_key, store_dir
 
-__all__ = ["ModelOutcome", "PairWork", "collect_work", "fail", "shard_pairs"]
+__all__ = ["MAX_REASON", "ModelOutcome", "PairWork", "collect_work", "fail", "failure_reason", "shard_pairs"]
 
 logger = logging.getLogger(__name__)
+
+
+#: Longest failure reason kept (``failures.json``, the ``FAILED`` lines).
+MAX_REASON = 500
+#: Sentences of library errors that advise switching a safety check off, never repeated: torch's and timm's
+#: ``weights_only`` set to False, torch's numbered ways round its check, allowlisting a pickled global "if you
+#: trust" it, transformers' ``trust_remote_code=True``.
+_UNSAFE_ADVICE = re.compile(r"weights_only.*False|\btrust|^\(\d\)", re.IGNORECASE)
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+")
+_ANSI_STYLE = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def failure_reason(exc: BaseException) -> str:
+    """``exc`` as the one line recorded for a failed model: ``ExceptionType: message``.
+
+    Ray, transformers and torch raise multi-line messages: Ray's wrap the remote traceback around the error
+    that failed (its ``cause``, reported instead), and torch's ``weights_only`` refusal advises loading with
+    ``weights_only=False``, which would run whatever code the checkpoint holds. The text is folded onto one
+    line and such advice is dropped, sentence by sentence; a full disk reads as the CLI says it.
+    """
+    if type(exc).__module__.startswith("ray.") and isinstance(getattr(exc, "cause", None), BaseException):
+        exc = exc.cause
+    exc = DiskWriteError.of(exc, getattr(exc, "filename", None)) or exc
+    text = " ".join(_ANSI_STYLE.sub("", str(exc)).split())
+    kept = " ".join(s for s in _SENTENCE_BREAK.split(text) if not _UNSAFE_ADVICE.search(s))
+    return f"{type(exc).__name__}: {kept}".rstrip(": ")[:MAX_REASON]
 
 
 @dataclass
@@ -52,7 +80,7 @@ class ModelOutcome:
 def fail(outcome: ModelOutcome, exc: BaseException) -> None:
     """Record ``exc`` as the reason ``outcome``'s model failed on its dataset (the run goes on)."""
     outcome.status = "failed"
-    outcome.reason = f"{type(exc).__name__}: {exc}"[:500]
+    outcome.reason = failure_reason(exc)
     logger.warning("%s failed on %s: %s", outcome.spec, outcome.dataset, outcome.reason)
     logger.debug("%s", "".join(traceback.format_exception(exc)))
 

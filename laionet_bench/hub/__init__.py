@@ -4,6 +4,7 @@ Both directions report failures through one translator (``_errors.hub_error``): 
 token-free :class:`~laionet_bench.errors.HubError` that says what to do.
 """
 
+from ._errors import check_repo_id as check_repo_id
 from .download import HubDownload as HubDownload
 from .download import download_dataset_file as download_dataset_file
 from .download import download_index_file as download_index_file
@@ -19,6 +20,7 @@ __all__ = [
     "IGNORE_PATTERNS",
     "HubDownload",
     "PublishResult",
+    "check_repo_id",
     "dataset_card",
     "download_dataset_file",
     "download_index_file",

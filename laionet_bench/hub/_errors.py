@@ -7,6 +7,9 @@ cause that means something else in the other direction (a missing revision is a 
 created on upload) gets its own words, and a cause without words for a direction falls through to the
 next, more general one.
 
+A repo id the Hub cannot have (``../../etc``) is no Hub failure: :func:`check_repo_id` refuses it with
+huggingface_hub's own validator before any request, in both directions.
+
 Messages are token-free: upload messages never quote the exception (its request carries the
 ``Authorization`` header, and callers raise ``from None``), download messages quote the Hub's answer with
 anything shaped like a Hub token masked, and every message is folded onto one line.
@@ -18,13 +21,28 @@ import re
 from collections.abc import Iterator
 from typing import Literal
 
-from ..errors import HubError
+from ..errors import ConfigError, HubError
 
-__all__ = ["Direction", "hub_error", "hub_offline"]
+__all__ = ["Direction", "check_repo_id", "hub_error", "hub_offline"]
 
 Direction = Literal["download", "upload"]
 
 _TOKEN_RE = re.compile(r"hf_[A-Za-z0-9]{8,}")
+#: huggingface_hub's validator advises an argument our commands do not have.
+_REPO_TYPE_ADVICE = re.compile(r"\s*Use `repo_type` argument if needed\.")
+
+
+def check_repo_id(repo_id: str, *, source: str = "--repo") -> str:
+    """``repo_id`` if huggingface_hub's own validator accepts it; else a one-line :class:`ConfigError` naming
+    ``source``, before any request: a bad id (``../../etc``) is the user's to fix, not a connection failure."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as exc:
+        rule = _REPO_TYPE_ADVICE.sub("", " ".join(str(exc).split()))
+        raise ConfigError(f"{source}: not a Hub repo id: {rule} Pass owner/name, e.g. me/laionet-leaderboard") from None
+    return repo_id
 
 #: (cause, direction) → message template; fields: repo_id, rev, what, status, error, detail, cause.
 _MESSAGES: dict[tuple[str, Direction], str] = {

@@ -27,7 +27,7 @@ from .._io import sha256_file
 from ..config import resolve_setting
 from ..errors import HubError
 from ..version import __version__
-from ._errors import hub_error, hub_offline
+from ._errors import check_repo_id, hub_error, hub_offline
 
 __all__ = [
     "HubDownload",
@@ -56,8 +56,10 @@ class HubDownload:
 
 
 def resolve_repo_id(repo_id: str | None = None) -> str:
-    """Explicit ``repo_id`` > ``LAIONET_BENCH_HUB_REPO`` > ``[tool.laionet-bench] hub_repo`` > default."""
-    return resolve_setting("hub_repo", repo_id, env=constants.HUB_REPO)
+    """Explicit ``repo_id`` > ``LAIONET_BENCH_HUB_REPO`` > ``[tool.laionet-bench] hub_repo`` > default; an id the
+    Hub cannot have is a ``ConfigError`` here, before any request."""
+    return check_repo_id(resolve_setting("hub_repo", repo_id, env=constants.HUB_REPO),
+                         source="--repo (or the hub_repo setting)")
 
 
 def _commit_of(path: str) -> str | None:

@@ -22,7 +22,7 @@ from .. import constants
 from .._io import write_text_atomic
 from ..errors import ConfigError
 from ..version import __version__
-from ._errors import hub_error
+from ._errors import check_repo_id, hub_error
 
 __all__ = ["IGNORE_PATTERNS", "PublishResult", "dataset_card", "publish_folder"]
 
@@ -77,6 +77,7 @@ def publish_folder(
     """
     from huggingface_hub import HfApi
 
+    check_repo_id(repo_id)
     root = Path(folder)
     if not root.is_dir():
         raise ConfigError(f"{root}: no such folder to publish; build it first (e.g. 'laionet-bench leaderboard')")

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .. import _io
 from .._progress import progress_bar
 from ..index.load import LaionetIndex
 from .decode import (
@@ -91,7 +92,7 @@ class DownloadOptions:
             ("limit", "--limit", lambda v: v is None or v >= 1, "must be at least 1 (or None for every row)"),
             ("resize", "--resize", lambda v: v is None or v >= 1, "must be at least 1 pixel (or None to keep bytes)"),
             ("max_pixels", "--max-pixels", lambda v: v >= 1, "must be at least 1"),
-            ("workers", "--workers", lambda v: v >= 1, "must be at least 1"),
+            ("workers", "--concurrency", lambda v: v >= 1, "must be at least 1"),
             ("retries", "--retries", lambda v: v >= 0, "must be 0 or more"),
             ("retry_backoff", None, lambda v: v >= 0, "must be 0 seconds or more"),
             ("max_retry_after", None, lambda v: v >= 0, "must be 0 seconds or more"),
@@ -221,15 +222,16 @@ def download_images(
     options = options or DownloadOptions()
     table = index.table if isinstance(index, LaionetIndex) else index
     index_rows = table[["row_id", "url"]]
-    store = ImageStore.open(out, shard_size=options.shard_size, checkpoint_seconds=options.checkpoint_seconds)
-    todo = rows_to_fetch(table, store, options)
-    logger.info("%s: %d of %d rows to fetch", out, len(todo), len(table))
-    started = time.monotonic()
-    run_counts: dict[str, int] = {}
-    try:
-        _run(store, todo, index_rows, policy, options, run_counts, progress)
-    finally:
-        manifest = store.finish(index_rows)
+    with _io.writing(out):  # a full disk names the store; every sealed shard and the journal are kept
+        store = ImageStore.open(out, shard_size=options.shard_size, checkpoint_seconds=options.checkpoint_seconds)
+        todo = rows_to_fetch(table, store, options)
+        logger.info("%s: %d of %d rows to fetch", out, len(todo), len(table))
+        started = time.monotonic()
+        run_counts: dict[str, int] = {}
+        try:
+            _run(store, todo, index_rows, policy, options, run_counts, progress)
+        finally:
+            manifest = store.finish(index_rows)
     return DownloadReport(manifest=manifest, attempted=sum(run_counts.values()),
                           seconds=time.monotonic() - started, run_counts=run_counts)
 

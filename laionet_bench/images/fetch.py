@@ -35,6 +35,8 @@ from ..version import __version__
 
 __all__ = [
     "DEFAULT_USER_AGENT",
+    "MAX_TIMEOUT",
+    "MAX_TOTAL_TIMEOUT",
     "METADATA_ADDRESSES",
     "FetchPolicy",
     "FetchResult",
@@ -88,6 +90,12 @@ def check_options(options: object, rules: Iterable[tuple[str, str | None, Callab
             raise ConfigError(f"download option {name}={value!r}{where} {rule}")
 
 
+#: Longest connect/read timeout accepted, in seconds (a day; a whole fetch: a week). More means none, and
+#: sockets overflow near 10**10 s (``--timeout inf`` was an OverflowError).
+MAX_TIMEOUT = 24 * 3600
+MAX_TOTAL_TIMEOUT = 7 * MAX_TIMEOUT
+
+
 def _is_cidr_list(networks: object) -> bool:
     if isinstance(networks, str):
         return False
@@ -129,14 +137,18 @@ class FetchPolicy:
 
     def __post_init__(self):
         check_options(self, (
-            ("timeout", "--timeout", lambda v: v > 0, "must be more than 0 seconds"),
-            ("total_timeout", None, lambda v: v > 0, "must be more than 0 seconds"),
+            ("timeout", "--timeout", lambda v: 0 < v <= MAX_TIMEOUT,  # nan and inf fail too
+             f"must be more than 0 seconds and at most a day ({MAX_TIMEOUT})"),
+            ("total_timeout", None, lambda v: 0 < v <= MAX_TOTAL_TIMEOUT,
+             f"must be more than 0 seconds and at most a week ({MAX_TOTAL_TIMEOUT})"),
             ("max_redirects", "--max-redirects", lambda v: v >= 0, "must be 0 (follow none) or more"),
             ("max_bytes", "--max-bytes", lambda v: v >= 1, "must be at least 1 byte"),
             ("per_host", "--per-host", lambda v: v >= 1,
              "must be at least 1 (with 0 no request could ever start)"),
             ("allow_networks", "--allow-network", _is_cidr_list,
              "must be a list of CIDR networks such as 127.0.0.0/8 or ::1/128"),
+            ("user_agent", "--user-agent", lambda v: isinstance(v, str) and v.isprintable(),
+             "must be one line of printable text (no CR, LF or other control character: it is an HTTP header)"),
         ))
 
 

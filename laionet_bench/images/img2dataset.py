@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 
+from .. import _io
 from ..errors import DatasetError, MissingDependencyError
 from ..index.load import LaionetIndex
 from .download import DownloadOptions, DownloadReport, rows_to_fetch, verify_fetched
@@ -158,31 +159,32 @@ def download_with_img2dataset(
     exe = find_img2dataset(executable)
     table = index.table if isinstance(index, LaionetIndex) else index
     index_rows = table[["row_id", "url"]]
-    store = ImageStore.open(out, shard_size=options.shard_size, checkpoint_seconds=options.checkpoint_seconds)
-    started = time.monotonic()
-    run_counts: dict[str, int] = {}
-    try:
-        todo = rows_to_fetch(table, store, options)
-        refused = _refused_hosts(todo, policy)
-        fetchable = []
-        for row in todo:
-            reason = refused.get(urlsplit(row["url"]).hostname or "")
-            if reason:
-                store.add({"row_id": row["row_id"], "url": row["url"], "status": "refused", "error": reason})
-                run_counts["refused"] = run_counts.get("refused", 0) + 1
-            else:
-                fetchable.append(row)
-        if fetchable:
-            with tempfile.TemporaryDirectory(prefix=".img2dataset-", dir=store.root) as work:
-                work_dir = Path(work)
-                frame = pd.DataFrame({"url": [r["url"] for r in fetchable], "row_id": [r["row_id"] for r in fetchable],
-                                      "caption": [r.get("caption") or "" for r in fetchable]})
-                frame.to_parquet(work_dir / "urls.parquet", index=False)
-                logger.info("running img2dataset on %d urls (log: %s)", len(frame), work_dir / "img2dataset.log")
-                _run_img2dataset(_command(exe, work_dir / "urls.parquet", work_dir / "out", policy, options),
-                                 work_dir / "img2dataset.log")
-                _adopt(work_dir / "out", {r["row_id"]: r for r in fetchable}, store, options, run_counts)
-    finally:
-        manifest = store.finish(index_rows)
+    with _io.writing(out):  # a full disk names the store, as in download_images
+        store = ImageStore.open(out, shard_size=options.shard_size, checkpoint_seconds=options.checkpoint_seconds)
+        started = time.monotonic()
+        run_counts: dict[str, int] = {}
+        try:
+            todo = rows_to_fetch(table, store, options)
+            refused = _refused_hosts(todo, policy)
+            fetchable = []
+            for row in todo:
+                reason = refused.get(urlsplit(row["url"]).hostname or "")
+                if reason:
+                    store.add({"row_id": row["row_id"], "url": row["url"], "status": "refused", "error": reason})
+                    run_counts["refused"] = run_counts.get("refused", 0) + 1
+                else:
+                    fetchable.append(row)
+            if fetchable:
+                with tempfile.TemporaryDirectory(prefix=".img2dataset-", dir=store.root) as work:
+                    work_dir = Path(work)
+                    frame = pd.DataFrame({"url": [r["url"] for r in fetchable], "row_id": [r["row_id"] for r in fetchable],
+                                          "caption": [r.get("caption") or "" for r in fetchable]})
+                    frame.to_parquet(work_dir / "urls.parquet", index=False)
+                    logger.info("running img2dataset on %d urls (log: %s)", len(frame), work_dir / "img2dataset.log")
+                    _run_img2dataset(_command(exe, work_dir / "urls.parquet", work_dir / "out", policy, options),
+                                     work_dir / "img2dataset.log")
+                    _adopt(work_dir / "out", {r["row_id"]: r for r in fetchable}, store, options, run_counts)
+        finally:
+            manifest = store.finish(index_rows)
     return DownloadReport(manifest=manifest, attempted=sum(run_counts.values()),
                           seconds=time.monotonic() - started, run_counts=run_counts)

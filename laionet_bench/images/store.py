@@ -33,11 +33,12 @@ import pyarrow.parquet as pq
 
 from .. import _io, constants
 from ..config import resolve_setting
-from ..errors import StoreError
+from ..errors import ConfigError, StoreError
 from .manifest import MANIFEST_COLUMNS, MANIFEST_FILE, OK, PENDING, SHARDS_DIR, Manifest, is_retryable
 from .shards import PARTIAL_SUFFIX, ShardSample, ShardWriter, iter_shard_samples, seal_partial
 
-__all__ = ["INFO_FILE", "JOURNAL_FILE", "LOCK_FILE", "ImageStore", "default_image_store", "record_from_sample"]
+__all__ = ["INFO_FILE", "JOURNAL_FILE", "LOCK_FILE", "ImageStore", "check_store_folder", "default_image_store",
+           "record_from_sample"]
 
 logger = logging.getLogger(__name__)
 
@@ -86,9 +87,9 @@ class ImageStore:
         """Lock the store at ``root`` (created if absent) and repair what a crash left behind.
 
         Raises :class:`~laionet_bench.errors.StoreError` at once, touching nothing, when another
-        process holds the store's lock.
+        process holds the store's lock, and a ``ConfigError`` when ``root`` is a file or read-only.
         """
-        store = cls(root, shard_size=shard_size, checkpoint_seconds=checkpoint_seconds)
+        store = cls(check_store_folder(root), shard_size=shard_size, checkpoint_seconds=checkpoint_seconds)
         (store.root / SHARDS_DIR).mkdir(parents=True, exist_ok=True)
         store._acquire()
         try:
@@ -234,6 +235,15 @@ class ImageStore:
         counts = Counter(r["status"] for r in self.records.values())
         counts[OK] += len(self._unsealed)
         return counts
+
+
+def check_store_folder(root: str | Path) -> Path:
+    """``root`` as a Path if images can be written there (created if missing); a file or a read-only folder is
+    a one-line :class:`~laionet_bench.errors.ConfigError`, before any index row is fetched."""
+    root = Path(root)
+    if not _io.output_folder_writable(root):
+        raise ConfigError(f"--out {root} is read-only: pass a writable folder for the image store")
+    return root
 
 
 def _isna(value) -> bool:

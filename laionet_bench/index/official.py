@@ -34,6 +34,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .._io import check_output_file
 from ..catalog import canonical_wnid, load_catalog
 from ..errors import ConfigError, IndexValidationError, UnsafePickleError
 from .load import VARIANT_NAME_PATTERN, list_variants
@@ -80,6 +81,8 @@ _REFERENCE_COLUMNS = {"row_id": "index (row id)", "sample_id": "SAMPLE_ID", "url
                       "wnid": "name_def_wnid", "nsfw": "NSFW", "ocr_flag": "wnid_is_in_recognized_text",
                       "width": "WIDTH", "height": "HEIGHT", "license": "LICENSE",
                       "x_recognized_text": "recognized_text", "x_laion_similarity": "similarity"}
+#: Row ids are int64 (the index schema's ``row_id``); a bigger int in the pickle is no row id.
+_INT64 = (-2**63, 2**63 - 1)
 _RESAVE_HINT = ("re-save it as {wnid: [int row ids]} with plain Python types (pickle.dump of a dict of "
                 "lists of int), or leave out --labels to take the labels from the parquet's name_def_wnid column")
 
@@ -134,8 +137,9 @@ def load_label_dict(path: str | Path) -> dict[str, list[int]]:
         if rows and owner.setdefault(id(rows), key) != key:
             raise UnsafePickleError(f"{path}: entries {owner[id(rows)]!r} and {key!r} share one list of row ids "
                                     f"(memo references stand for copies); {_RESAVE_HINT}")
-        if not all(isinstance(r, int) and not isinstance(r, bool) for r in rows):
-            raise UnsafePickleError(f"{path}: entry {key!r} holds row ids that are not plain ints")
+        if not all(isinstance(r, int) and not isinstance(r, bool) and _INT64[0] <= r <= _INT64[1] for r in rows):
+            raise UnsafePickleError(f"{path}: entry {key!r} holds row ids that are not plain ints in the 64-bit range; "
+                                    f"{_RESAVE_HINT}")
     return {k: list(v) for k, v in labels.items()}
 
 
@@ -262,6 +266,7 @@ def import_official(
     ``n02112837`` included): they are the class set the reference scores ImageNet-val over, which the
     rows alone cannot tell (:attr:`~laionet_bench.index.load.LaionetIndex.label_keys`).
     """
+    check_output_file(out)  # a folder there fails before the files are read, not after the conversion
     frame, label_dict = _convert(parquet, labels, variant=variant, similarity_column=similarity_column)
     digest = write_index(frame, out, label_keys=None if label_dict is None else list(label_dict))
     return frame, digest

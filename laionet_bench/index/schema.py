@@ -129,6 +129,34 @@ def _check_integer_ranges(table: pa.Table, path: str) -> None:
                             "fix or drop these rows")
 
 
+def _check_utf8(table: pa.Table, path: str) -> None:
+    """Text that is not valid UTF-8 (a parquet writer can store any bytes as a string).
+
+    Checked on the arrow table: pandas' conversion would fail later with a bare ``ArrowException`` that
+    names neither the column nor the row.
+    """
+    for name in table.column_names:
+        values = table.column(name)
+        if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
+            continue
+        try:
+            values.validate(full=True)
+        except pa.ArrowInvalid:
+            binary = values.cast(pa.large_binary()).to_pylist()
+            bad = np.array([v is not None and not _is_utf8(v) for v in binary])
+            ids = table.filter(pa.array(bad)).column("row_id").slice(0, 5).to_pylist()
+            raise row_error(path, int(bad.sum()), ids, name, "with text that is not valid UTF-8",
+                            "fix the file's encoding or drop these rows") from None
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def _int_bounds(dtype: pa.DataType) -> tuple[int, int]:
     info = np.iinfo(dtype.to_pandas_dtype())
     return int(info.min), int(info.max)
@@ -139,8 +167,8 @@ def validate_index_table(table: pa.Table, path: str = "<table>") -> pd.DataFrame
 
     Raises :class:`IndexValidationError` naming the file, the column and the offending row ids for:
     an empty table, missing or unknown columns, wrong dtypes, integers outside their column's type
-    (an int32 width of 3e9), nulls where none are allowed (NaN captions included), negative or
-    duplicate row ids, empty captions, URLs that are not http(s), several wnids in one row, wnids
+    (an int32 width of 3e9), text that is not valid UTF-8, nulls where none are allowed (NaN captions
+    included), negative or duplicate row ids, empty captions, URLs that are not http(s), several wnids in one row, wnids
     outside ImageNet-1k, class indices that disagree with the wnid, similarities outside [-1, 1].
     """
     names = set(table.column_names)
@@ -160,6 +188,7 @@ def validate_index_table(table: pa.Table, path: str = "<table>") -> pd.DataFrame
     if table.num_rows == 0:
         raise IndexValidationError(path, "the index has no rows")
     _check_integer_ranges(table, path)
+    _check_utf8(table, path)
     table = table.select(expected + [n for n in table.column_names if n.startswith(EXTENSION_PREFIX)])
     # cast with every field nullable: null checks below report them with row ids
     frame = table.cast(

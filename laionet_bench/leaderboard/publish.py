@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import ResultsError
+from ..hub import check_repo_id
 from ..hub.upload import PublishResult, dataset_card, publish_folder
 from .table import Leaderboard, load_leaderboard
 
@@ -86,6 +87,7 @@ def publish_leaderboard(
         card: generate the leaderboard's card (``README.md``) from ``results``; without results, or with
             False, the folder's own README.md (if any) is kept.
     """
+    check_repo_id(repo_id)  # before the results are read and staged
     results = Path(results) if results is not None else None
     card_text = leaderboard_card(load_leaderboard(results), repo_id=repo_id) if card and results else None
     with tempfile.TemporaryDirectory(prefix="laionet-publish-") as tmp:

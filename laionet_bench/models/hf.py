@@ -31,6 +31,7 @@ the same checkpoints run in the harness's engine beside timm and open_clip model
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from functools import lru_cache
@@ -93,6 +94,29 @@ def _pretrained_kwargs(source: HFSource) -> dict[str, Any]:
     return {"revision": source.revision} if source.revision else {}
 
 
+def _from_pretrained(auto_class, source: HFSource, **kwargs: Any):
+    """``auto_class.from_pretrained`` of ``source``; a checkpoint that cannot be had, or one with a JSON file
+    that does not parse (transformers' JSONDecodeError names no file), is a one-line ModelSpecError."""
+    try:
+        return auto_class.from_pretrained(source.location, trust_remote_code=False, **kwargs, **_pretrained_kwargs(source))
+    except OSError as exc:
+        raise _not_available(source, exc) from None
+    except json.JSONDecodeError as exc:
+        raise ModelSpecError(f"{source.spec}: {_broken_json_file(source)} is not valid JSON ({exc}); fix it, or save "
+                             "or download the checkpoint again") from None
+
+
+def _broken_json_file(source: HFSource) -> str:
+    """The first JSON file of a local checkpoint folder that does not parse; for a Hub id, where to look."""
+    if source.local:
+        for path in sorted(Path(source.location).glob("*.json")):
+            try:
+                json.loads(path.read_bytes())
+            except ValueError:  # JSONDecodeError and UnicodeDecodeError
+                return str(path)
+    return f"a JSON file of {source.location} (config.json or preprocessor_config.json)"
+
+
 @lru_cache(maxsize=64)
 def _source(spec: str) -> HFSource:
     """``spec`` parsed, once its checkpoint is known to bring no code of its own (``hub.remote_code``).
@@ -108,13 +132,7 @@ def _source(spec: str) -> HFSource:
 @lru_cache(maxsize=64)
 def _config(spec: str):
     """The checkpoint's ``PretrainedConfig`` (cached per canonical spec)."""
-    AutoConfig = _transformers().AutoConfig  # noqa: N806 - the class
-
-    source = _source(spec)
-    try:
-        return AutoConfig.from_pretrained(source.location, trust_remote_code=False, **_pretrained_kwargs(source))
-    except OSError as exc:
-        raise _not_available(source, exc) from None
+    return _from_pretrained(_transformers().AutoConfig, _source(spec))
 
 
 def _transformers():
@@ -135,12 +153,7 @@ def _pil_backend() -> dict[str, Any]:
 def _processor(spec: str):
     from transformers import AutoImageProcessor
 
-    source = _source(spec)
-    try:
-        return AutoImageProcessor.from_pretrained(source.location, trust_remote_code=False, **_pil_backend(),
-                                                  **_pretrained_kwargs(source))
-    except OSError as exc:
-        raise _not_available(source, exc) from None
+    return _from_pretrained(AutoImageProcessor, _source(spec), **_pil_backend())
 
 
 # ------------------------------------------------------------------------------------- preprocessing
