@@ -90,15 +90,11 @@ def test_embeddings_resume_and_the_index_is_reused(bench):
 
 
 def test_index_built_with_another_encoder_or_dimension_is_refused(bench):
-    tmp_path, parts, _ = bench
-    config = EmbedPartsConfig(work_dir=str(tmp_path / "work"), encoder="hash")
-    resolved = resolve_parts([parts])
-    embed_parts(resolved, config, encoder=HashEncoder())
-    build_faiss_index(resolved, config)
+    work = _built(bench)
     with pytest.raises(ConfigError, match="built with encoder 'hash', not 'openclip:ViT-B-32/openai'"):
-        load_faiss_index(tmp_path / "work" / "faiss", encoder="openclip:ViT-B-32/openai")
+        load_faiss_index(work / "faiss", encoder="openclip:ViT-B-32/openai")
     with pytest.raises(ConfigError, match="16-dimensional vectors, the queries are 8-dimensional"):
-        load_faiss_index(tmp_path / "work" / "faiss", encoder="hash", dim=8)
+        load_faiss_index(work / "faiss", encoder="hash", dim=8)
 
 
 def test_cli_refuses_a_prebuilt_index_of_another_encoder_in_one_line(bench, capsys):
