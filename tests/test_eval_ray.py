@@ -3,6 +3,7 @@ node and on a two-node local cluster; resume; an unreachable address in one line
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -10,6 +11,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 
 import numpy as np
@@ -274,3 +276,36 @@ def test_two_node_cluster_gives_the_local_predictions_and_resumes(two_nodes, fil
     again = run_datasets(SPECS, _datasets(files), store_root=tmp_path, weights=files["weights"], options=options)
     assert [o.computed for by in again.values() for o in by.values()] == [0] * 2 * len(SPECS)
     assert len(actors) == 1 and again["laionet"][BROKEN].status == "failed"  # only the failed model is retried
+
+
+@pytest.mark.parametrize("reply", [b"HTTP/1.1 400 Bad Request\r\n\r\n", None], ids=["http1", "silent"])
+def test_a_port_where_no_ray_gcs_listens_is_refused_in_seconds(reply, monkeypatch):
+    """ray.init would wait for minutes on a port that accepts TCP but is not a GCS."""
+    monkeypatch.setattr(ray_cluster, "CONNECT_TIMEOUT_S", 0.5)
+    with _one_reply_server(reply) as address, pytest.raises(ConfigError, match=f"--ray-address {address}: no Ray GCS "
+                                                                                "answered there within 0.5 s"):
+        ray_cluster.check_reachable(address)
+
+
+def test_a_grpc_server_passes_the_gcs_check():
+    settings = bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])  # what a gRPC server (Ray's GCS) sends first
+    with _one_reply_server(settings) as address:
+        ray_cluster.check_reachable(address)
+
+
+@contextlib.contextmanager
+def _one_reply_server(reply: bytes | None):
+    """A loopback listener that reads the client's first bytes and answers ``reply`` (None: nothing)."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        def serve():
+            conn, _ = server.accept()
+            with conn:
+                conn.recv(64)
+                if reply is not None:
+                    conn.sendall(reply)
+                time.sleep(1)
+
+        thread = threading.Thread(target=serve)
+        thread.start()
+        yield f"127.0.0.1:{server.getsockname()[1]}"
+        thread.join()

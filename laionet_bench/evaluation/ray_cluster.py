@@ -1,8 +1,9 @@
 """Connecting to Ray, in one place: the evaluation's executor, the rebuild's and explain's (through the rebuild's) all join or
 start their cluster here.
 
-- **An address** (``HOST:PORT`` of a head's GCS): checked for a TCP listener within :data:`CONNECT_TIMEOUT_S` first,
-  because ``ray.init`` retries an absent cluster for minutes, then joined.
+- **An address** (``HOST:PORT`` of a head's GCS): checked first for a listener that answers like a gRPC server
+  (Ray's GCS is one) within :data:`CONNECT_TIMEOUT_S`, because ``ray.init`` waits for minutes on an absent
+  cluster or on a port where something else listens; then joined.
 - **No address** (and no ``RAY_ADDRESS``): a local, single-node Ray that listens and dials on loopback only, without the dashboard UI.
   Ray resolves ``127.0.0.1`` to the interface address facing the internet (and probes a route to a public DNS
   server to find it) unless its single-machine mode is on, so the mode is switched on for the Ray this process
@@ -53,10 +54,36 @@ def check_reachable(address: str, *, option: str = "--ray-address") -> None:
         raise ConfigError(f"{option} {address}: expected HOST:PORT of a Ray head node (its GCS port, "
                           "6379 by default), or auto")
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S) as conn:
+            speaks_grpc = _answers_http2(conn)
     except OSError as exc:
         raise ConfigError(f"{option} {address}: no Ray cluster reachable there ({exc.strerror or exc}); "
                           "start one with 'ray start --head' or fix the address") from None
+    if not speaks_grpc:
+        raise ConfigError(f"{option} {address}: no Ray GCS answered there within {CONNECT_TIMEOUT_S:g} s (something "
+                          "else listens on that port); give the head's GCS port (6379 by default)")
+
+
+#: An HTTP/2 client's connection preface and an empty SETTINGS frame (RFC 9113 §3.4), which a gRPC server such
+#: as Ray's GCS answers with its own SETTINGS frame first.
+_HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+_SETTINGS_FRAME = 4
+
+
+def _answers_http2(conn: socket.socket) -> bool:
+    """Whether the server on ``conn`` answers an HTTP/2 preface with a SETTINGS frame within the timeout.
+
+    ``ray.init`` waits on a port that accepts TCP but is not a GCS for minutes; gRPC servers answer this at once,
+    anything else (an HTTP/1 server, a database, a silent listener) does not.
+    """
+    conn.sendall(_HTTP2_PREFACE)
+    header = b""
+    try:
+        while len(header) < 9 and (chunk := conn.recv(9 - len(header))):
+            header += chunk
+    except TimeoutError:
+        return False
+    return len(header) == 9 and header[3] == _SETTINGS_FRAME
 
 
 def init(address: str | None, *, option: str = "--ray-address", feature: str = "--executor ray",
