@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 __all__ = [
+    "ALLOCATOR",
     "CACHE_DIR",
     "DEBUG",
     "DEFAULT_HUB_REPO",
@@ -81,3 +82,6 @@ HUB_REPO = ENV_SETTINGS.get("hub_repo", DEFAULT_HUB_REPO)
 HUB_REVISION = ENV_SETTINGS.get("hub_revision")
 #: Show tracebacks from the CLI.
 DEBUG = parse_bool("LAIONET_BENCH_DEBUG", os.environ.get("LAIONET_BENCH_DEBUG"))
+#: How the CLI sets glibc's allocator for CPU inference (``evaluation.allocator.ALLOCATOR_MODES``): ``tuned``
+#: (default) or ``default`` (glibc's own settings). A machine's choice, like the cache: the variable only.
+ALLOCATOR = os.environ.get("LAIONET_BENCH_ALLOCATOR", "").strip().lower() or "tuned"

@@ -27,8 +27,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from .. import constants
 from .._progress import progress_bar
 from ..errors import ConfigError, MissingDependencyError
+from ..evaluation.allocator import tune_allocator
 from ..evaluation.ray_executor import actor_device as _actor_device  # the device a named encoder loads on
 from .parts import Part
 from .steps import RebuildConfig, StepContext, run_part_step
@@ -69,7 +71,8 @@ def _run_steps(steps: list[str], part: Part, config: RebuildConfig, ocr_engine: 
 class _TextsimActor:
     """Ray actor: one text encoder, built on first use, for every part the pool gives it."""
 
-    def __init__(self, config: RebuildConfig, encoder: Any = None):
+    def __init__(self, config: RebuildConfig, encoder: Any = None, allocator: str = "tuned"):
+        tune_allocator(allocator)  # the driver's choice: a worker process is not the CLI's
         if encoder is None:  # loaded by name: on this actor's own device, whatever --device says
             import ray
 
@@ -109,7 +112,7 @@ def _textsim_on_actors(ray, parts: list[Part], config, encoder, upstream: list, 
     count, options = _textsim_actors(ray.cluster_resources().get("GPU", 0), parts=len(parts), cpu_actors=cpu_actors)
     logger.info("ray: %d text-encoder actor(s), %s", count, "one GPU each" if "num_gpus" in options else "on CPU")
     actor = ray.remote(_TextsimActor).options(**options)
-    pool = ActorPool([actor.remote(config, encoder) for _ in range(count)])
+    pool = ActorPool([actor.remote(config, encoder, constants.ALLOCATOR) for _ in range(count)])
     for job in zip(range(len(parts)), parts, upstream, strict=True):
         pool.submit(_run_on_actor, job)
     while pool.has_next():
