@@ -61,8 +61,9 @@ SETTING_VARIABLES: dict[str, str] = {
     "dataset": "LAIONET_BENCH_DATASET",
     "imagenet": "LAIONET_BENCH_IMAGENET",
     "images": "LAIONET_BENCH_IMAGES",
+    "predictions": "LAIONET_BENCH_PREDICTIONS",
 }
-_PATH_SETTINGS = {"results_dir", "imagenet", "images"}
+_PATH_SETTINGS = {"results_dir", "imagenet", "images", "predictions"}
 
 #: The settings given in the environment: only variables that are set and not empty; paths ``~``-expanded.
 ENV_SETTINGS: dict[str, str] = {
@@ -71,7 +72,7 @@ ENV_SETTINGS: dict[str, str] = {
     if (value := os.environ.get(variable, "").strip())
 }
 
-#: Root of everything this package caches (demo build, downloaded images, embeddings, converted weights).
+#: Root of everything this package caches (demo build, downloaded images, embeddings, predictions, converted weights).
 #: A machine's cache, not a project's: set by ``LAIONET_BENCH_CACHE`` only, never in pyproject.
 CACHE_DIR = Path(os.environ.get("LAIONET_BENCH_CACHE", _default_cache_dir())).expanduser()
 #: Results store for ``laionet-bench run`` and the pytest plugin: the variable, else ``results``.

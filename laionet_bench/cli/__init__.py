@@ -30,7 +30,7 @@ __all__ = ["SUBCOMMANDS", "build_parser", "configure_logging", "main"]
 #: Subcommand modules, in the order ``--help`` lists them.
 SUBCOMMANDS = (
     "run", "models", "classes", "index", "download", "similarity", "leaderboard", "compare", "publish",
-    "rebuild", "explain", "demo", "import_results",
+    "rebuild", "explain", "demo", "import_results", "cache",
 )
 
 EPILOG = """examples:
@@ -47,6 +47,7 @@ EPILOG = """examples:
   laionet-bench rebuild all --parts 'part-*.parquet' --work work
   laionet-bench demo build                     build the offline demo benchmark's images
   laionet-bench explain captions --demo        the paper's Section-4 experiments (captions, v2-frequency, text-search)
+  laionet-bench cache info                     the shared prediction store, per run key (cache prune removes runs)
 """
 
 
