@@ -209,9 +209,11 @@ def map_parts(fn: Callable[[Part], Any], parts: list[Part], *, executor: str = "
         ray.init(address=address)
     task = ray.remote(num_cpus=1, num_gpus=num_gpus)(_call_on_part)
     shipped = ray.put(fn)
-    return ray.get([task.remote(shipped, part) for part in parts])
+    return ray.get([task.remote(shipped, part, constants.ALLOCATOR) for part in parts])
 
 
-def _call_on_part(fn: Callable[[Part], Any], part: Part) -> Any:
-    """A Ray task: ``fn(part)`` (``ray.remote`` takes functions, not partials, so ``fn`` travels as data)."""
+def _call_on_part(fn: Callable[[Part], Any], part: Part, allocator: str = "tuned") -> Any:
+    """A Ray task: ``fn(part)`` (``ray.remote`` takes functions, not partials, so ``fn`` travels as data), with
+    the driver's allocator setting (an encoder's CPU forward, as in the CLI)."""
+    tune_allocator(allocator)
     return fn(part)
