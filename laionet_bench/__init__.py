@@ -32,6 +32,7 @@ _EXPORTS = {
     "load_catalog": "catalog",
     "load_index": "index",
     "read_results": "evaluation.results",
+    "tune_allocator": "evaluation.allocator",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
@@ -43,6 +44,7 @@ if TYPE_CHECKING:  # pragma: no cover - static analysers see the eager imports
     from .checks.gap import assert_robustness_gap as assert_robustness_gap
     from .datasets import create_dataset as create_dataset
     from .errors import LaionetBenchError as LaionetBenchError
+    from .evaluation.allocator import tune_allocator as tune_allocator
     from .evaluation.engine import EngineOptions as EngineOptions
     from .evaluation.evaluator import evaluate as evaluate
     from .evaluation.results import ModelResult as ModelResult

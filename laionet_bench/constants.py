@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 __all__ = [
+    "ALLOCATOR",
     "CACHE_DIR",
     "DEBUG",
     "DEFAULT_HUB_REPO",
@@ -60,8 +61,9 @@ SETTING_VARIABLES: dict[str, str] = {
     "dataset": "LAIONET_BENCH_DATASET",
     "imagenet": "LAIONET_BENCH_IMAGENET",
     "images": "LAIONET_BENCH_IMAGES",
+    "predictions": "LAIONET_BENCH_PREDICTIONS",
 }
-_PATH_SETTINGS = {"results_dir", "imagenet", "images"}
+_PATH_SETTINGS = {"results_dir", "imagenet", "images", "predictions"}
 
 #: The settings given in the environment: only variables that are set and not empty; paths ``~``-expanded.
 ENV_SETTINGS: dict[str, str] = {
@@ -70,7 +72,7 @@ ENV_SETTINGS: dict[str, str] = {
     if (value := os.environ.get(variable, "").strip())
 }
 
-#: Root of everything this package caches (demo build, downloaded images, embeddings, converted weights).
+#: Root of everything this package caches (demo build, downloaded images, embeddings, predictions, converted weights).
 #: A machine's cache, not a project's: set by ``LAIONET_BENCH_CACHE`` only, never in pyproject.
 CACHE_DIR = Path(os.environ.get("LAIONET_BENCH_CACHE", _default_cache_dir())).expanduser()
 #: Results store for ``laionet-bench run`` and the pytest plugin: the variable, else ``results``.
@@ -81,3 +83,6 @@ HUB_REPO = ENV_SETTINGS.get("hub_repo", DEFAULT_HUB_REPO)
 HUB_REVISION = ENV_SETTINGS.get("hub_revision")
 #: Show tracebacks from the CLI.
 DEBUG = parse_bool("LAIONET_BENCH_DEBUG", os.environ.get("LAIONET_BENCH_DEBUG"))
+#: How the CLI sets glibc's allocator for CPU inference (``evaluation.allocator.ALLOCATOR_MODES``): ``tuned``
+#: (default) or ``default`` (glibc's own settings). A machine's choice, like the cache: the variable only.
+ALLOCATOR = os.environ.get("LAIONET_BENCH_ALLOCATOR", "").strip().lower() or "tuned"

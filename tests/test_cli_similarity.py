@@ -34,9 +34,10 @@ def bench(tmp_path_factory):
     data.imagenet_v2 = folder / "v2"
     data.weights = tiny_weights(folder, "test_resnet")
     data.results = folder / "results"
+    # module scope comes before the autouse fixture that moves the cache: an explicit store, not the user's
     data.evaluated = evaluate(["test_resnet"], index=data.index, images=data.images, imagenet=data.imagenet,
                               imagenet_v2=f"matched-frequency={data.imagenet_v2}", out=data.results,
-                              weights={MODEL: data.weights},
+                              weights={MODEL: data.weights}, predictions=folder / "predictions",
                               engine=EngineOptions(device="cpu", workers=0, batch_size=16))
     return data
 

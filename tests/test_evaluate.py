@@ -19,6 +19,7 @@ from laionet_bench.cli import main
 from laionet_bench.cli.run import EXIT_PARTIAL, exit_status
 from laionet_bench.errors import ConfigError, ModelSpecError
 from laionet_bench.evaluation import evaluator
+from laionet_bench.evaluation.cache import prediction_cache
 from laionet_bench.evaluation.engine import EngineOptions
 from laionet_bench.evaluation.evaluator import (
     SKIPPED_COLUMNS,
@@ -218,9 +219,11 @@ def test_cli_run_end_to_end_and_rerun_is_free(tmp_path, bench, capsys):
     assert "test_resnet.r160_in1k" in text and "test_convnext.r160_in1k" in text and "2 result(s) written" in text
     data = json.loads((out / "test_resnet.r160_in1k" / "result.json").read_text())
     assert data["model_info"]["weights_sha256"] and data["datasets"]["imagenet"]["n_classes"] == 3
-    chunks = sorted(p.stat().st_mtime_ns for p in (out / ".store").rglob("chunk-*.parquet"))
+    store = prediction_cache()  # shared by every --out
+    chunks = sorted(p.stat().st_mtime_ns for p in store.rglob("chunk-*.parquet"))
+    assert chunks and not (out / ".store").exists()
     assert _cli(bench, out, "--imagenet", str(bench.imagenet)) == 0
-    assert sorted(p.stat().st_mtime_ns for p in (out / ".store").rglob("chunk-*.parquet")) == chunks
+    assert sorted(p.stat().st_mtime_ns for p in store.rglob("chunk-*.parquet")) == chunks
 
 
 def test_cli_prints_failed_models_from_the_report(tmp_path, bench, capsys, monkeypatch):

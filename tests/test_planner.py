@@ -228,13 +228,14 @@ def test_run_plan_json_of_all_offline(monkeypatch, capsys, all_specs, table_only
 
 def test_run_plan_shows_what_the_store_holds(tmp_path, capsys):
     spec = "resnet18.a1_in1k"
+    store = tmp_path / "predictions"
     for dataset, runs in (("laionet", 2), ("imagenet", 1)):
         for run in range(runs):
-            folder = tmp_path / "out" / ".store" / dataset / slug(spec) / f"{run:016x}"
+            folder = store / dataset / slug(spec) / f"{run:016x}"
             folder.mkdir(parents=True)
             (folder / "run.json").write_text("{}")
-    (tmp_path / "out" / ".store" / "laionet" / slug(spec) / "torn").mkdir()  # no run.json: not a run
-    args = ["run", "--models", spec, "resnet34.a1_in1k", "--plan", "--out", str(tmp_path / "out"), "--max-memory", "8"]
+    (store / "laionet" / slug(spec) / "torn").mkdir()  # no run.json: not a run
+    args = ["run", "--models", spec, "resnet34.a1_in1k", "--plan", "--predictions", str(store), "--max-memory", "8"]
     assert main(args) == 0
     text = capsys.readouterr().out
     assert f"{spec} [stored: imagenet 1 run, laionet 2 runs]" in text

@@ -52,6 +52,17 @@ class RecordingFactory:
         return HashEncoder()
 
 
+class ThreadsFactory(RecordingFactory):
+    """A factory of :class:`HashEncoder` that records, per call, torch's thread count in its Ray actor."""
+
+    def __call__(self):
+        import torch
+
+        actor = ray.get_runtime_context().get_actor_id()
+        (self.folder / f"{actor}.json").write_text(json.dumps(torch.get_num_threads()))
+        return HashEncoder()
+
+
 @pytest.fixture(scope="module")
 def local_ray():
     """One local Ray for the module: 2 CPUs and 2 GPUs declared on this CPU machine."""
@@ -123,10 +134,30 @@ def test_an_encoder_that_cannot_be_pickled_is_a_config_error(local_ray, laion_pa
 
 def test_actor_count_and_options():
     # num_cpus=0: with 2 CPUs and 2 GPUs, actors holding a CPU each left the match tasks none (a hang)
-    assert _textsim_actors(2.0, parts=3, cpu_actors=1) == (2, {"num_gpus": 1, "num_cpus": 0})
-    assert _textsim_actors(8.0, parts=3, cpu_actors=1) == (3, {"num_gpus": 1, "num_cpus": 0})  # no actor without a part
-    assert _textsim_actors(0.5, parts=3, cpu_actors=2) == (2, {"num_cpus": 0, "scheduling_strategy": "SPREAD"})
-    assert _textsim_actors(0, parts=3, cpu_actors=1)[0] == 1
+    assert _textsim_actors(2.0, parts=3, cpu_actors=1, node_cpus=[2]) == (2, {"num_gpus": 1, "num_cpus": 0}, None)
+    assert _textsim_actors(8.0, parts=3, cpu_actors=1) == (3, {"num_gpus": 1, "num_cpus": 0}, None)  # no idle actor
+    spread = {"num_cpus": 0, "scheduling_strategy": "SPREAD"}  # reserving the node's cores would starve the matches
+    assert _textsim_actors(0.5, parts=3, cpu_actors=2, node_cpus=[16]) == (2, spread, 8)  # two share one node
+    assert _textsim_actors(0, parts=3, cpu_actors=2, node_cpus=[16, 8, 0]) == (2, spread, 8)  # one per node
+    assert _textsim_actors(0, parts=3, cpu_actors=1, node_cpus=[6]) == (1, spread, 6)
+    assert _textsim_actors(0, parts=9, cpu_actors=5, node_cpus=[2, 2]) == (5, spread, 1)  # at least one thread
+    assert _textsim_actors(0, parts=3, cpu_actors=1) == (1, spread, None)  # no CPU node known: Ray's default
+
+
+def test_a_cpu_actor_runs_torch_on_the_threads_it_is_given(tmp_path):
+    """The actor's constructor, called directly (no Ray): it sets torch's threads only when given some."""
+    import torch
+
+    from laionet_bench.rebuild.executors import _TextsimActor
+
+    before = torch.get_num_threads()
+    try:
+        _TextsimActor(config_for("unused", tmp_path), HashEncoder(), "default", threads=3)
+        assert torch.get_num_threads() == 3
+        _TextsimActor(config_for("unused", tmp_path), HashEncoder(), "default")  # a GPU actor: left as it is
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_actor_device_uses_cuda_only_with_a_gpu_torch_sees(monkeypatch):
@@ -152,3 +183,22 @@ def test_an_unreachable_address_fails_in_seconds_before_any_work(laion_parts, tm
     with pytest.raises(ConfigError, match=f"--address {address}: no Ray cluster reachable there"):
         run_pipeline(config_for(laion_parts, tmp_path), executor="ray", address=address)
     assert not tmp_path.joinpath("match").exists()
+
+
+@pytest.fixture
+def cpu_only_ray():
+    """A local Ray without GPUs. It replaces the module's ``local_ray``, so its tests come last in this file."""
+    if ray.is_initialized():
+        ray.shutdown()
+    with hermetic_ray(num_cpus=2):
+        yield
+
+
+@pytest.mark.slow  # a Ray of its own
+def test_cpu_actors_run_torch_on_the_node_cores(cpu_only_ray, tmp_path, laion_parts):
+    """Without GPUs, the text-encoder actor runs torch on the node's 2 declared CPUs, not Ray's one thread."""
+    calls = tmp_path / "threads"
+    calls.mkdir()
+    config = config_for(laion_parts, tmp_path / "ray", encoder=f"openclip:local-dir:{tmp_path / 'missing'}")
+    run_pipeline(config, executor="ray", encoder=ThreadsFactory(calls), steps=["match", "textsim"])
+    assert [json.loads(p.read_text()) for p in calls.glob("*.json")] == [2]  # one actor (the default), 2 threads

@@ -3,7 +3,9 @@
 Every subcommand module exposes ``add_parser(subparsers)``, which registers its parser and sets
 ``handler`` to a function ``(args) -> int``. Heavy imports (torch, timm) happen inside handlers so
 ``--help`` stays fast. Errors become one line on stderr and exit status 1 (``_errors.py``); set
-``--debug`` or ``LAIONET_BENCH_DEBUG=1`` for the traceback.
+``--debug`` or ``LAIONET_BENCH_DEBUG=1`` for the traceback. Before any handler runs, ``main`` sets glibc's
+allocator for CPU inference (:func:`~laionet_bench.evaluation.allocator.tune_allocator`;
+``LAIONET_BENCH_ALLOCATOR=default`` opts out).
 
 ``--debug`` and ``-q`` work before or after the subcommand: every subcommand parser (nested ones too)
 is a :class:`_CommandParser`, which takes them from one shared parent parser. Logging is configured on
@@ -19,6 +21,7 @@ import logging
 import sys
 
 from .._progress import set_progress
+from ..evaluation.allocator import tune_allocator
 from ..version import __version__
 from ._errors import report
 
@@ -27,7 +30,7 @@ __all__ = ["SUBCOMMANDS", "build_parser", "configure_logging", "main"]
 #: Subcommand modules, in the order ``--help`` lists them.
 SUBCOMMANDS = (
     "run", "models", "classes", "index", "download", "similarity", "leaderboard", "compare", "publish",
-    "rebuild", "explain", "demo", "import_results",
+    "rebuild", "explain", "demo", "import_results", "cache",
 )
 
 EPILOG = """examples:
@@ -44,6 +47,7 @@ EPILOG = """examples:
   laionet-bench rebuild all --parts 'part-*.parquet' --work work
   laionet-bench demo build                     build the offline demo benchmark's images
   laionet-bench explain captions --demo        the paper's Section-4 experiments (captions, v2-frequency, text-search)
+  laionet-bench cache info                     the shared prediction store, per run key (cache prune removes runs)
 """
 
 
@@ -130,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(debug=args.debug, quiet=args.quiet)
     set_progress(not (args.quiet or args.no_progress))  # every bar of every step, executor and library call
     try:
+        tune_allocator()  # before torch allocates: CPU forwards reuse heap blocks instead of faulting in fresh mmaps
         return int(args.handler(args) or 0)
     except BaseException as exc:  # noqa: BLE001 - mapped to a message in one table
         return report(exc, debug=args.debug)

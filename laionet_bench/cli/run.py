@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import math
-from pathlib import Path
 
 from ..evaluation.options import PROTOCOLS
 from ._datasets import AMP_CHOICES, WORKERS_HELP, add_data_options, image_store_from_args, imagenet_from_args
@@ -23,7 +22,8 @@ EPILOG = """examples:
   laionet-bench run --models all --plan --max-memory 24     the waves of every model on 24 GiB, offline
   laionet-bench run --models all --devices all --images imgs/ --out res/   every local GPU
   laionet-bench run --models all --shard 2/4 --images imgs/ --out res/     one of 4 processes filling res/
-Re-running the same command skips every prediction already stored (also after kill -9).
+Re-running the same command skips every prediction already stored (also after kill -9). Predictions live in
+one shared store (default <cache>/predictions; laionet-bench cache info), so another --out reuses them too.
 
 exit status (run and run --demo): 0 every model has a result; 3 partial: some models FAILED (printed with
 their reasons, also in OUT/failures.json) and the others' results were written; 1 an error, or every model
@@ -61,12 +61,17 @@ def add_parser(subparsers) -> None:
     data.add_argument("--limit-per-class", type=int, metavar="N", help="at most N images per class")
     engine = parser.add_argument_group("engine")
     engine.add_argument("--out", metavar="DIR", help="results folder (default: results_dir setting or ./results)")
+    engine.add_argument("--predictions", metavar="DIR",
+                        help="the prediction store every results folder shares, keyed by run key (default: "
+                        "predictions setting / LAIONET_BENCH_PREDICTIONS, else <cache>/predictions); shards on "
+                        "several machines need one on a shared filesystem")
     engine.add_argument("--devices", "--device", dest="device", metavar="DEVICES",
                         help="all (every GPU), cuda:0,cuda:1, cuda, mps or cpu (default: best available device); "
                         "the waves of one group run on all of them at once, fed by one decode stream")
     engine.add_argument("--shard", metavar="I/N",
                         help="do only the I-th of N parts (1-based) of the (model, dataset) work, so N processes "
-                        "(a SLURM array, several machines) fill one --out; then run without --shard to write results")
+                        "(a SLURM array, several machines) fill one prediction store; then run without --shard to "
+                        "write the results")
     engine.add_argument("--batch-size", type=int, default=64, help="default: %(default)s")
     engine.add_argument("--workers", type=int, default=2, help=WORKERS_HELP)
     engine.add_argument("--amp", choices=AMP_CHOICES, help="autocast dtype (default: float32)")
@@ -83,7 +88,7 @@ def add_parser(subparsers) -> None:
     plan = parser.add_argument_group("plan (dry run: no images, no index)")
     plan.add_argument("--plan", action="store_true",
                       help="print the groups, the waves (device, models, memory, preprocessing), the decodes per "
-                      "image and what --out already holds, then exit")
+                      "image and what the prediction store already holds, then exit")
     plan.add_argument("--json", action="store_true", help="with --plan: one JSON object with a 'waves' list")
     estimate = parser.add_argument_group("estimate (with --plan: how long the run takes on a cluster, from any machine)")
     estimate.add_argument("--cluster", metavar="NODESxGPUS",
@@ -156,7 +161,7 @@ def run_demo_command(args: argparse.Namespace) -> int:
 
     demo = run_demo(args.models or ["all"], out=args.out or "results-demo", leaderboard_dir=args.leaderboard,
                     device=args.device, batch_size=args.batch_size, workers=args.workers, amp=args.amp,
-                    channels_last=args.channels_last)
+                    channels_last=args.channels_last, predictions=args.predictions)
     print(to_markdown(demo.leaderboard, title="LAIONet-demo leaderboard"))
     laion, imnet = (demo.results[0].datasets[k] for k in ("laionet", "imagenet")) if demo.results else (None, None)
     if laion is not None:
@@ -172,12 +177,10 @@ def run_plan_command(args: argparse.Namespace) -> int:
     """``run --plan``: the waves a run would execute, and what the store holds, from timm's registry alone."""
     import json
 
-    from .. import constants
-    from ..config import resolve_setting
     from ..errors import ConfigError
+    from ..evaluation.cache import prediction_cache
     from ..evaluation.engine import plan_run, plan_targets
     from ..evaluation.estimate import parse_cluster
-    from ..evaluation.evaluator import STORE_FOLDER
     from ..evaluation.planner import device_budgets, format_plan, stored_runs
 
     options = engine_options(args)
@@ -194,7 +197,7 @@ def run_plan_command(args: argparse.Namespace) -> int:
     specs = model_specs(args)
     plan = plan_run(specs, options=options, devices=devices, budgets=budgets)  # before skipping stored work
     estimate = _estimate(args, plan, cluster) if args.cluster else None
-    store = Path(resolve_setting("results_dir", args.out, env=constants.RESULTS_DIR)) / STORE_FOLDER
+    store = prediction_cache(args.predictions)
     stored = stored_runs(store, specs) if store.is_dir() else None
     if args.json:
         print(json.dumps({**plan.to_dict(), "devices": devices, "batch_size": options.batch_size,
@@ -278,12 +281,12 @@ def run(args: argparse.Namespace) -> int:
     report = evaluate(
         specs, engine=options, dataset=args.dataset, images=image_store_from_args(args, index), imagenet=imagenet,
         imagenet_v2=args.imagenet_v2, index=index, limit_per_class=args.limit_per_class, limit=args.limit,
-        out=args.out, weights=parse_weights(args.weights), exclude=args.exclude,
+        out=args.out, weights=parse_weights(args.weights), exclude=args.exclude, predictions=args.predictions,
     )
     if options.shard:
         print_failures(report)
-        print(f"shard {args.shard} stored in {report.out}; when every shard is done, run the same command without "
-              "--shard to write the results (it computes nothing)")
+        print(f"shard {args.shard} stored in the prediction store; when every shard is done, run the same command "
+              "without --shard to write the results (it computes nothing)")
     else:
         print_report(report, with_imagenet=bool(imagenet))
     return exit_status(report)

@@ -115,8 +115,13 @@ def run_demo(
     amp: str | None = None,
     channels_last: bool = False,
     plots: bool = True,
+    predictions: str | Path | None = None,
 ) -> DemoRun:
-    """Run the whole demo: data → predictions on both sets → metrics → similarity → leaderboard."""
+    """Run the whole demo: data → predictions on both sets → metrics → similarity → leaderboard.
+
+    Predictions go to the shared prediction store (``predictions``, default ``<cache>/predictions``), so a
+    demo run into a new ``out`` recomputes none of them.
+    """
     from ..evaluation.engine import EngineOptions, resolve_device, resolve_devices
     from ..evaluation.evaluator import evaluate, load_datasets
     from ..evaluation.results import read_results
@@ -132,7 +137,8 @@ def run_demo(
     data = prepare_demo(root)
     specs = demo_models(models)
     out = Path(out)
-    report = evaluate(specs, engine=engine, index=data.index, images=data.images, imagenet=data.imagenet, out=out)
+    report = evaluate(specs, engine=engine, index=data.index, images=data.images, imagenet=data.imagenet, out=out,
+                      predictions=predictions)
     index, sets = load_datasets(index=data.index, images=data.images, imagenet=data.imagenet)
     similarity = compute_similarity(
         {"laionet": sets["laionet"], "imagenet-val": sets["imagenet"]},

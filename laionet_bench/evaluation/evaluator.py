@@ -2,7 +2,8 @@
 
 The flow: expand the model specs; load the LAIONet index and list its evaluated rows (OCR-flagged
 rows dropped, rows without an image counted); list ImageNet-val (and ImageNet-V2) restricted to the
-classes present in LAIONet; let the engine predict whatever the store lacks, all datasets in one
+classes present in LAIONet; let the engine predict whatever the shared prediction store lacks (:mod:`.cache`: keyed by
+run key, so a new results folder reuses every prediction already made), all datasets in one
 plan (each model built once per run, :func:`engine.run_datasets`); then per model turn the
 stored true ranks into per-class recall (:func:`metrics.per_class_recall`), summaries and gaps
 (:func:`results.build_model_result`, LAION weights = :meth:`LaionetIndex.class_weights`, counted
@@ -37,6 +38,7 @@ from ..index.load import LaionetIndex, load_index
 from ..index.official import official_classes
 from ..models.custom import as_model_specs
 from ..models.registry import canonical_spec, check_weights_file, expand_model_specs, unused_weights
+from .cache import LEGACY_STORE_FOLDER, adopt_store, prediction_cache
 from .engine import EngineOptions, ModelOutcome, resolve_device, resolve_devices, run_datasets
 from .metrics import per_class_recall
 from .results import (
@@ -56,8 +58,8 @@ __all__ = ["SKIPPED_COLUMNS", "STORE_FOLDER", "EvaluationReport", "ModelFailure"
 
 logger = logging.getLogger(__name__)
 
-#: Sub-folder of the results folder that holds the prediction store.
-STORE_FOLDER = ".store"
+#: Sub-folder of a results folder that held its prediction store before the shared cache (adopted on first use).
+STORE_FOLDER = LEGACY_STORE_FOLDER
 #: Columns of :attr:`EvaluationReport.skipped_images` and ``skipped_images.csv``.
 SKIPPED_COLUMNS = ["dataset", "key", "wnid", "error"]
 
@@ -287,6 +289,7 @@ def evaluate(
     weights: Mapping[str, str] | None = None,
     exclude: Sequence[str] = (),
     hub_options: Mapping[str, Any] | None = None,
+    predictions: str | Path | None = None,
 ) -> EvaluationReport:
     """Evaluate ``models`` on LAIONet (and ImageNet-val / -V2 when given) and write their results.
 
@@ -308,6 +311,8 @@ def evaluate(
         hub_options: how the index is fetched from the Hub when neither ``index`` nor a local ``dataset`` is given:
             :func:`~laionet_bench.index.load.load_index`'s ``repo_id``, ``revision`` (pin one), ``cache_dir``,
             ``local_files_only``.
+        predictions: the prediction store, shared by every results folder (default: the ``predictions``
+            setting / ``LAIONET_BENCH_PREDICTIONS``, else ``<cache>/predictions``).
 
     Returns:
         The :class:`EvaluationReport`: results (also written to ``out``), failed models, skipped images.
@@ -332,9 +337,11 @@ def evaluate(
     idx, sets = load_datasets(dataset=dataset, images=images, imagenet=imagenet, imagenet_v2=imagenet_v2,
                               index=index, limit_per_class=limit_per_class, limit=limit, hub_options=hub_options,
                               protocol=engine.protocol)
+    store = prediction_cache(predictions)
+    adopt_store(out / STORE_FOLDER, store)  # an --out written before the shared cache: its predictions join it
     if not writable:
-        _refuse_missing_work(specs, sets, out, weights, engine)
-    outcomes = run_datasets(specs, sets, store_root=out / STORE_FOLDER, weights=weights, options=engine)
+        _refuse_missing_work(specs, sets, out, store, weights, engine)
+    outcomes = run_datasets(specs, sets, store_root=store, weights=weights, options=engine)
     if engine.shard:
         return _shard_report(outcomes, out, engine.shard)
     provenance = Provenance.collect(device=",".join(devices), dtype=engine.dtype)
@@ -352,11 +359,12 @@ def evaluate(
     return report
 
 
-def _refuse_missing_work(specs: Sequence[str], sets: Mapping[str, Dataset], out: Path,
+def _refuse_missing_work(specs: Sequence[str], sets: Mapping[str, Dataset], out: Path, store: Path,
                          weights: Mapping[str, str] | None, engine: EngineOptions) -> None:
-    """A read-only results folder serves what its store holds; anything to compute fails before a model is built."""
-    work = collect_work(specs, sets, store_root=out / STORE_FOLDER, weights=weights, options=engine)
+    """A read-only results folder serves what the store holds; anything to compute fails before a model is built."""
+    work = collect_work(specs, sets, store_root=store, weights=weights, options=engine)
     todo = sum(pair.todo for pair in work.values() if pair.ok)
     if todo:
-        raise ConfigError(f"--out {out} is read-only and {todo} prediction(s) are not stored there yet: pass a "
-                          "writable --out (a read-only folder only serves the results it already holds)")
+        raise ConfigError(f"--out {out} is read-only and {todo} prediction(s) are not in the prediction store "
+                          f"{store} yet: pass a writable --out (a read-only folder only serves results whose "
+                          "predictions are stored)")

@@ -14,11 +14,8 @@ remote one would send them to the driver), and a model's failure comes back as i
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import gc
 import logging
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,14 +25,13 @@ import numpy as np
 from ..datasets.base import Dataset
 from ..errors import ConfigError
 from ..models.registry import build_model
+from .allocator import trim
 from .options import EngineOptions
 
 __all__ = ["DecodedBatch", "DecodedImages", "FloorCenterCrop", "Predictor", "decode_loader", "make_decoder", "predict_batch",
            "release_memory", "unreadable_records"]
 
 logger = logging.getLogger(__name__)
-
-_LIBC = ctypes.CDLL(ctypes.util.find_library("c")) if sys.platform.startswith("linux") else None
 
 
 class FloorCenterCrop:
@@ -237,7 +233,9 @@ def release_memory(device: str, *, collect: bool = True) -> None:
     """Give freed memory back: collect garbage (``collect``), empty the CUDA cache, return freed heap pages to the OS.
 
     A full ``gc.collect()`` costs ~0.2 s with torch and pandas loaded; callers that can tell nothing is left in a
-    reference cycle skip it.
+    reference cycle skip it. The heap is trimmed for every device: glibc keeps freed weights in it otherwise
+    (measured: benchmarks/eval_results.md), and with the tuned allocator (:mod:`.allocator`) every freed block,
+    the host copy a CUDA model was built from included.
     """
     import torch
 
@@ -246,5 +244,4 @@ def release_memory(device: str, *, collect: bool = True) -> None:
     if device.startswith("cuda"):
         with torch.cuda.device(device):
             torch.cuda.empty_cache()
-    elif _LIBC is not None and hasattr(_LIBC, "malloc_trim"):
-        _LIBC.malloc_trim(0)  # glibc keeps freed weights in its heap otherwise (measured: benchmarks/eval_results.md)
+    trim()

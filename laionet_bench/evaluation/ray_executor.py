@@ -35,11 +35,13 @@ from typing import Any
 
 import numpy as np
 
+from .. import constants
 from ..datasets.base import Dataset
 from ..errors import ConfigError
 from ..models.footprints import Footprint
 from ..models.registry import resolve_data_config
 from . import ray_cluster
+from .allocator import tune_allocator
 from .inference import DecodedBatch, Predictor, decode_loader, release_memory
 from .options import EngineOptions
 from .planner import Plan, Wave, device_budgets
@@ -125,10 +127,11 @@ def _portable(exc: BaseException) -> BaseException:
 class _WaveActor:
     """Ray actor of one slot: builds the models of each wave it is given once, predicts decoded batches."""
 
-    def __init__(self, options: EngineOptions, weights: Mapping[str, Any] | None, threads: int):
+    def __init__(self, options: EngineOptions, weights: Mapping[str, Any] | None, threads: int, allocator: str):
         import ray
         import torch
 
+        tune_allocator(allocator)  # the driver's choice: a worker process is not the CLI's
         torch.set_num_threads(threads)  # the driver's: CPU kernels may sum in another order with other counts
         self.options, self.weights = options, weights
         self.device = actor_device(ray.get_gpu_ids())
@@ -198,7 +201,7 @@ class _Driver:
     def actor(self, slot: str):
         if slot not in self.actors:
             remote = self.ray.remote(_WaveActor).options(**self.cluster.actor_options.get(slot, {}))
-            self.actors[slot] = remote.remote(self.ctx.options, self.ctx.weights, self.threads)
+            self.actors[slot] = remote.remote(self.ctx.options, self.ctx.weights, self.threads, constants.ALLOCATOR)
         return self.actors[slot]
 
     def _get(self, ref, specs: Sequence[str]) -> dict:

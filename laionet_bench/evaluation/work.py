@@ -28,6 +28,7 @@ from ..datasets.base import Dataset
 from ..errors import DiskWriteError
 from ..models.footprints import model_counts
 from ..models.registry import label_rule, preprocess_key, resolve_data_config, weights_identity
+from .cache import mark_used
 from .estimate import load_throughput
 from .options import EngineOptions
 from .store import PredictionStore, read_predictions, run_key, store_dir
@@ -151,6 +152,7 @@ def collect_work(specs: Sequence[str], datasets: Mapping[str, Dataset], *, store
             outcome.store, outcome.run_key = folder, key
             if (folder / "run.json").is_file():  # written whole (atomically): no lock needed to read it
                 outcome.model_info = json.loads((folder / "run.json").read_text("utf-8")).get("model_info", {})
+                mark_used(folder)  # what `cache prune --older-than` counts from
             done = read_predictions(folder, ["key"])["key"]
             todo = int((~data.table["key"].isin(done)).sum())
             work[spec, name] = PairWork(outcome, payload, todo)

@@ -183,9 +183,11 @@ class LaionetSession:
         if importlib.util.find_spec(ENGINE_MODULE) is None:
             raise ConfigError("--laionet-run needs the evaluation engine (laionet_bench.evaluate), "
                               "which this installation of laionet-bench lacks")
+        from ..evaluation.allocator import tune_allocator
         from ..evaluation.engine import EngineOptions
         from ..evaluation.evaluator import evaluate
 
+        tune_allocator()  # as the CLI does: a CPU forward reuses heap blocks (LAIONET_BENCH_ALLOCATOR=default opts out)
         s = self.settings
         data = {"dataset": s.dataset, "images": s.images, "imagenet": s.imagenet, "index": s.index}
         engine = EngineOptions(device=s.device) if s.device else None  # None: the engine picks the best device

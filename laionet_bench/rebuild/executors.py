@@ -9,8 +9,8 @@
     Ray tasks and actors over the list of parts: one CPU task per part matches it, a pool of text-encoder
     actors embeds each part as soon as its match is done, and one CPU task per part then selects and
     flags it. The pool has one actor per GPU of the cluster (``num_gpus=1`` each, so Ray gives every actor
-    its own GPU), or ``cpu_actors`` actors spread over the nodes when the cluster has no GPU, and never
-    more actors than parts. Each actor builds its encoder once: by name on its GPU (``cpu`` when torch
+    its own GPU), or ``cpu_actors`` actors spread over the nodes when the cluster has no GPU, each running
+    torch on its share of a node's cores (Ray would give it one thread), and never more actors than parts. Each actor builds its encoder once: by name on its GPU (``cpu`` when torch
     sees no CUDA, as with GPUs declared on a CPU machine), or from the encoder object or factory given to
     :func:`~laionet_bench.rebuild.pipeline.run_pipeline`, shipped to it with ``ray.put``. Each task writes
     the same per-part files as the local executor, so the work dir must be on storage every node sees (a
@@ -20,16 +20,19 @@
 from __future__ import annotations
 
 import logging
+import math
 import multiprocessing
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from .. import constants
 from .._progress import progress_bar
 from ..errors import ConfigError
 from ..evaluation import ray_cluster
+from ..evaluation.allocator import tune_allocator
 from ..evaluation.ray_executor import actor_device as _actor_device  # the device a named encoder loads on
 from .parts import Part
 from .steps import RebuildConfig, StepContext, run_part_step
@@ -70,7 +73,12 @@ def _run_steps(steps: list[str], part: Part, config: RebuildConfig, ocr_engine: 
 class _TextsimActor:
     """Ray actor: one text encoder, built on first use, for every part the pool gives it."""
 
-    def __init__(self, config: RebuildConfig, encoder: Any = None):
+    def __init__(self, config: RebuildConfig, encoder: Any = None, allocator: str = "tuned", threads: int | None = None):
+        tune_allocator(allocator)  # the driver's choice: a worker process is not the CLI's
+        if threads:  # a CPU actor: Ray's OMP_NUM_THREADS=1 (it holds no CPU) would leave its node's other cores idle
+            import torch
+
+            torch.set_num_threads(threads)
         if encoder is None:  # loaded by name: on this actor's own device, whatever --device says
             import ray
 
@@ -83,20 +91,28 @@ class _TextsimActor:
         return index
 
 
-def _textsim_actors(cluster_gpus: float, *, parts: int, cpu_actors: int) -> tuple[int, dict]:
-    """How many text-encoder actors to start, and their Ray options.
+def _textsim_actors(cluster_gpus: float, *, parts: int, cpu_actors: int,
+                    node_cpus: Sequence[float] = ()) -> tuple[int, dict, int | None]:
+    """How many text-encoder actors to start, their Ray options, and the torch threads of a CPU actor.
 
-    One per whole GPU of the cluster, each holding it (``num_gpus=1``); without GPUs ``cpu_actors``,
-    spread over the nodes (each uses torch's threads, so one per node is the useful maximum). Never more
-    than ``parts``: an actor without a part would only load a model. ``num_cpus=0``: an actor must not hold
-    a CPU for its lifetime (Ray's default once ``num_gpus`` is given), or on a node with as many GPUs as
-    CPUs the actors hold every CPU and the match tasks their calls wait for never start (as the
-    evaluation's Ray executor does).
+    One per whole GPU of the cluster, each holding it (``num_gpus=1``), with torch's threads left as they
+    are; without GPUs ``cpu_actors``, spread over the nodes (each uses torch's threads, so one per node is
+    the useful maximum). Never more than ``parts``: an actor without a part would only load a model.
+
+    ``num_cpus=0``: an actor must not hold a CPU for its lifetime (Ray's default once ``num_gpus`` is given),
+    or on a node with as many GPUs as CPUs the actors hold every CPU and the match tasks their calls wait
+    for never start (as the evaluation's Ray executor does). A CPU actor holding its node's cores would do
+    the same to a one-node cluster. So a CPU actor reserves nothing, and instead of the one thread Ray
+    gives a worker that holds no CPU (``OMP_NUM_THREADS=1``) it runs torch on its share of a node's cores:
+    the smallest node's CPUs (``node_cpus``, as Ray declares them) over the actors per node.
     """
     gpus = int(cluster_gpus)
     if gpus:
-        return min(gpus, parts), {"num_gpus": 1, "num_cpus": 0}
-    return min(cpu_actors, parts), {"num_cpus": 0, "scheduling_strategy": "SPREAD"}
+        return min(gpus, parts), {"num_gpus": 1, "num_cpus": 0}, None
+    count = min(cpu_actors, parts)
+    nodes = [cpus for cpus in node_cpus if cpus > 0]
+    threads = max(1, int(min(nodes)) // math.ceil(count / len(nodes))) if nodes and count else None
+    return count, {"num_cpus": 0, "scheduling_strategy": "SPREAD"}, threads
 
 
 def _run_on_actor(actor, job: tuple):
@@ -107,10 +123,13 @@ def _textsim_on_actors(ray, parts: list[Part], config, encoder, upstream: list, 
     """Yield the index of each part as its textsim step finishes on the pool of text-encoder actors."""
     from ray.util import ActorPool
 
-    count, options = _textsim_actors(ray.cluster_resources().get("GPU", 0), parts=len(parts), cpu_actors=cpu_actors)
-    logger.info("ray: %d text-encoder actor(s), %s", count, "one GPU each" if "num_gpus" in options else "on CPU")
+    node_cpus = [n["Resources"].get("CPU", 0) for n in ray.nodes() if n["Alive"]]
+    count, options, threads = _textsim_actors(ray.cluster_resources().get("GPU", 0), parts=len(parts),
+                                              cpu_actors=cpu_actors, node_cpus=node_cpus)
+    logger.info("ray: %d text-encoder actor(s), %s", count,
+                "one GPU each" if "num_gpus" in options else f"on CPU, {threads} torch thread(s) each")
     actor = ray.remote(_TextsimActor).options(**options)
-    pool = ActorPool([actor.remote(config, encoder) for _ in range(count)])
+    pool = ActorPool([actor.remote(config, encoder, constants.ALLOCATOR, threads) for _ in range(count)])
     for job in zip(range(len(parts)), parts, upstream, strict=True):
         pool.submit(_run_on_actor, job)
     while pool.has_next():
@@ -181,9 +200,11 @@ def map_parts(fn: Callable[[Part], Any], parts: list[Part], *, executor: str = "
     ray = ray_cluster.init(address, option="--address", feature="the Ray executor")
     task = ray.remote(num_cpus=1, num_gpus=num_gpus)(_call_on_part)
     shipped = ray.put(fn)
-    return ray.get([task.remote(shipped, part) for part in parts])
+    return ray.get([task.remote(shipped, part, constants.ALLOCATOR) for part in parts])
 
 
-def _call_on_part(fn: Callable[[Part], Any], part: Part) -> Any:
-    """A Ray task: ``fn(part)`` (``ray.remote`` takes functions, not partials, so ``fn`` travels as data)."""
+def _call_on_part(fn: Callable[[Part], Any], part: Part, allocator: str = "tuned") -> Any:
+    """A Ray task: ``fn(part)`` (``ray.remote`` takes functions, not partials, so ``fn`` travels as data), with
+    the driver's allocator setting (an encoder's CPU forward, as in the CLI)."""
+    tune_allocator(allocator)
     return fn(part)
