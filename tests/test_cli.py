@@ -14,7 +14,7 @@ from laionet_bench.index.schema import write_index
 #: Every subcommand, as typed. The top-level epilog's examples name most of them too, so the help text alone
 #: cannot tell whether one is registered: the parser's choices can.
 COMMANDS = {"run", "models", "classes", "index", "download", "similarity", "leaderboard", "compare", "publish",
-            "rebuild", "explain", "demo", "import-results"}
+            "rebuild", "explain", "demo", "import-results", "cache"}
 
 
 def test_help_lists_subcommands(capsys):

@@ -23,7 +23,6 @@ from laionet_bench.evaluation.cache import prediction_cache
 from laionet_bench.evaluation.engine import EngineOptions
 from laionet_bench.evaluation.evaluator import (
     SKIPPED_COLUMNS,
-    STORE_FOLDER,
     EvaluationReport,
     ModelFailure,
     evaluate,
@@ -323,11 +322,12 @@ def test_cli_run_on_a_full_disk_keeps_the_predictions_and_leaves_no_empty_model_
     (line,) = capsys.readouterr().err.splitlines()
     assert re.fullmatch(f"error: {re.escape(str(out))}/test_[a-z]+.r160_in1k/per_class.parquet: no space left on "
                         "device: free space and re-run; finished work is kept", line)
-    assert sorted(p.name for p in out.iterdir()) == [STORE_FOLDER]  # no empty model folder
-    chunks = {p: p.stat().st_mtime_ns for p in (out / STORE_FOLDER).rglob("chunk-*.parquet")}
+    assert list(out.iterdir()) == []  # no empty model folder (the predictions live in the shared store)
+    store = prediction_cache(None)
+    chunks = {p: p.stat().st_mtime_ns for p in store.rglob("chunk-*.parquet")}
     assert chunks  # the predictions were kept: the re-run computes nothing
     assert _cli(bench, out, "-q") == 0
-    assert {p: p.stat().st_mtime_ns for p in (out / STORE_FOLDER).rglob("chunk-*.parquet")} == chunks
+    assert {p: p.stat().st_mtime_ns for p in store.rglob("chunk-*.parquet")} == chunks
     assert (out / "test_resnet.r160_in1k" / "result.json").is_file()
 
 
