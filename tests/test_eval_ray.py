@@ -143,6 +143,51 @@ def test_fake_gpus_one_actor_each_give_the_local_predictions(fake_gpus, files, f
     assert [o.computed for by in again.values() for o in by.values()] == [0] * 2 * len(SPECS)
 
 
+def _kill_actors(monkeypatch, when):
+    """Before a batch is sent, kill the actor of the round's first lane whenever ``when(lanes)``; the slots killed."""
+    killed = []
+    real_predict = ray_executor._Driver._predict
+
+    def predict(self, lanes, actors, name, chunk, ref):
+        if when(lanes, killed) and lanes[0].wave.device not in self.died:
+            killed.append(lanes[0].wave.device)
+            ray.kill(actors[0])
+            with contextlib.suppress(ray.exceptions.RayActorError):
+                ray.get(actors[0].release.remote())  # wait until it is gone
+        return real_predict(self, lanes, actors, name, chunk, ref)
+
+    monkeypatch.setattr(ray_executor._Driver, "_predict", predict)
+    return killed
+
+
+@pytest.mark.slow  # a local Ray; an actor killed mid-round
+def test_a_dead_actor_is_replaced_and_its_round_retried(fake_gpus, files, fixed_sizes, local_outcomes, tmp_path,
+                                                        monkeypatch, caplog):
+    actors = _spy_actors(monkeypatch)
+    killed = _kill_actors(monkeypatch, lambda lanes, killed: not killed)  # once, at the first batch
+    with caplog.at_level(logging.WARNING, logger="laionet_bench.evaluation.ray_executor"):
+        remote = run_datasets(SPECS, _datasets(files), store_root=tmp_path, weights=files["weights"],
+                              options=EngineOptions(executor="ray", **OPTIONS))
+    assert len(killed) == 1 and [slot for slot, *_ in actors].count(killed[0]) == 2  # a new actor for the slot
+    assert f"ray: the actor of {killed[0]} died" in caplog.text and "retried on a new actor" in caplog.text
+    _assert_identical(local_outcomes, remote)  # nothing lost, nothing failed that the local run did not fail
+
+
+@pytest.mark.slow  # a local Ray; an actor killed in both tries of the first round
+def test_an_actor_that_dies_twice_fails_its_models_in_one_line_and_later_waves_get_a_new_one(
+        fake_gpus, files, fixed_sizes, tmp_path, monkeypatch):
+    killed = _kill_actors(monkeypatch, lambda lanes, killed: lanes[0].number == 1)
+    remote = run_datasets(SPECS, _datasets(files), store_root=tmp_path, weights=files["weights"],
+                          options=EngineOptions(executor="ray", **OPTIONS))
+    assert killed == ["ray-gpu:0", "ray-gpu:0"]
+    failed = {s for s, o in remote["laionet"].items() if o.status == "failed" and s != BROKEN}
+    assert failed and OTHER not in failed  # the next round on the same slot ran on a new actor
+    assert remote["laionet"][OTHER].status == "ok" and remote["imagenet"][OTHER].status == "ok"
+    for spec in failed:
+        reason = remote["laionet"][spec].reason
+        assert "\n" not in reason and "died" in reason.lower(), reason
+
+
 @pytest.mark.slow  # a local Ray
 def test_plan_with_the_ray_executor_is_over_the_cluster_slots(fake_gpus, capsys):
     assert main(["run", "--models", *GROUP, "--plan", "--json", "--executor", "ray", "--max-memory", "4"]) == 0

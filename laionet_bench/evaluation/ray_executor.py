@@ -46,6 +46,7 @@ from .inference import DecodedBatch, Predictor, decode_loader, release_memory
 from .options import EngineOptions
 from .planner import Plan, Wave, device_budgets
 from .waves import RunContext, _label, _Lane, open_lanes, predict_probed
+from .work import failure_reason
 
 __all__ = ["Cluster", "actor_device", "connect", "run_ray"]
 
@@ -197,22 +198,53 @@ class _Driver:
             placement = {}
         self.decode = ray.remote(num_cpus=1, **placement)(_decode)
         self.dataset_refs: dict[str, Any] = {}
+        self.died: set[str] = set()  # slots whose actor died in the current try of a round
+        self.final = True  # whether a death fails the models (the retry) or only marks its slot (the first try)
 
     def actor(self, slot: str):
+        """The slot's actor, started on first use, and started anew after one died."""
         if slot not in self.actors:
             remote = self.ray.remote(_WaveActor).options(**self.cluster.actor_options.get(slot, {}))
             self.actors[slot] = remote.remote(self.ctx.options, self.ctx.weights, self.threads, constants.ALLOCATOR)
         return self.actors[slot]
 
-    def _get(self, ref, specs: Sequence[str]) -> dict:
-        """``ray.get(ref)``; a task or actor that died (a crashed worker, a lost node) fails the models it served."""
+    def _get(self, ref, specs: Sequence[str], slot: str) -> dict:
+        """``ray.get(ref)``; a task or actor that died (a crashed worker, a lost node) fails the models it served.
+
+        An actor's death on a round's first try fails nothing: the slot is marked (:meth:`run_round` retries the
+        round on a new actor, and the store keeps what was written) and its requests answer nothing meanwhile.
+        """
+        if slot in self.died:
+            return {}
         try:
             return self.ray.get(ref)
+        except self.ray.exceptions.RayActorError as exc:
+            self.actors.pop(slot, None)  # never reused: a later wave on this slot gets a new actor
+            if not self.final:
+                self.died.add(slot)
+                logger.warning("ray: the actor of %s died (%s); its round is retried on a new actor", slot,
+                               failure_reason(exc))
+                return {}
+            return dict.fromkeys(specs, _portable(exc))
         except self.ray.exceptions.RayError as exc:
             return dict.fromkeys(specs, _portable(exc))
 
     def run_round(self, waves: Sequence[Wave], numbers: Sequence[int]) -> None:
-        """Waves of one group on distinct slots, at the same time, fed by one decode per dataset (as locally)."""
+        """Waves of one group on distinct slots, at the same time, fed by one decode per dataset (as locally).
+
+        When an actor dies, the round runs once more, on a new actor for that slot: each lane then computes only
+        the rows its models still lack (the store re-read under its lock). A second death fails those models.
+        """
+        self.died.clear()
+        self.final = False
+        self._run_round(waves, numbers)
+        if self.died:
+            self.died.clear()
+            self.final = True
+            self._run_round(waves, numbers)
+        self.final = True
+
+    def _run_round(self, waves: Sequence[Wave], numbers: Sequence[int]) -> None:
         ctx = self.ctx
         with contextlib.ExitStack() as stack:
             lanes = open_lanes(waves, numbers, ctx, stack)
@@ -225,7 +257,7 @@ class _Driver:
                       for lane, actor in zip(lanes, actors, strict=True)]
             try:
                 for name in ctx.datasets:
-                    if any(lane.needed(name) is not None for lane in lanes):
+                    if any(lane.needed(name) is not None and lane.wave.device not in self.died for lane in lanes):
                         self._dataset(lanes, actors, name, builds)
                         builds = None
             finally:
@@ -234,7 +266,7 @@ class _Driver:
 
     def _built(self, lanes: Sequence[_Lane], builds: Sequence) -> None:
         for lane, ref in zip(lanes, builds, strict=True):
-            for spec, result in self._get(ref, lane.specs()).items():
+            for spec, result in self._get(ref, lane.specs(), lane.wave.device).items():
                 lane.built(spec, result)
 
     def _dataset(self, lanes: list[_Lane], actors: list, name: str, builds: Sequence | None) -> None:
@@ -261,10 +293,10 @@ class _Driver:
             for entry in pending:
                 entry[2] = self._predict(lanes, actors, name, entry[0], entry[1])
         with ctx.progress.wave_bar(len(needed), _label(ctx, dataset, lanes)) as bar:
-            while pending and any(lane.alive(name) for lane in lanes):
+            while pending and any(lane.alive(name) and lane.wave.device not in self.died for lane in lanes):
                 chunk, _, requests = pending.popleft()
                 for lane, specs, ref in requests:
-                    lane.record(name, self._get(ref, specs))
+                    lane.record(name, self._get(ref, specs, lane.wave.device))
                 bar.update(len(chunk))
                 decode_more(ready=True)
 
@@ -272,7 +304,7 @@ class _Driver:
         """Ask every lane's actor for the records its ready models lack in one batch: ``[(lane, specs, ref)]``."""
         requests = []
         for lane, actor in zip(lanes, actors, strict=True):
-            needs = lane.needs(name, chunk)
+            needs = lane.needs(name, chunk) if lane.wave.device not in self.died else None
             if needs:
                 requests.append((lane, list(needs), actor.predict.remote(batch_ref, needs)))
         return requests
