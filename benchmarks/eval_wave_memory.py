@@ -54,16 +54,20 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--allocator", choices=["tuned", "default"], default="tuned",
+                        help="glibc's allocator as the CLI sets it (tuned), or left alone (default)")
     args = parser.parse_args()
 
     import timm
     import torch
 
+    from laionet_bench import tune_allocator
     from laionet_bench.datasets import create_dataset
     from laionet_bench.evaluation import inference, waves
     from laionet_bench.evaluation.engine import EngineOptions, plan_run, run_datasets
     from laionet_bench.evaluation.planner import GIB
 
+    tune_allocator(args.allocator)
     options = EngineOptions(max_memory=args.max_memory, batch_size=args.batch_size, workers=args.workers)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
