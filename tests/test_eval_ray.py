@@ -145,12 +145,13 @@ def test_fake_gpus_one_actor_each_give_the_local_predictions(fake_gpus, files, f
 
 def _kill_actors(monkeypatch, when):
     """Before a batch is sent, kill the actor of the round's first lane whenever ``when(lanes)``; the slots killed."""
-    killed = []
+    killed, dead = [], set()
     real_predict = ray_executor._Driver._predict
 
     def predict(self, lanes, actors, name, chunk, ref):
-        if when(lanes, killed) and lanes[0].wave.device not in self.died:
+        if when(lanes, killed) and actors[0]._actor_id not in dead:
             killed.append(lanes[0].wave.device)
+            dead.add(actors[0]._actor_id)
             ray.kill(actors[0])
             with contextlib.suppress(ray.exceptions.RayActorError):
                 ray.get(actors[0].release.remote())  # wait until it is gone
