@@ -7,13 +7,16 @@ import signal
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
+import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from laionet_bench.datasets import create_dataset
 from laionet_bench.errors import StoreError
 from laionet_bench.evaluation.engine import EngineOptions, run_models
-from laionet_bench.evaluation.store import PredictionStore, read_predictions, run_key
+from laionet_bench.evaluation.store import PredictionStore, read_keys, read_predictions, run_key
 
 from .fakes.eval_data import row_id_folder, tiny_index, tiny_weights
 
@@ -119,10 +122,40 @@ def test_resume_after_kill_minus_nine(tmp_path, setup):
     data = _dataset(setup)
     options = EngineOptions(batch_size=2, workers=0, chunk_rows=2)
     folder = next((tmp_path / "s").glob("*/*/*"))
-    before = {p.name: p.read_bytes() for p in folder.glob("chunk-*.parquet")}
-    assert len(before) == 3
+    before = read_predictions(folder)
+    assert len(list(folder.glob("chunk-*.parquet"))) == 3 and len(before) == 6
     outcome = run_models([SPEC], data, store_root=tmp_path / "s", weights=setup["weights"], options=options)[SPEC]
     assert outcome.store == folder and outcome.computed == len(data) - 6
-    assert all((folder / name).read_bytes() == content for name, content in before.items())  # append-only
     records = read_predictions(folder)
     assert len(records) == len(data) and records["key"].is_unique
+    pd.testing.assert_frame_equal(records.iloc[:6], before)  # what was stored before the kill, kept as it was
+    assert len(list(folder.glob("chunk-*.parquet"))) == 1  # complete: compacted into one chunk
+
+
+def test_keys_are_read_once_per_chunk_and_again_only_for_new_chunks(tmp_path, monkeypatch):
+    store = PredictionStore(tmp_path, model="m", dataset="d", key="k" * 64, payload={}, chunk_rows=2)
+    with store:
+        store.append([_record(str(i)) for i in range(4)])
+    reads = []
+    real = pq.read_table
+    monkeypatch.setattr(pq, "read_table", lambda path, **kw: reads.append(Path(path).name) or real(path, **kw))
+    first = read_keys(store.folder)
+    assert sorted(first.keys) == ["0", "1", "2", "3"] and reads == ["chunk-000000.parquet", "chunk-000001.parquet"]
+    assert read_keys(store.folder, first) is first and len(reads) == 2  # nothing new: nothing read
+    with store:
+        store.append([_record("4")])
+    again = read_keys(store.folder, first)
+    assert sorted(again.keys) == ["0", "1", "2", "3", "4"] and reads[2:] == ["chunk-000002.parquet"]
+
+
+def test_compaction_keeps_every_record_and_a_reader_never_misses_one(tmp_path):
+    store = PredictionStore(tmp_path, model="m", dataset="d", key="k" * 64, payload={}, chunk_rows=2)
+    with store:
+        store.append([_record(str(i)) for i in range(5)])
+    before = read_predictions(store.folder)
+    stale = read_keys(store.folder)
+    with store:
+        store.compact_on_exit = True
+    assert [p.name for p in store.folder.glob("chunk-*.parquet")] == ["chunk-000003.parquet"]  # numbered after the rest
+    pd.testing.assert_frame_equal(read_predictions(store.folder), before)
+    assert sorted(read_keys(store.folder, stale).keys) == sorted(before["key"])  # merged chunks: read again in full

@@ -15,6 +15,11 @@ input never mixes with old records::
 Chunks are append-only and written atomically (temp file, fsync, rename): after ``kill -9`` the
 store holds whole chunks only, and a re-run skips every key they contain. A file lock keeps two runs
 from writing one folder; readers need no lock.
+
+At the scale of ``--models all`` (~550k chunk files) two things matter: a run reads each chunk's keys once
+per start (:func:`read_keys` re-reads only the chunks written since it last looked), and a store whose run
+computed every row it lacked is *compacted* into one chunk when its writer closes (:meth:`PredictionStore.compact`:
+the merged chunk is written before the old ones are removed, so a reader sees every record throughout).
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +39,8 @@ import pyarrow.parquet as pq
 from .._io import atomic_write, slug, write_text_atomic
 from ..errors import StoreError
 
-__all__ = ["CHUNK_ROWS", "RECORD_SCHEMA", "STORE_VERSION", "PredictionStore", "read_predictions", "run_key", "store_dir"]
+__all__ = ["CHUNK_ROWS", "RECORD_SCHEMA", "STORE_VERSION", "PredictionStore", "StoredKeys", "read_keys",
+           "read_predictions", "run_key", "store_dir"]
 
 logger = logging.getLogger(__name__)
 
@@ -90,17 +97,60 @@ def _chunks(folder: Path) -> list[Path]:
     return sorted(folder.glob("chunk-*.parquet"))
 
 
-def read_predictions(folder: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
-    """Every complete record under ``folder`` (duplicates of a key keep the first), without locking."""
-    files = _chunks(Path(folder))
+def _read_tables(folder: Path, files: Sequence[Path], columns: list[str] | None) -> pa.Table:
     if not files:
-        return RECORD_SCHEMA.empty_table().select(columns or RECORD_SCHEMA.names).to_pandas()
+        return RECORD_SCHEMA.empty_table().select(columns or RECORD_SCHEMA.names)
     try:
-        tables = [pq.read_table(f, columns=columns) for f in files]
+        return pa.concat_tables([pq.read_table(f, columns=columns) for f in files])
     except (pa.ArrowInvalid, OSError) as exc:
         raise StoreError(f"{folder}: unreadable chunk ({exc}); delete that chunk file and re-run to recompute it") from None
-    frame = pa.concat_tables(tables).to_pandas()
+
+
+def _listed_and_read(folder: Path, read):
+    """``read(chunk files)``, listed again once if a chunk vanished meanwhile (a compaction replaced it)."""
+    try:
+        return read(_chunks(folder))
+    except StoreError:
+        if all(f.exists() for f in _chunks(folder)):
+            raise
+        return read(_chunks(folder))
+
+
+def read_predictions(folder: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """Every complete record under ``folder`` (duplicates of a key keep the first), without locking."""
+    folder = Path(folder)
+    frame = _listed_and_read(folder, lambda files: _read_tables(folder, files, columns)).to_pandas()
     return frame.drop_duplicates("key", keep="first", ignore_index=True) if "key" in frame else frame
+
+
+@dataclass(frozen=True)
+class StoredKeys:
+    """The keys of a store's complete records, and the chunk files they were read from."""
+
+    keys: pd.Series
+    chunks: frozenset[str]
+
+
+def read_keys(folder: str | Path, previous: StoredKeys | None = None) -> StoredKeys:
+    """The keys stored under ``folder``; given what an earlier call read, only the chunks written since.
+
+    Chunks never change once written, so the keys of a chunk already read stand; when one of them is gone
+    (a compaction merged it), everything is read again.
+    """
+    folder = Path(folder)
+
+    def read(files: list[Path]) -> StoredKeys:
+        names = frozenset(f.name for f in files)
+        if previous is not None and previous.chunks <= names:
+            new = [f for f in files if f.name not in previous.chunks]
+            if not new:
+                return previous
+            keys = pd.concat([previous.keys, _read_tables(folder, new, ["key"]).to_pandas()["key"]], ignore_index=True)
+        else:
+            keys = _read_tables(folder, files, ["key"]).to_pandas()["key"]
+        return StoredKeys(keys.drop_duplicates(ignore_index=True), names)
+
+    return _listed_and_read(folder, read)
 
 
 class PredictionStore:
@@ -116,6 +166,7 @@ class PredictionStore:
         self._buffer: list[dict] = []
         self._lock = None
         self._next = 0
+        self.compact_on_exit = False  # set by the writer once every row it lacked is computed
 
     def __enter__(self) -> PredictionStore:
         from filelock import FileLock, Timeout
@@ -137,6 +188,8 @@ class PredictionStore:
         try:
             if exc_type is None:
                 self.flush()
+                if self.compact_on_exit:
+                    self.compact()
         finally:
             self._lock.release()
 
@@ -150,9 +203,26 @@ class PredictionStore:
         """Record the built model's facts (params, label map ...) for results of later cached runs."""
         self._write_run({**self.run_info(), "model_info": dict(info)})
 
-    def done_keys(self) -> pd.Series:
-        """Keys with a complete record (arrow-backed strings)."""
-        return read_predictions(self.folder, ["key"])["key"]
+    def done_keys(self, previous: StoredKeys | None = None) -> StoredKeys:
+        """Keys with a complete record; given an earlier :func:`read_keys` of this folder, only new chunks are read."""
+        return read_keys(self.folder, previous)
+
+    def compact(self) -> None:
+        """Merge the chunks into one (the records deduplicated, in chunk order), then remove the old chunks.
+
+        Called with the lock held. The merged chunk is numbered after the others and written atomically before
+        any is removed, so an unlocked reader sees every record at any moment (at worst twice, which reading
+        deduplicates), and a ``kill -9`` in between leaves duplicates, never a gap.
+        """
+        files = _chunks(self.folder)
+        if len(files) < 2:
+            return
+        table = _read_tables(self.folder, files, None)
+        frame = table.to_pandas().drop_duplicates("key", keep="first", ignore_index=True)
+        self._write_table(pa.Table.from_pandas(frame, schema=RECORD_SCHEMA, preserve_index=False))
+        for path in files:
+            path.unlink()
+        logger.debug("compacted %d chunks of %s into one", len(files), self.folder)
 
     def append(self, records: list[dict]) -> None:
         """Queue records; every full chunk is written atomically."""
@@ -168,9 +238,11 @@ class PredictionStore:
             self._buffer = []
 
     def _write_chunk(self, records: list[dict]) -> None:
-        table = pa.Table.from_pylist(records, schema=RECORD_SCHEMA)
+        self._write_table(pa.Table.from_pylist(records, schema=RECORD_SCHEMA))
+
+    def _write_table(self, table: pa.Table) -> None:
         path = self.folder / f"chunk-{self._next:06d}.parquet"
         with atomic_write(path) as handle:
             pq.write_table(table, handle)
         self._next += 1
-        logger.debug("wrote %s (%d records)", path, len(records))
+        logger.debug("wrote %s (%d records)", path, table.num_rows)

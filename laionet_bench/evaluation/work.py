@@ -31,7 +31,7 @@ from ..models.registry import label_rule, preprocess_key, resolve_data_config, w
 from .cache import mark_used
 from .estimate import load_throughput
 from .options import EngineOptions
-from .store import PredictionStore, read_predictions, run_key, store_dir
+from .store import PredictionStore, StoredKeys, read_keys, run_key, store_dir
 
 __all__ = ["MAX_REASON", "ModelOutcome", "PairWork", "collect_work", "fail", "failure_reason", "shard_pairs"]
 
@@ -95,13 +95,19 @@ class PairWork:
     todo: int  # rows missing when the run was listed (the progress total)
     store: PredictionStore | None = None
     missing: np.ndarray | None = None  # bool per dataset position, set by open()
+    stored: StoredKeys | None = None  # the keys read so far, so a re-read reads only new chunks
+    _computed_before: int = 0
 
     @property
     def ok(self) -> bool:
         return self.outcome.status == "ok"
 
     def open(self, root: Path, dataset: Dataset, stack: contextlib.ExitStack, options: EngineOptions) -> int:
-        """Lock the store until ``stack`` closes and read what it lacks; returns the rows now missing."""
+        """Lock the store until ``stack`` closes and read what it lacks; returns the rows now missing.
+
+        Only chunks written since :func:`collect_work` listed the pair are read (another process may have
+        added some); the store is compacted on closing once every missing row was computed.
+        """
         o = self.outcome
         try:
             self.store = stack.enter_context(PredictionStore(root, model=o.spec, dataset=o.dataset, key=o.run_key,
@@ -110,7 +116,9 @@ class PairWork:
         except Exception as exc:  # noqa: BLE001 - e.g. the store locked by another run: this pair fails
             fail(o, exc)
             return 0
-        self.missing = ~dataset.table["key"].isin(self.store.done_keys()).to_numpy(dtype=bool)
+        self.stored = self.store.done_keys(self.stored)
+        self.missing = ~dataset.table["key"].isin(self.stored.keys).to_numpy(dtype=bool)
+        self._computed_before = o.computed
         return int(self.missing.sum())
 
     def append(self, records: list[dict]) -> None:
@@ -118,6 +126,9 @@ class PairWork:
         self.outcome.computed += len(records)
 
     def close(self) -> None:
+        """Before the store's own exit (which flushes): ask it to compact if every missing row was computed."""
+        if self.store is not None and self.missing is not None and self.ok:
+            self.store.compact_on_exit = self.outcome.computed - self._computed_before >= int(self.missing.sum())
         self.store, self.missing = None, None
 
 
@@ -153,9 +164,9 @@ def collect_work(specs: Sequence[str], datasets: Mapping[str, Dataset], *, store
             if (folder / "run.json").is_file():  # written whole (atomically): no lock needed to read it
                 outcome.model_info = json.loads((folder / "run.json").read_text("utf-8")).get("model_info", {})
                 mark_used(folder)  # what `cache prune --older-than` counts from
-            done = read_predictions(folder, ["key"])["key"]
-            todo = int((~data.table["key"].isin(done)).sum())
-            work[spec, name] = PairWork(outcome, payload, todo)
+            stored = read_keys(folder)
+            todo = int((~data.table["key"].isin(stored.keys)).sum())
+            work[spec, name] = PairWork(outcome, payload, todo, stored=stored)
     return work
 
 
