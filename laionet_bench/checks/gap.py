@@ -1,4 +1,4 @@
-"""Robustness assertions over a :class:`~laionet_bench.results.ModelResult`, with one tolerance rule.
+"""Robustness assertions over a :class:`~laionet_bench.evaluation.results.ModelResult`, with one tolerance rule.
 
 A check compares a measured quantity with a bound chosen per test:
 

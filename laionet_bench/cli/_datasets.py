@@ -1,7 +1,7 @@
 """Dataset and encoder options shared by ``run``, ``similarity`` and ``explain``, so they read the same data
 the same way and a flag means the same thing everywhere.
 
-Both hand these options to :func:`laionet_bench.evaluate.load_datasets` (``run`` through ``evaluate``):
+Both hand these options to :func:`laionet_bench.evaluation.evaluator.load_datasets` (``run`` through ``evaluate``):
 LAIONet from an index (``--index`` or the Hub, see ``add_hub_options``) plus its image store, and
 ImageNet-val / ImageNet-V2 restricted to LAIONet's classes.
 """

@@ -1,6 +1,7 @@
 """Every column of the leaderboard frame: what it holds, its dtype, and for metric columns their direction.
 
-A new leaderboard column is declared here and nowhere else: its description in :data:`COLUMNS` (the
+A new leaderboard column takes two edits: its value, computed where the frame is built
+(:mod:`laionet_bench.leaderboard.table`), and its declaration here: its description in :data:`COLUMNS` (the
 JSON ``columns`` block and the HTML header tooltips show it), and, when it is a metric that can get
 better or worse, a :func:`register_metric` call with ``higher_is_better`` so ranks (``table``) and
 ``compare`` know which way is an improvement. The statistics behind the numbers live in

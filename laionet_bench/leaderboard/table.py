@@ -1,6 +1,6 @@
 """The leaderboard frame: one row per evaluated model, numbers as numbers, accuracies in percent.
 
-Built from :func:`laionet_bench.results.read_results` records. Columns (declared in
+Built from :func:`laionet_bench.evaluation.results.read_results` records. Columns (declared in
 :mod:`laionet_bench.leaderboard.columns`) hold the model's facts, equi- and LAION-weighted accuracies
 with standard errors, the ImageNet − LAIONet gaps, effective robustness fitted over the models on the
 board, ranks and the rank change between ImageNet and LAIONet, and evaluated image counts. The

@@ -69,7 +69,7 @@ def collect_report(parts: list[Part], config: RebuildConfig, *, ocr_name: str | 
         if (select := part_done(config, "select", part, keys["select"])) is not None:
             report.nsfw_dropped += select["counts"]["nsfw_dropped"]
             report.below_threshold += select["counts"]["below_threshold"]
-            report.bad_url += select["counts"].get("bad_url", 0)  # records written before 0.2 lack it
+            report.bad_url += select["counts"].get("bad_url", 0)  # select records older than the bad_url count lack it
             report.kept += select["counts"]["kept"]
         if (ocr := part_done(config, "ocr", part, keys["ocr"])) is not None:
             report.ocr_flagged += ocr["counts"]["flagged"]
