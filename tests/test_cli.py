@@ -3,6 +3,7 @@
 import argparse
 import errno
 import json
+import logging
 import subprocess
 import sys
 
@@ -165,3 +166,22 @@ def test_a_closed_pipe_ends_quietly():
     assert proc.wait(timeout=60) == 141
     with proc.stderr:
         assert proc.stderr.read() == b""
+
+
+@pytest.mark.parametrize("command", [["run", "--models", "x"], ["rebuild", "all", "--parts", "p"],
+                                     ["explain", "text-search", "--parts", "p"]])
+def test_ray_address_is_one_option_everywhere(command, caplog):
+    """--ray-address means the Ray cluster in run, rebuild and explain; their old --address still works, with a warning."""
+    parser = build_parser()
+    assert parser.parse_args([*command, "--ray-address", "h:1"]).ray_address == "h:1"
+    if command[0] == "run":
+        return
+    with caplog.at_level(logging.WARNING, logger="laionet_bench"):
+        assert parser.parse_args([*command, "--address", "h:2"]).ray_address == "h:2"
+    assert "--address is now --ray-address" in caplog.text and "will be removed" in caplog.text
+
+
+def test_download_workers_still_works_as_concurrency(caplog):
+    with caplog.at_level(logging.WARNING, logger="laionet_bench"):
+        assert build_parser().parse_args(["download", "--workers", "3"]).concurrency == 3
+    assert "--workers is now --concurrency (requests in flight" in caplog.text

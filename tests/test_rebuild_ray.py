@@ -180,7 +180,7 @@ def test_an_unreachable_address_fails_in_seconds_before_any_work(laion_parts, tm
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
         address = f"127.0.0.1:{closed.getsockname()[1]}"
-    with pytest.raises(ConfigError, match=f"--address {address}: no Ray cluster reachable there"):
+    with pytest.raises(ConfigError, match=f"--ray-address {address}: no Ray cluster reachable there"):
         run_pipeline(config_for(laion_parts, tmp_path), executor="ray", address=address)
     assert not tmp_path.joinpath("match").exists()
 

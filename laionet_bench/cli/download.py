@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ._options import renamed
 from .index import add_hub_options
 
 EPILOG = """examples:
@@ -16,18 +17,6 @@ EPILOG = """examples:
 Re-running the same command resumes: only rows not yet ok are fetched. Interrupting (Ctrl-C or kill -9)
 keeps every completed image.
 """
-
-
-class _RenamedFlag(argparse.Action):
-    """``download --workers`` was renamed ``--concurrency``: ``--workers`` means image decoders in run and
-    similarity. The old name still works for a release, with a warning."""
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        import logging
-
-        logging.getLogger("laionet_bench").warning("download --workers is now --concurrency (requests in flight); "
-                                                   "--workers will be removed")
-        setattr(namespace, self.dest, values)
 
 
 def add_parser(subparsers) -> None:
@@ -45,7 +34,8 @@ def add_parser(subparsers) -> None:
 
     fetch = parser.add_argument_group("fetching")
     fetch.add_argument("--concurrency", type=int, default=32, metavar="N", help="requests in flight (default: %(default)s)")
-    fetch.add_argument("--workers", type=int, dest="concurrency", action=_RenamedFlag, help=argparse.SUPPRESS)
+    renamed(fetch, "--workers", "--concurrency", dest="concurrency", type=int,
+            why="requests in flight; --workers means image decoders in run and similarity")
     fetch.add_argument("--per-host", type=int, default=8, help="concurrent requests per host (default: %(default)s)")
     fetch.add_argument("--timeout", type=float, default=10.0, help="connect/read timeout, seconds (default: %(default)s)")
     fetch.add_argument("--retries", type=int, default=2, help="extra attempts for retryable failures (default: %(default)s)")

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from ._datasets import add_image_encoder_options
+from ._options import add_ray_address
 
 EPILOG = """examples:
   laionet-bench explain captions --demo                      ImageNet-Captions-like texts of the demo (offline)
@@ -110,7 +111,7 @@ def _text_search_parser(actions) -> None:
                    "instead of embedding --parts; refused if built with another encoder or dimension")
     p.add_argument("--nprobe", type=int, default=32, help="IVF lists searched per query (default: %(default)s)")
     p.add_argument("--executor", choices=("local", "ray"), default="local", help="where parts are embedded")
-    p.add_argument("--address", help="Ray cluster address (default: a local Ray)")
+    add_ray_address(p, old="--address")
     p.add_argument("--text-device", help="torch device for the text encoder")
     cmp = p.add_argument_group("comparison with ImageNet (optional)")
     cmp.add_argument("--images", metavar="DIR", help="images of the found LAION rows (<row_id>.<ext> or shards)")
@@ -267,7 +268,7 @@ def _run_text_search(args: argparse.Namespace) -> int:
     _require(args, "captions", "parts")
     report = run_text_search(args.captions, args.parts, encoder=args.encoder, work_dir=args.work, out=_out(args),
                              threshold=args.threshold, kind=args.kind, nlist=args.nlist, pq_m=args.pq_m,
-                             pq_bits=args.pq_bits, nprobe=args.nprobe, index_dir=args.faiss_index, executor=args.executor, address=args.address, device=args.text_device)
+                             pq_bits=args.pq_bits, nprobe=args.nprobe, index_dir=args.faiss_index, executor=args.executor, address=args.ray_address, device=args.text_device)
     result = report.to_dict()
     lines = [f"{report.n_captions:,} captions; {report.n_above_threshold:,} with a LAION neighbour above "
              f"{report.threshold:g}; variant {report.variant}: {report.n_rows:,} rows over {report.n_classes} classes"]

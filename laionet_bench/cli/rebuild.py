@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 
+from ._options import add_ray_address
+
 EPILOG = """examples:
   laionet-bench rebuild all --parts 'laion400m/part-*.parquet' --work work --top-per-class 50
   laionet-bench rebuild all --parts hf://datasets/laion/laion400m --work work --delete-downloaded
   laionet-bench rebuild match --parts parts/ --work work --rules ours --workers 2
   laionet-bench rebuild all --parts pool.parquet --work work --encoder sentence-transformers:all-MiniLM-L6-v2 \\
       --threshold 0.5 --ocr-engine tesseract --images images/
-  laionet-bench rebuild all --parts 's3-mounted/part-*.parquet' --work /shared/work --executor ray --address auto
+  laionet-bench rebuild all --parts 's3-mounted/part-*.parquet' --work /shared/work --executor ray --ray-address auto
   laionet-bench rebuild all --parts captions.parquet --text-col caption --url-col link --nsfw-col none ...
 
 Steps resume: finished (part, step) pairs are skipped; rerun the same command after an interruption.
@@ -54,7 +56,7 @@ def _add_options(sub: argparse.ArgumentParser) -> None:
     method.add_argument("--images", metavar="DIR", help="images for OCR, named <row_id>.<ext>")
     run = sub.add_argument_group("execution")
     run.add_argument("--executor", choices=("local", "ray"), default="local", help="default: %(default)s")
-    run.add_argument("--address", metavar="ADDR", help="Ray cluster address (default: start a local Ray)")
+    add_ray_address(run, old="--address")
     run.add_argument("--workers", type=int, default=1, metavar="N",
                      help="local executor: parts matched in parallel (default: %(default)s)")
     run.add_argument("--cpu-actors", type=int, default=1, metavar="N",
@@ -100,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     from ..rebuild import STEPS, run_pipeline
 
     steps = STEPS if args.action == "all" else (args.action,)
-    report = run_pipeline(_config(args), steps=steps, executor=args.executor, address=args.address,
+    report = run_pipeline(_config(args), steps=steps, executor=args.executor, address=args.ray_address,
                           workers=args.workers, cpu_actors=args.cpu_actors)
     print(tabulate(list(report.funnel().items()), headers=["step", "rows"], intfmt=","))
     if report.variants:

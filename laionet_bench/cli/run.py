@@ -7,6 +7,7 @@ import math
 
 from ..evaluation.options import PROTOCOLS
 from ._datasets import AMP_CHOICES, WORKERS_HELP, add_data_options, image_store_from_args, imagenet_from_args
+from ._options import add_ray_address
 from .index import add_hub_options
 
 __all__ = ["EXIT_PARTIAL", "add_parser", "engine_options", "exit_status", "model_specs", "parse_weights", "print_failures",
@@ -83,8 +84,7 @@ def add_parser(subparsers) -> None:
     engine.add_argument("--executor", choices=["local", "ray"], default="local",
                         help="local: this machine's --devices; ray: the waves on a Ray cluster's GPUs (or CPU nodes), "
                         "the store written here (default: %(default)s)")
-    engine.add_argument("--ray-address", metavar="ADDR",
-                        help="with --executor ray: the cluster's head, HOST:PORT or auto (default: a local Ray)")
+    add_ray_address(engine)
     plan = parser.add_argument_group("plan (dry run: no images, no index)")
     plan.add_argument("--plan", action="store_true",
                       help="print the groups, the waves (device, models, memory, preprocessing), the decodes per "

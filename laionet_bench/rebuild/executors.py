@@ -167,7 +167,7 @@ def run_ray(parts: list[Part], ctx: StepContext, steps: list[str], *, address: s
     """
     if not parts:
         return
-    ray = ray_cluster.init(address, option="--address", feature="the Ray executor")
+    ray = ray_cluster.init(address, option="--ray-address", feature="the Ray executor")
     encoder = _ship(ray, ctx.encoder, "text encoder", "pass a factory that builds it (e.g. its class, or a "
                     "functools.partial) or name it in RebuildConfig.encoder")
     ocr_engine = _ship(ray, ctx.ocr_engine, "OCR engine", "name it in RebuildConfig.ocr_engine")
@@ -197,7 +197,7 @@ def map_parts(fn: Callable[[Part], Any], parts: list[Part], *, executor: str = "
         return [fn(part) for part in progress_bar(parts, desc=desc, unit="part", disable=False)]
     if executor != "ray":
         raise ConfigError(f"unknown executor {executor!r}: use local or ray")
-    ray = ray_cluster.init(address, option="--address", feature="the Ray executor")
+    ray = ray_cluster.init(address, option="--ray-address", feature="the Ray executor")
     task = ray.remote(num_cpus=1, num_gpus=num_gpus)(_call_on_part)
     shipped = ray.put(fn)
     return ray.get([task.remote(shipped, part, constants.ALLOCATOR) for part in parts])
