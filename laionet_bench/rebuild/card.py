@@ -96,7 +96,8 @@ def _card_text(variants: dict[str, pd.DataFrame], parameters: dict, funnel: dict
         f"(rules `{parameters['rules']}`; see docs/rebuild.md). Captions naming several classes are dropped.",
         "2. Text similarity: cosine between the caption and the synset text `<name> which is <definition>` "
         f"under `{parameters['encoder']}`.",
-        f"3. Selection: NSFW tag `UNLIKELY` only; similarity strictly greater than {parameters['threshold']}.",
+        f"3. Selection: NSFW rule `{parameters['nsfw_rule']}`; similarity strictly greater than "
+        f"{parameters['threshold']}.",
         "4. OCR flag: rows whose image shows the class name are flagged (`ocr_flag`), kept, and excluded at "
         "evaluation.",
         "5. Top-N variant (when present): per class, the N most similar rows after the OCR drop.", "",
@@ -107,7 +108,8 @@ def _card_text(variants: dict[str, pd.DataFrame], parameters: dict, funnel: dict
         "## Licence notes", "",
         "The index holds LAION metadata (URLs, alt texts, tags), released by LAION under CC-BY 4.0. The images",
         "behind the URLs are not included and remain under their owners' copyright; fetch them only where you may.",
-        "Rows tagged other than `UNLIKELY` by LAION's NSFW detector were removed; the filter is imperfect.",
+        f"Rows failing the NSFW rule on LAION's NSFW detector (`{parameters['nsfw_rule']}`) were removed; the "
+        "filter is imperfect.",
         "",
         "## Columns", "", "See the index schema in the laionet-bench docs (docs/index.md).", "",
     ])

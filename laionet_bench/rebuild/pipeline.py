@@ -15,7 +15,7 @@ import pandas as pd
 
 from ..errors import ConfigError
 from .parts import Part
-from .steps import PART_STEPS, RebuildConfig, StepContext, part_done, read_step, step_keys
+from .steps import PART_STEPS, RebuildConfig, StepContext, part_done, read_step, resolve_config, step_keys
 
 __all__ = [
     "STEPS",
@@ -40,7 +40,7 @@ class RebuildReport:
     nsfw_dropped: int = 0
     below_threshold: int = 0
     bad_url: int = 0  # dropped: a URL that is not http(s)://host
-    kept: int = 0  # NSFW UNLIKELY, similarity > threshold, an http(s) URL
+    kept: int = 0  # passed the NSFW rule, similarity > threshold, an http(s) URL
     ocr_flagged: int = 0
     no_image: int = 0  # OCR could not see the image
     class_counts: dict[str, int] = field(default_factory=dict)  # main variant, before the OCR drop
@@ -106,10 +106,11 @@ def build_card(parts: list[Part], config: RebuildConfig, report: RebuildReport, 
 
 
 def _card_parameters(config: RebuildConfig, ocr_name: str | None) -> dict:
+    columns = config.column_map()
     return {"parts": [str(p) for p in config.parts], "rules": config.rules,
             "encoder": config.encoder, "threshold": config.resolved_threshold(), "top_per_class": config.top_per_class,
-            "nsfw_filter": config.columns.nsfw is not None, "ocr_engine": ocr_name or config.ocr_engine,
-            "columns": config.columns.to_dict()}
+            "schema": config.schema, "nsfw_filter": columns.nsfw is not None or columns.punsafe is not None,
+            "nsfw_rule": config.nsfw_rule(), "ocr_engine": ocr_name or config.ocr_engine, "columns": columns.to_dict()}
 
 
 def run_pipeline(
@@ -149,16 +150,16 @@ def run_pipeline(
     config.resolved_threshold()  # fail before any work on a missing threshold
     if cpu_actors < 1:
         raise ConfigError(f"--cpu-actors {cpu_actors}: the Ray executor needs at least 1 text-encoder actor")
+    if executor not in ("local", "ray"):
+        raise ConfigError(f"unknown executor {executor!r}: use local or ray")
     parts = resolve_parts(config.parts)
+    config = resolve_config(config, parts[0])  # columns and NSFW rule checked before any work
     ctx = StepContext(config, encoder=encoder, ocr_engine=ocr_engine, images=images)
     part_steps = [s for s in PART_STEPS if s in steps]
-    if part_steps:
-        if executor == "local":
-            run_local(parts, ctx, part_steps, workers=workers)
-        elif executor == "ray":
-            run_ray(parts, ctx, part_steps, address=address, cpu_actors=cpu_actors)
-        else:
-            raise ConfigError(f"unknown executor {executor!r}: use local or ray")
+    if part_steps and executor == "local":
+        run_local(parts, ctx, part_steps, workers=workers)
+    elif part_steps:
+        run_ray(parts, ctx, part_steps, address=address, cpu_actors=cpu_actors)
     report = collect_report(parts, config, ocr_name=ctx.ocr_label)
     if "card" in steps:
         build_card(parts, config, report, ocr_name=ctx.ocr_label)
