@@ -63,6 +63,7 @@ def test_full_pipeline_counts_and_index(laion_parts, tmp_path):
     # part 0: 9 rows, 7 matched ("sea lion" = sea lion + lion → dropped), NaN and "nothing" unmatched
     # part 2: 4 rows, "Goldfish" misses (case-sensitive), "tench, goldfish" dropped (2 wnids)
     assert (report.rows, report.matched, report.multi_synset, report.single_synset) == (13, 10, 2, 8)
+    assert (report.no_caption, report.no_lemma) == (1, 2)  # the NaN caption; "nothing to see", "Goldfish"
     assert report.nsfw_dropped == 1 + 1  # UNSURE, missing NSFW
     assert report.below_threshold == 1  # "lion #0.82": 0.82 itself is dropped
     assert report.kept == 5 and report.variants == {"tagged_0.82": 5, "tagged_top1": 3}

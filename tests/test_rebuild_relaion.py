@@ -2,13 +2,14 @@
 why a rebuild that keeps nothing kept nothing."""
 
 import logging
+import math
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from laionet_bench.cli import main
-from laionet_bench.errors import UnknownNameError
+from laionet_bench.errors import ConfigError, UnknownNameError
 from laionet_bench.index.schema import read_index_file
 from laionet_bench.rebuild import ColumnMap, run_pipeline
 from laionet_bench.rebuild.parts import SCHEMAS, detect_schema, get_schema, list_schemas, resolve_parts
@@ -61,7 +62,7 @@ def test_relaion_parts_are_detected_and_filtered_on_punsafe(relaion_parts, tmp_p
         report = run_pipeline(config_for(relaion_parts, tmp_path, top_per_class=None), encoder=TaggedEncoder())
     (notice,) = [r.getMessage() for r in caplog.records if "schema" in r.getMessage()]
     assert "relaion2b" in notice and "--schema" in notice
-    assert (report.rows, report.matched, report.multi_synset) == (10, 7, 1)
+    assert (report.rows, report.no_caption, report.no_lemma, report.matched, report.multi_synset) == (10, 2, 1, 7, 1)
     assert report.nsfw_dropped == 2  # punsafe 0.51, missing punsafe; 0.5 itself stays
     assert (report.below_threshold, report.kept) == (1, 3)
     frame = read_index_file(tmp_path / "work" / "dataset" / "data" / "tagged_0.82.parquet")
@@ -71,7 +72,7 @@ def test_relaion_parts_are_detected_and_filtered_on_punsafe(relaion_parts, tmp_p
     assert frame["x_punsafe"].tolist() == [0.01, 0.5, 0.0] and frame["nsfw"].isna().all()
     assert frame["width"].tolist() == [640] * 3
     card = (tmp_path / "work" / "dataset" / "README.md").read_text()
-    assert "`punsafe <= 0.5`" in card
+    assert "`punsafe <= 0.5`" in card and "| NSFW rule | 2 |" in card
 
 
 def test_max_punsafe_is_the_limit_and_a_schema_can_be_named(relaion_parts, tmp_path):
@@ -116,6 +117,28 @@ def test_a_punsafe_rule_on_a_tag_column_is_refused_up_front(tmp_path, capsys):
     assert main([*args, "--max-punsafe", "2"]) == 1
     assert "--max-punsafe 2: punsafe is a probability; pass a value in [0, 1]" in one_error_line(capsys)
     assert not (tmp_path / "w" / "match").exists()
+
+
+def test_a_rebuild_that_keeps_nothing_says_why(tmp_path, caplog):
+    folder = tmp_path / "unsafe"
+    write_relaion_part(folder, 0, ["a tench #0.9", "goldfish #0.95", "lion #0.3"], punsafe=0.9)
+    config = config_for(str(folder), tmp_path, top_per_class=None)
+    with caplog.at_level(logging.WARNING, logger="laionet_bench.rebuild"):
+        report = run_pipeline(config, steps=["match", "textsim", "select"], encoder=TaggedEncoder())
+    assert report.kept == 0 and report.dropped()["NSFW rule"] == 3
+    assert any("most went at 'NSFW rule'" in r.getMessage() for r in caplog.records)
+    with pytest.raises(ConfigError) as caught:
+        run_pipeline(config, encoder=TaggedEncoder())
+    message = str(caught.value)
+    assert "\n" not in message and "NSFW rule 3" in message and "punsafe <= 0.5" in message
+    assert "--max-punsafe" in message and "lemma rules" not in message
+
+
+def test_dropped_reasons_cover_the_funnel(relaion_parts, tmp_path):
+    report = run_pipeline(config_for(relaion_parts, tmp_path, top_per_class=None), encoder=TaggedEncoder())
+    dropped = report.dropped()
+    assert report.rows == report.kept + sum(n for reason, n in dropped.items() if not reason.startswith("OCR"))
+    assert not math.isnan(sum(dropped.values()))
 
 
 def test_relaion_parts_from_the_hub_are_checked_once(fake_hub, tmp_path):

@@ -78,10 +78,12 @@ def _histogram_lines(counts: pd.Series) -> list[str]:
     return lines
 
 
-def _card_text(variants: dict[str, pd.DataFrame], parameters: dict, funnel: dict, main: str) -> str:
+def _card_text(variants: dict[str, pd.DataFrame], parameters: dict, funnel: dict, dropped: dict[str, int],
+               main: str) -> str:
     counts = variants[main]["wnid"].value_counts()
     params = "\n".join(f"| `{k}` | `{v}` |" for k, v in parameters.items())
     steps = "\n".join(f"| {k.replace('_', ' ')} | {v:,} |" for k, v in funnel.items())
+    reasons = "\n".join(f"| {k} | {v:,} |" for k, v in dropped.items())
     sizes = "\n".join(f"| `{name}` | {len(f):,} | {f['wnid'].nunique()} | {int(f['ocr_flag'].sum()):,} |"
                       for name, f in variants.items())
     return "\n".join([
@@ -104,6 +106,7 @@ def _card_text(variants: dict[str, pd.DataFrame], parameters: dict, funnel: dict
         "## Variants", "", "| variant | rows | classes | OCR-flagged |", "|---|---|---|---|", sizes, "",
         "## Parameters", "", "| parameter | value |", "|---|---|", params, "",
         "## Counts", "", "| step | rows |", "|---|---|", steps, "",
+        "## Rows dropped, by reason", "", "| reason | rows |", "|---|---|", reasons, "",
         f"## Class histogram (`{main}`)", "", *_histogram_lines(counts), "",
         "## Licence notes", "",
         "The index holds LAION metadata (URLs, alt texts, tags), released by LAION under CC-BY 4.0. The images",
@@ -116,7 +119,8 @@ def _card_text(variants: dict[str, pd.DataFrame], parameters: dict, funnel: dict
 
 
 def write_dataset(
-    out_dir: str | Path, variants: dict[str, pd.DataFrame], *, parameters: dict, funnel: dict
+    out_dir: str | Path, variants: dict[str, pd.DataFrame], *, parameters: dict, funnel: dict,
+    dropped: dict[str, int] | None = None,
 ) -> dict:
     """Write every variant (index-schema frames), the card and the manifest; returns the manifest.
 
@@ -134,7 +138,8 @@ def write_dataset(
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "parameters": parameters,
         "counts": funnel,
+        "dropped": dropped or {},
     }
-    write_text_atomic(out / "README.md", _card_text(variants, parameters, funnel, next(iter(variants))))
+    write_text_atomic(out / "README.md", _card_text(variants, parameters, funnel, dropped or {}, next(iter(variants))))
     write_text_atomic(out / "manifest.json", json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     return manifest

@@ -8,6 +8,7 @@ rerun resumes are described in :mod:`.steps`.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -18,6 +19,7 @@ from .parts import Part
 from .steps import PART_STEPS, RebuildConfig, StepContext, part_done, read_step, resolve_config, step_keys
 
 __all__ = [
+    "DROP_REASONS",
     "STEPS",
     "RebuildReport",
     "build_card",
@@ -25,7 +27,22 @@ __all__ = [
     "run_pipeline",
 ]
 
+logger = logging.getLogger(__name__)
+
 STEPS = (*PART_STEPS, "card")
+
+#: Why rows leave the funnel: report field → (reason, what to check when it takes every row). The card, the
+#: manifest and the error of a rebuild that keeps nothing all read it, so each names the real cause.
+DROP_REASONS: dict[str, tuple[str, str]] = {
+    "no_caption": ("no caption", "check --text-col, or --schema"),
+    "no_lemma": ("no class lemma in the caption", "check --text-col and --rules"),
+    "multi_synset": ("lemmas of several classes", "--rules ours drops a lemma inside a longer one"),
+    "nsfw_dropped": ("NSFW rule", "the rule kept {rule} only: check --nsfw-col / --punsafe-col / --max-punsafe, "
+                     "or --schema"),
+    "below_threshold": ("similarity at or below the threshold", "lower --threshold (now {threshold:g})"),
+    "bad_url": ("URL not http(s)://host", "check --url-col"),
+    "ocr_flagged": ("OCR flag (kept, excluded at evaluation)", "see --ocr-engine"),
+}
 
 
 @dataclass
@@ -34,6 +51,8 @@ class RebuildReport:
 
     parts: int = 0
     rows: int = 0  # captions read
+    no_caption: int = 0  # missing or blank caption
+    no_lemma: int = 0  # a caption without any class lemma
     matched: int = 0  # with at least one lemma
     multi_synset: int = 0  # dropped: lemmas of several wnids
     single_synset: int = 0
@@ -48,8 +67,24 @@ class RebuildReport:
     out_dir: str | None = None
 
     def funnel(self) -> dict[str, int]:
-        return {k: getattr(self, k) for k in ("rows", "matched", "multi_synset", "single_synset", "nsfw_dropped",
-                                              "below_threshold", "bad_url", "kept", "ocr_flagged", "no_image")}
+        return {k: getattr(self, k) for k in ("rows", "no_caption", "no_lemma", "matched", "multi_synset",
+                                              "single_synset", "nsfw_dropped", "below_threshold", "bad_url", "kept",
+                                              "ocr_flagged", "no_image")}
+
+    def dropped(self) -> dict[str, int]:
+        """Rows that left the funnel, per reason (:data:`DROP_REASONS`), in pipeline order."""
+        return {reason: getattr(self, name) for name, (reason, _) in DROP_REASONS.items()}
+
+    def nothing_kept(self, config: RebuildConfig) -> str:
+        """Why no row survived, in one line: every reason's count, and what to check for the largest."""
+        if not self.rows:
+            return "the parts hold no row: check --parts"
+        counts = {name: getattr(self, name) for name in DROP_REASONS}
+        worst = max(counts, key=counts.get)
+        reason, fix = DROP_REASONS[worst]
+        spelled = ", ".join(f"{DROP_REASONS[name][0]} {n:,}" for name, n in counts.items() if n)
+        return (f"of {self.rows:,} rows read, dropped: {spelled}; most went at '{reason}': "
+                + fix.format(rule=config.nsfw_rule(), threshold=config.resolved_threshold()))
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -63,6 +98,8 @@ def collect_report(parts: list[Part], config: RebuildConfig, *, ocr_name: str | 
         if (match := part_done(config, "match", part, keys["match"])) is not None:
             c = match["counts"]
             report.rows += c["rows"]
+            report.no_caption += c.get("no_caption", 0)  # records written before 0.2 lack it
+            report.no_lemma += c["rows"] - c["matched"] - c.get("no_caption", 0)
             report.matched += c["matched"]
             report.multi_synset += c["multi_synset"]
             report.single_synset += c["kept"]
@@ -89,8 +126,7 @@ def build_card(parts: list[Part], config: RebuildConfig, report: RebuildReport, 
                           "(or 'all') first")
     rows = pd.concat([read_step(config, "ocr", p) for p in parts], ignore_index=True)
     if rows.empty:
-        raise ConfigError("card: no row survived the selection, so there is no index to write; "
-                          "check the parts, the lemma rules and the threshold")
+        raise ConfigError(f"card: no row survived, so there is no index to write: {report.nothing_kept(config)}")
     threshold = config.resolved_threshold()
     main = config.variant or variant_name(config.encoder, threshold)
     variants = {main: index_frame(rows, variant=main, encoder=config.encoder)}
@@ -102,7 +138,8 @@ def build_card(parts: list[Part], config: RebuildConfig, report: RebuildReport, 
     report.class_counts = {str(k): int(v) for k, v in variants[main]["wnid"].value_counts().sort_index().items()}
     report.variants = {name: len(frame) for name, frame in variants.items()}
     report.out_dir = str(config.output_dir)
-    write_dataset(config.output_dir, variants, parameters=_card_parameters(config, ocr_name), funnel=report.funnel())
+    write_dataset(config.output_dir, variants, parameters=_card_parameters(config, ocr_name), funnel=report.funnel(),
+                  dropped=report.dropped())
 
 
 def _card_parameters(config: RebuildConfig, ocr_name: str | None) -> dict:
@@ -163,4 +200,6 @@ def run_pipeline(
     report = collect_report(parts, config, ocr_name=ctx.ocr_label)
     if "card" in steps:
         build_card(parts, config, report, ocr_name=ctx.ocr_label)
+    elif "select" in steps and not report.kept:
+        logger.warning("select: no row survived: %s", report.nothing_kept(config))
     return report
