@@ -250,3 +250,35 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
     resumed = read_index_file(work / "dataset" / "data" / "tiny.parquet")
     clean = read_index_file(tmp_path / "clean" / "dataset" / "data" / "tiny.parquet")
     pd.testing.assert_frame_equal(resumed, clean)
+
+
+def test_a_rerun_with_new_options_removes_the_old_variant_files(laion_parts, tmp_path):
+    run_pipeline(config_for(laion_parts, tmp_path), encoder=TaggedEncoder())
+    out = tmp_path / "work" / "dataset"
+    (out / "data" / "mine.parquet").write_bytes(b"not the rebuild's")  # never listed: left alone
+    run_pipeline(config_for(laion_parts, tmp_path, threshold=0.9, top_per_class=None), encoder=TaggedEncoder())
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert set(manifest["files"]) == {"data/tagged_0.9.parquet"}
+    assert sorted(p.name for p in (out / "data").iterdir()) == ["mine.parquet", "tagged_0.9.parquet"]
+
+
+def test_index_info_refuses_a_parquet_the_manifest_lacks(laion_parts, tmp_path, capsys):
+    run_pipeline(config_for(laion_parts, tmp_path, top_per_class=None), encoder=TaggedEncoder())
+    data = tmp_path / "work" / "dataset" / "data"
+    assert main(["index", "info", str(data)]) == 0
+    capsys.readouterr()
+    (data / "tagged_0.5.parquet").write_bytes((data / "tagged_0.82.parquet").read_bytes())  # an earlier variant
+    assert main(["index", "info", str(data)]) == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert str(data / "tagged_0.5.parquet") in line and "not listed in" in line and "manifest.json" in line
+
+
+def test_card_and_manifest_record_no_absolute_path(laion_parts, tmp_path):
+    encoder = f"openclip:local-dir:{tmp_path / 'models' / 'tiny'}"  # a name only: TaggedEncoder embeds
+    run_pipeline(config_for(laion_parts, tmp_path, encoder=encoder), encoder=TaggedEncoder())
+    out = tmp_path / "work" / "dataset"
+    for name in ("README.md", "manifest.json"):
+        text = (out / name).read_text()
+        assert str(tmp_path) not in text and "/tmp" not in text, name
+    parameters = json.loads((out / "manifest.json").read_text())["parameters"]
+    assert parameters["parts"] == ["part-*.parquet"] and parameters["encoder"] == "openclip:local-dir:tiny"

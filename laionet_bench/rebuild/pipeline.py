@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from ..errors import ConfigError
-from .parts import Part
+from .parts import HUB_PREFIX, Part
 from .steps import PART_STEPS, RebuildConfig, StepContext, part_done, read_step, resolve_config, step_keys
 
 __all__ = [
@@ -143,11 +144,15 @@ def build_card(parts: list[Part], config: RebuildConfig, report: RebuildReport, 
 
 
 def _card_parameters(config: RebuildConfig, ocr_name: str | None) -> dict:
+    """The settings the card and manifest record; paths by name only (:func:`~.card.public_name`)."""
+    from .card import public_name
+
     columns = config.column_map()
-    return {"parts": [str(p) for p in config.parts], "rules": config.rules,
-            "encoder": config.encoder, "threshold": config.resolved_threshold(), "top_per_class": config.top_per_class,
-            "schema": config.schema, "nsfw_filter": columns.nsfw is not None or columns.punsafe is not None,
-            "nsfw_rule": config.nsfw_rule(), "ocr_engine": ocr_name or config.ocr_engine, "columns": columns.to_dict()}
+    return {"parts": [p if str(p).startswith(HUB_PREFIX) else Path(p).name for p in map(str, config.parts)],
+            "rules": config.rules, "encoder": public_name(config.encoder), "threshold": config.resolved_threshold(),
+            "top_per_class": config.top_per_class, "schema": config.schema,
+            "nsfw_filter": columns.nsfw is not None or columns.punsafe is not None, "nsfw_rule": config.nsfw_rule(),
+            "ocr_engine": public_name(ocr_name or config.ocr_engine), "columns": columns.to_dict()}
 
 
 def run_pipeline(
