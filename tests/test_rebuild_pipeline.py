@@ -6,7 +6,7 @@ import pytest
 
 from laionet_bench.catalog import lemma_map
 from laionet_bench.cli import main
-from laionet_bench.errors import ConfigError, DatasetError
+from laionet_bench.errors import ConfigError, DatasetError, StoreError
 from laionet_bench.index.schema import read_index_file
 from laionet_bench.rebuild import ColumnMap, RebuildConfig, resolve_parts, run_pipeline
 from laionet_bench.rebuild.select import select_rows, top_per_class
@@ -282,3 +282,18 @@ def test_card_and_manifest_record_no_absolute_path(laion_parts, tmp_path):
         assert str(tmp_path) not in text and "/tmp" not in text, name
     parameters = json.loads((out / "manifest.json").read_text())["parameters"]
     assert parameters["parts"] == ["part-*.parquet"] and parameters["encoder"] == "openclip:local-dir:tiny"
+
+
+def test_a_second_rebuild_of_the_same_work_dir_is_refused(laion_parts, tmp_path, capsys):
+    from filelock import FileLock
+
+    work = tmp_path / "work"
+    work.mkdir()
+    with FileLock(str(work / ".lock")):  # another rebuild holds it
+        with pytest.raises(StoreError, match="another laionet-bench rebuild"):
+            run_pipeline(config_for(laion_parts, tmp_path), encoder=TaggedEncoder())
+        assert main(["rebuild", "match", "--parts", laion_parts, "--work", str(work), "-q"]) == 1
+        (line,) = capsys.readouterr().err.strip().splitlines()
+        assert str(work) in line and "pass another --work" in line
+        assert not (work / "match").exists()
+    assert main(["rebuild", "match", "--parts", laion_parts, "--work", str(work), "-q"]) == 0

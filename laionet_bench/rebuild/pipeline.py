@@ -3,19 +3,22 @@
 :func:`run_pipeline` resolves the parts, hands them to an executor (:mod:`.executors`, local or Ray),
 which runs :func:`~laionet_bench.rebuild.steps.run_part_step` on each (part, step), then sums the
 records into a :class:`RebuildReport` and writes the dataset folder. The work-dir layout and how a
-rerun resumes are described in :mod:`.steps`.
+rerun resumes are described in :mod:`.steps`. A run holds the work dir's lock (``<work>/.lock``): two
+rebuilds writing the same per-part files would overwrite each other's records.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from ..errors import ConfigError
+from ..errors import ConfigError, StoreError
 from .parts import HUB_PREFIX, Part
 from .steps import PART_STEPS, RebuildConfig, StepContext, part_done, read_step, resolve_config, step_keys
 
@@ -155,6 +158,26 @@ def _card_parameters(config: RebuildConfig, ocr_name: str | None) -> dict:
             "ocr_engine": public_name(ocr_name or config.ocr_engine), "columns": columns.to_dict()}
 
 
+@contextlib.contextmanager
+def work_lock(work_dir: str | Path) -> Iterator[None]:
+    """Hold ``<work_dir>/.lock`` for a rebuild (as ``download`` and ``run`` hold their stores'); a second
+    rebuild of the same work dir is a one-line :class:`~laionet_bench.errors.StoreError` at once."""
+    from filelock import FileLock, Timeout
+
+    folder = Path(work_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(folder / ".lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise StoreError(f"{folder} is being used by another laionet-bench rebuild (lock {lock.lock_file}); wait for "
+                         "it to finish or pass another --work") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def run_pipeline(
     config: RebuildConfig,
     *,
@@ -194,17 +217,18 @@ def run_pipeline(
         raise ConfigError(f"--cpu-actors {cpu_actors}: the Ray executor needs at least 1 text-encoder actor")
     if executor not in ("local", "ray"):
         raise ConfigError(f"unknown executor {executor!r}: use local or ray")
-    parts = resolve_parts(config.parts)
-    config = resolve_config(config, parts[0])  # columns and NSFW rule checked before any work
-    ctx = StepContext(config, encoder=encoder, ocr_engine=ocr_engine, images=images)
-    part_steps = [s for s in PART_STEPS if s in steps]
-    if part_steps and executor == "local":
-        run_local(parts, ctx, part_steps, workers=workers)
-    elif part_steps:
-        run_ray(parts, ctx, part_steps, address=address, cpu_actors=cpu_actors)
-    report = collect_report(parts, config, ocr_name=ctx.ocr_label)
-    if "card" in steps:
-        build_card(parts, config, report, ocr_name=ctx.ocr_label)
-    elif "select" in steps and not report.kept:
-        logger.warning("select: no row survived: %s", report.nothing_kept(config))
+    with work_lock(config.work_dir):
+        parts = resolve_parts(config.parts)
+        config = resolve_config(config, parts[0])  # columns and NSFW rule checked before any work
+        ctx = StepContext(config, encoder=encoder, ocr_engine=ocr_engine, images=images)
+        part_steps = [s for s in PART_STEPS if s in steps]
+        if part_steps and executor == "local":
+            run_local(parts, ctx, part_steps, workers=workers)
+        elif part_steps:
+            run_ray(parts, ctx, part_steps, address=address, cpu_actors=cpu_actors)
+        report = collect_report(parts, config, ocr_name=ctx.ocr_label)
+        if "card" in steps:
+            build_card(parts, config, report, ocr_name=ctx.ocr_label)
+        elif "select" in steps and not report.kept:
+            logger.warning("select: no row survived: %s", report.nothing_kept(config))
     return report

@@ -14,6 +14,7 @@ step done)::
     <work>/ocr/...                     + ocr_flag, x_recognized_text
     <work>/downloads/                  Hub parts while they are processed
     <work>/schemas/<hash>.arrows       the first Hub part's column schema (resolve_config)
+    <work>/.lock                       held by the running rebuild (pipeline.work_lock)
 
 Each record carries a key hashed from the step's parameters and the upstream step's key, so a rerun
 skips exactly the (part, step) pairs whose inputs did not change and redoes the rest. Writes are
