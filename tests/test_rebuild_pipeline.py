@@ -6,7 +6,7 @@ import pytest
 
 from laionet_bench.catalog import lemma_map
 from laionet_bench.cli import main
-from laionet_bench.errors import ConfigError, DatasetError
+from laionet_bench.errors import ConfigError, DatasetError, StoreError
 from laionet_bench.index.schema import read_index_file
 from laionet_bench.rebuild import ColumnMap, RebuildConfig, resolve_parts, run_pipeline
 from laionet_bench.rebuild.select import select_rows, top_per_class
@@ -63,6 +63,7 @@ def test_full_pipeline_counts_and_index(laion_parts, tmp_path):
     # part 0: 9 rows, 7 matched ("sea lion" = sea lion + lion → dropped), NaN and "nothing" unmatched
     # part 2: 4 rows, "Goldfish" misses (case-sensitive), "tench, goldfish" dropped (2 wnids)
     assert (report.rows, report.matched, report.multi_synset, report.single_synset) == (13, 10, 2, 8)
+    assert (report.no_caption, report.no_lemma) == (1, 2)  # the NaN caption; "nothing to see", "Goldfish"
     assert report.nsfw_dropped == 1 + 1  # UNSURE, missing NSFW
     assert report.below_threshold == 1  # "lion #0.82": 0.82 itself is dropped
     assert report.kept == 5 and report.variants == {"tagged_0.82": 5, "tagged_top1": 3}
@@ -249,3 +250,50 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
     resumed = read_index_file(work / "dataset" / "data" / "tiny.parquet")
     clean = read_index_file(tmp_path / "clean" / "dataset" / "data" / "tiny.parquet")
     pd.testing.assert_frame_equal(resumed, clean)
+
+
+def test_a_rerun_with_new_options_removes_the_old_variant_files(laion_parts, tmp_path):
+    run_pipeline(config_for(laion_parts, tmp_path), encoder=TaggedEncoder())
+    out = tmp_path / "work" / "dataset"
+    (out / "data" / "mine.parquet").write_bytes(b"not the rebuild's")  # never listed: left alone
+    run_pipeline(config_for(laion_parts, tmp_path, threshold=0.9, top_per_class=None), encoder=TaggedEncoder())
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert set(manifest["files"]) == {"data/tagged_0.9.parquet"}
+    assert sorted(p.name for p in (out / "data").iterdir()) == ["mine.parquet", "tagged_0.9.parquet"]
+
+
+def test_index_info_refuses_a_parquet_the_manifest_lacks(laion_parts, tmp_path, capsys):
+    run_pipeline(config_for(laion_parts, tmp_path, top_per_class=None), encoder=TaggedEncoder())
+    data = tmp_path / "work" / "dataset" / "data"
+    assert main(["index", "info", str(data)]) == 0
+    capsys.readouterr()
+    (data / "tagged_0.5.parquet").write_bytes((data / "tagged_0.82.parquet").read_bytes())  # an earlier variant
+    assert main(["index", "info", str(data)]) == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert str(data / "tagged_0.5.parquet") in line and "not listed in" in line and "manifest.json" in line
+
+
+def test_card_and_manifest_record_no_absolute_path(laion_parts, tmp_path):
+    encoder = f"openclip:local-dir:{tmp_path / 'models' / 'tiny'}"  # a name only: TaggedEncoder embeds
+    run_pipeline(config_for(laion_parts, tmp_path, encoder=encoder), encoder=TaggedEncoder())
+    out = tmp_path / "work" / "dataset"
+    for name in ("README.md", "manifest.json"):
+        text = (out / name).read_text()
+        assert str(tmp_path) not in text and "/tmp" not in text, name
+    parameters = json.loads((out / "manifest.json").read_text())["parameters"]
+    assert parameters["parts"] == ["part-*.parquet"] and parameters["encoder"] == "openclip:local-dir:tiny"
+
+
+def test_a_second_rebuild_of_the_same_work_dir_is_refused(laion_parts, tmp_path, capsys):
+    from filelock import FileLock
+
+    work = tmp_path / "work"
+    work.mkdir()
+    with FileLock(str(work / ".lock")):  # another rebuild holds it
+        with pytest.raises(StoreError, match="another laionet-bench rebuild"):
+            run_pipeline(config_for(laion_parts, tmp_path), encoder=TaggedEncoder())
+        assert main(["rebuild", "match", "--parts", laion_parts, "--work", str(work), "-q"]) == 1
+        (line,) = capsys.readouterr().err.strip().splitlines()
+        assert str(work) in line and "pass another --work" in line
+        assert not (work / "match").exists()
+    assert main(["rebuild", "match", "--parts", laion_parts, "--work", str(work), "-q"]) == 0

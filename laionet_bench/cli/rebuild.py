@@ -9,6 +9,7 @@ from ._options import add_ray_address
 EPILOG = """examples:
   laionet-bench rebuild all --parts 'laion400m/part-*.parquet' --work work --top-per-class 50
   laionet-bench rebuild all --parts hf://datasets/laion/laion400m --work work --delete-downloaded
+  laionet-bench rebuild all --parts hf://datasets/laion/relaion2B-en-research-safe --work work --max-punsafe 0.1
   laionet-bench rebuild match --parts parts/ --work work --rules ours --workers 2
   laionet-bench rebuild all --parts pool.parquet --work work --encoder sentence-transformers:all-MiniLM-L6-v2 \\
       --threshold 0.5 --ocr-engine tesseract --images images/
@@ -16,9 +17,15 @@ EPILOG = """examples:
   laionet-bench rebuild all --parts captions.parquet --text-col caption --url-col link --nsfw-col none ...
 
 Steps resume: finished (part, step) pairs are skipped; rerun the same command after an interruption.
+Without --schema the columns of the first part choose the preset (logged); column flags apply on top.
 """
 
 ACTIONS = ("match", "textsim", "select", "ocr", "card", "all")
+#: Column flags (--<flag>-col, the ColumnMap field with _ for -) and their column under laion400m / relaion2b,
+#: for the help (the presets themselves are laionet_bench.rebuild.parts.SCHEMAS, not imported to build the parser).
+COLUMN_FLAGS = (("text", "TEXT", "caption"), ("url", "URL", "url"), ("nsfw", "NSFW", "none"),
+                ("punsafe", "none", "punsafe"), ("sample-id", "SAMPLE_ID", "key"), ("width", "WIDTH", "original_width"),
+                ("height", "HEIGHT", "original_height"), ("license", "LICENSE", "none"))
 
 
 def _optional_column(value: str) -> str | None:
@@ -36,11 +43,15 @@ def _add_options(sub: argparse.ArgumentParser) -> None:
     io.add_argument("--publish-repo", metavar="ID", help="after the card step, publish the dataset folder to this "
                     "Hub dataset repo (same path as 'laionet-bench publish --no-card')")
     io.add_argument("--publish-revision", metavar="BRANCH", help="branch to publish to (default: main)")
-    cols = sub.add_argument_group("column mapping (use 'none' for a field the data lacks)")
-    for flag, default in (("text", "TEXT"), ("url", "URL"), ("nsfw", "NSFW"), ("sample-id", "SAMPLE_ID"),
-                          ("width", "WIDTH"), ("height", "HEIGHT"), ("license", "LICENSE")):
+    cols = sub.add_argument_group("columns: a schema preset, single columns on top (use 'none' for a field the data "
+                                  "lacks)")
+    cols.add_argument("--schema", metavar="NAME", help="laion400m (LAION-400M: TEXT, URL, the NSFW tag, ...) or "
+                      "relaion2b (Re-LAION-5B, laion/relaion2B-en-research[-safe]: caption, url, the punsafe "
+                      "probability, ...); default: the preset whose columns the first part has")
+    for flag, laion, relaion in COLUMN_FLAGS:
         kind = str if flag in ("text", "url") else _optional_column
-        cols.add_argument(f"--{flag}-col", default=default, type=kind, metavar="NAME", help="default: %(default)s")
+        cols.add_argument(f"--{flag}-col", default=argparse.SUPPRESS, type=kind, metavar="NAME",
+                          help=f"default: the schema's ({laion} / {relaion})")
     method = sub.add_argument_group("method")
     method.add_argument("--rules", choices=("official", "ours"), default="official",
                         help="lemma matching rules (default: %(default)s)")
@@ -49,6 +60,8 @@ def _add_options(sub: argparse.ArgumentParser) -> None:
                         "(default: %(default)s)")
     method.add_argument("--threshold", type=float, metavar="X",
                         help="keep similarity > X (default: 0.82 for CLIP ViT-B/32, 0.58 for all-mpnet-base-v2)")
+    method.add_argument("--max-punsafe", type=float, metavar="P", help="keep rows whose punsafe probability is <= P "
+                        "(a --punsafe-col column, e.g. Re-LAION's; default: 0.5, the NSFW detector's own boundary)")
     method.add_argument("--top-per-class", type=int, metavar="N", help="also write the top-N-per-class variant")
     method.add_argument("--variant", metavar="NAME", help="main variant name (default: e.g. clip_0.82)")
     method.add_argument("--ocr-engine", default="none", metavar="NAME",
@@ -84,12 +97,13 @@ def add_parser(subparsers) -> None:
 
 
 def _config(args: argparse.Namespace):
-    from ..rebuild import ColumnMap, RebuildConfig
+    from ..rebuild import RebuildConfig
 
-    columns = ColumnMap(text=args.text_col, url=args.url_col, nsfw=args.nsfw_col, sample_id=args.sample_id_col,
-                        width=args.width_col, height=args.height_col, license=args.license_col)
-    return RebuildConfig(parts=args.parts, columns=columns, rules=args.rules, encoder=args.encoder,
-                         threshold=args.threshold, top_per_class=args.top_per_class, variant=args.variant,
+    fields = (flag.replace("-", "_") for flag, _, _ in COLUMN_FLAGS)
+    overrides = {field: getattr(args, f"{field}_col") for field in fields if hasattr(args, f"{field}_col")}
+    return RebuildConfig(parts=args.parts, schema=args.schema, column_overrides=overrides, rules=args.rules,
+                         encoder=args.encoder, threshold=args.threshold, max_punsafe=args.max_punsafe,
+                         top_per_class=args.top_per_class, variant=args.variant,
                          ocr_engine=args.ocr_engine, images=args.images, work_dir=args.work, out_dir=args.out,
                          device=args.device, batch_size=args.batch_size, batch_rows=args.batch_rows,
                          delete_downloaded=args.delete_downloaded)

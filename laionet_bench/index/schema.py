@@ -21,9 +21,10 @@ import pyarrow.parquet as pq
 
 from .. import _io
 from ..catalog import load_catalog
-from ..errors import IndexValidationError
+from ..errors import DatasetError, IndexValidationError
 
 __all__ = [
+    "DATASET_MANIFEST",
     "EXTENSION_PREFIX",
     "INDEX_COLUMNS",
     "INDEX_SCHEMA",
@@ -257,10 +258,41 @@ def _check_rows(frame: pd.DataFrame, path: str) -> None:
         _fail_rows(path, frame, bad_sim, "similarity", "with a similarity outside [-1, 1]", "recompute it")
 
 
+#: The dataset folder's list of its files (``rebuild``'s and the Hub layout's ``manifest.json``).
+DATASET_MANIFEST = "manifest.json"
+
+
 def index_files(path: str | Path) -> list[Path]:
-    """The parquet file(s) an index path stands for: the file itself, or a folder's ``*.parquet``, sorted."""
+    """The parquet file(s) an index path stands for: the file itself, or a folder's ``*.parquet``, sorted.
+
+    A folder of a dataset folder (``manifest.json`` in it or in its parent, as ``rebuild`` writes
+    ``data/<variant>.parquet``) may hold only the files its manifest lists: the manifest is the truth, and a
+    file it lacks (left by an earlier rebuild, copied in by hand) would be read as part of the index.
+    """
     path = Path(path)
-    return sorted(path.glob("*.parquet")) if path.is_dir() else [path]
+    if not path.is_dir():
+        return [path]
+    files = sorted(path.glob("*.parquet"))
+    for root in (path, path.parent):
+        listed = _manifest_files(root / DATASET_MANIFEST)
+        if listed is None:
+            continue
+        for file in files:
+            if file.relative_to(root).as_posix() not in listed:
+                raise IndexValidationError(str(file), f"not listed in {root / DATASET_MANIFEST}, which says what the "
+                                           "folder holds (a variant of an earlier rebuild?): delete or move the file")
+        break
+    return files
+
+
+def _manifest_files(manifest: Path) -> set[str] | None:
+    """The file names a dataset manifest lists; ``None`` without one (or for a JSON file of another kind)."""
+    try:
+        data = _io.read_json(manifest, error=DatasetError, fix="fix or delete it (rebuild card writes it again)")
+    except FileNotFoundError:
+        return None
+    files = data.get("files") if isinstance(data, dict) else None
+    return set(files) if isinstance(files, dict) else None
 
 
 def read_index_file(path: str | Path) -> pd.DataFrame:

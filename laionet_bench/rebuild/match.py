@@ -48,12 +48,13 @@ class MatchCounts:
     """What one matching pass saw."""
 
     rows: int = 0  # captions read
+    no_caption: int = 0  # of those, missing or blank (nothing to match: a wrong --text-col shows here)
     matched: int = 0  # captions with at least one lemma
     multi_synset: int = 0  # of those, dropped because their lemmas name several wnids
     kept: int = 0  # single-synset captions passed on
 
     def add(self, other: MatchCounts) -> None:
-        for name in ("rows", "matched", "multi_synset", "kept"):
+        for name in ("rows", "no_caption", "matched", "multi_synset", "kept"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
     def to_dict(self) -> dict:
@@ -120,10 +121,12 @@ class LemmaMatcher:
 
     def match_table(self, table: pa.Table) -> tuple[pa.Table, MatchCounts]:
         """Keep the single-synset rows of ``table`` (field ``caption``), adding their ``wnid``."""
-        hits = self.matches(pl.from_arrow(table.column("caption")).alias("c"))
+        captions = pl.from_arrow(table.column("caption")).alias("c")
+        hits = self.matches(captions)
         single = hits.filter(pl.col("wnids").list.len() == 1)
-        counts = MatchCounts(rows=table.num_rows, matched=hits.height, multi_synset=hits.height - single.height,
-                             kept=single.height)
+        blank = int((captions.is_null() | (captions.str.strip_chars() == "")).sum())
+        counts = MatchCounts(rows=table.num_rows, no_caption=blank, matched=hits.height,
+                             multi_synset=hits.height - single.height, kept=single.height)
         positions = single["position"].to_arrow()
         kept = table.take(positions).append_column("wnid", single["wnids"].list.first().to_arrow().cast(pa.string()))
         return kept, counts

@@ -6,34 +6,52 @@ each part is fetched on its own through ``huggingface_hub`` when it is processed
 afterwards. Rows are read in record batches, so memory is bounded by the batch, not the part.
 
 Global row id = part index · 10^8 + row position in the part, as the reference does. The part index
-is the number in a ``part-NNNNN`` file name when every part has one (LAION's own naming), else the
-position in sorted order.
+is the number in a ``part-NNNNN`` file name when every part has one (LAION's own naming, and Re-LAION's
+``part-NNNNN-<uuid>-c000.snappy.parquet``), else the position in sorted order.
+
+Which column holds which field is a *schema preset* (:data:`SCHEMAS`: ``laion400m``, ``relaion2b``), named
+or detected from the first part's columns, with single columns overridden on top (:func:`resolve_columns`).
+LAION-400M was withdrawn; what can be had today is Re-LAION-5B's metadata, whose lower-case columns and
+float ``punsafe`` would otherwise need seven flags, and whose ``punsafe`` read as a tag would drop every row.
 """
 
 from __future__ import annotations
 
+import difflib
 import glob
+import hashlib
 import logging
 import re
-from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ..errors import DatasetError
+from .._io import atomic_write
+from ..errors import ConfigError, DatasetError, UnknownNameError
 from ..hub import download as hub
 
 __all__ = [
     "HUB_PREFIX",
     "PART_STRIDE",
+    "SCHEMAS",
     "ColumnMap",
     "Part",
+    "SchemaPreset",
+    "check_part_columns",
+    "column_type",
+    "detect_schema",
     "fetch_part",
+    "first_part_schema",
+    "get_schema",
     "iter_part_batches",
+    "list_schemas",
+    "register_schema",
     "release_part",
+    "resolve_columns",
     "resolve_parts",
 ]
 
@@ -47,10 +65,14 @@ _PART_NUMBER = re.compile(r"part-(\d+)")
 
 @dataclass(frozen=True)
 class ColumnMap:
-    """Names of the source columns holding each field (LAION's names by default).
+    """Names of the source columns holding each field (LAION-400M's names by default).
 
     ``text`` and ``url`` are required. The others may be ``None`` for datasets without them: the
-    field is then null. ``nsfw=None`` also turns the NSFW filter off (there is nothing to filter on).
+    field is then null. Two NSFW fields, because LAION's releases differ in kind: ``nsfw`` is a *tag*
+    column (LAION-400M's ``NSFW``: UNLIKELY / UNSURE / NSFW; rows tagged UNLIKELY are kept), ``punsafe``
+    a *probability* column (Re-LAION-5B's ``punsafe``; rows at or below ``max_punsafe`` are kept). Each
+    rule runs on the column mapped to it, and :func:`check_part_columns` refuses a column of the other
+    kind; ``None`` for both turns the NSFW filter off (there is nothing to filter on).
     """
 
     text: str = "TEXT"
@@ -60,14 +82,91 @@ class ColumnMap:
     width: str | None = "WIDTH"
     height: str | None = "HEIGHT"
     license: str | None = "LICENSE"
+    punsafe: str | None = None
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The mapping as step keys hash it. ``punsafe`` is left out while unmapped, so the keys of work
+        done before it existed (and of every LAION-400M run) stay the same and nothing is redone."""
+        data = asdict(self)
+        if data["punsafe"] is None:
+            del data["punsafe"]
+        return data
 
     def fields(self) -> dict[str, str | None]:
-        """Our field name → source column name."""
-        return {"caption": self.text, "url": self.url, "nsfw": self.nsfw, "sample_id": self.sample_id,
-                "width": self.width, "height": self.height, "license": self.license}
+        """Our field name → source column name.
+
+        The probability is the index's extension column ``x_punsafe``, so it travels to the index as is;
+        it is left out while unmapped, so LAION-400M's index gains no all-null column.
+        """
+        fields = {"caption": self.text, "url": self.url, "nsfw": self.nsfw, "sample_id": self.sample_id,
+                  "width": self.width, "height": self.height, "license": self.license}
+        return fields | ({PUNSAFE_FIELD: self.punsafe} if self.punsafe is not None else {})
+
+
+#: The table field of the punsafe probability (an index extension column).
+PUNSAFE_FIELD = "x_punsafe"
+#: The CLI flag of each ColumnMap attribute, for messages.
+COLUMN_FLAGS = {"text": "--text-col", "url": "--url-col", "nsfw": "--nsfw-col", "sample_id": "--sample-id-col",
+                "width": "--width-col", "height": "--height-col", "license": "--license-col",
+                "punsafe": "--punsafe-col"}
+
+
+@dataclass(frozen=True)
+class SchemaPreset:
+    """A LAION release's column names, mapped to ours (``--schema NAME``)."""
+
+    name: str
+    columns: ColumnMap
+    doc: str  # which release, where to get it
+
+
+#: Schema presets by name, in detection order (see :func:`detect_schema`).
+SCHEMAS: dict[str, SchemaPreset] = {}
+
+
+def register_schema(preset: SchemaPreset) -> SchemaPreset:
+    """Add a schema preset (``--schema``); a later one with the same name replaces it."""
+    SCHEMAS[preset.name] = preset
+    return preset
+
+
+def list_schemas() -> list[str]:
+    return list(SCHEMAS)
+
+
+def get_schema(name: str) -> SchemaPreset:
+    """The preset ``name``; an unknown name gets suggestions."""
+    if name not in SCHEMAS:
+        raise UnknownNameError("--schema", name, difflib.get_close_matches(name, SCHEMAS) or list(SCHEMAS))
+    return SCHEMAS[name]
+
+
+register_schema(SchemaPreset("laion400m", ColumnMap(), "LAION-400M's parts (laion/laion400m, withdrawn): upper-case "
+                             "columns, the NSFW tag"))
+register_schema(SchemaPreset(
+    "relaion2b",
+    ColumnMap(text="caption", url="url", nsfw=None, sample_id="key", width="original_width",
+              height="original_height", license=None, punsafe="punsafe"),
+    "Re-LAION-5B's English parts (laion/relaion2B-en-research[-safe]): lower-case columns, part-NNNNN-<uuid>-"
+    "c000.snappy.parquet, the punsafe probability instead of a tag",
+))
+
+
+def _with_overrides(columns: ColumnMap, overrides: Mapping[str, str | None]) -> ColumnMap:
+    unknown = sorted(set(overrides) - set(COLUMN_FLAGS))
+    if unknown:
+        raise ConfigError(f"column override(s) {unknown}: the fields are {sorted(COLUMN_FLAGS)}")
+    return replace(columns, **overrides)
+
+
+def detect_schema(names: Sequence[str], overrides: Mapping[str, str | None] | None = None) -> SchemaPreset | None:
+    """The first preset whose columns (after ``overrides``) are all in ``names``; ``None`` if none is."""
+    present = set(names)
+    for preset in SCHEMAS.values():
+        mapped = _with_overrides(preset.columns, overrides or {}).fields().values()
+        if all(column is None or column in present for column in mapped):
+            return preset
+    return None
 
 
 @dataclass(frozen=True)
@@ -159,7 +258,7 @@ def release_part(part: Part, local: Path, *, delete_downloaded: bool) -> None:
 
 
 def _typed_column(table: pa.Table, source: str | None, field: str, n: int) -> pa.Array:
-    kind = {"width": pa.int32(), "height": pa.int32()}.get(field, pa.string())
+    kind = {"width": pa.int32(), "height": pa.int32(), PUNSAFE_FIELD: pa.float64()}.get(field, pa.string())
     if source is None:
         return pa.nulls(n, kind)
     column = table.column(source)
@@ -170,16 +269,108 @@ def _typed_column(table: pa.Table, source: str | None, field: str, n: int) -> pa
     return pc.cast(column, kind, safe=False).combine_chunks()
 
 
-def _check_columns(path: Path, schema: pa.Schema, columns: ColumnMap) -> None:
-    flags = {"caption": "--text-col", "url": "--url-col", "nsfw": "--nsfw-col", "sample_id": "--sample-id-col",
-             "width": "--width-col", "height": "--height-col", "license": "--license-col"}
-    for field, source in columns.fields().items():
+def _is_tag(kind: pa.DataType) -> bool:
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind)
+
+
+def _is_probability(kind: pa.DataType) -> bool:
+    return pa.types.is_floating(kind) or pa.types.is_integer(kind) or pa.types.is_null(kind)
+
+
+def column_type(schema: pa.Schema, name: str) -> str:
+    """The type of column ``name`` as messages name it: ``string`` for every string encoding (pandas writes
+    ``large_string``, Spark dictionaries), else arrow's name (``double``, ``int64``)."""
+    kind = schema.field(name).type
+    return "string" if _is_tag(kind) and not pa.types.is_null(kind) else str(kind)
+
+
+def check_part_columns(where: str | Path, schema: pa.Schema, columns: ColumnMap) -> None:
+    """Refuse, in one line naming the column, a mapped column ``schema`` lacks, or an NSFW column of the other
+    kind than its rule reads: a tag rule on a number compares it with ``"UNLIKELY"`` and drops every row, a
+    probability rule on a tag cannot be computed. Run on the first part before any work, then on every part."""
+    presets = ", ".join(SCHEMAS)
+    for field, source in asdict(columns).items():
         if source is not None and source not in schema.names:
-            optional = "" if field in ("caption", "url") else f", or {flags[field]} none if the data has no such field"
+            optional = "" if field in ("text", "url") else f", or {COLUMN_FLAGS[field]} none if the data has no such field"
             raise DatasetError(
-                f"{path}: no column {source!r} for the {field} field (columns: {schema.names}); "
-                f"pass {flags[field]} NAME{optional}"
+                f"{where}: no column {source!r} for the {field} field (columns: {schema.names}); "
+                f"pass {COLUMN_FLAGS[field]} NAME{optional}, or --schema ({presets})"
             )
+    if columns.nsfw is not None and not _is_tag(schema.field(columns.nsfw).type):
+        raise DatasetError(
+            f"{where}: --nsfw-col {columns.nsfw!r} is a {column_type(schema, columns.nsfw)} column, not an NSFW tag (UNLIKELY / UNSURE / NSFW): "
+            f"the tag rule would drop every row; for a probability of being unsafe pass --nsfw-col none "
+            f"--punsafe-col {columns.nsfw} --max-punsafe P (or --schema relaion2b)"
+        )
+    if columns.punsafe is not None and not _is_probability(schema.field(columns.punsafe).type):
+        raise DatasetError(
+            f"{where}: --punsafe-col {columns.punsafe!r} is a {column_type(schema, columns.punsafe)} column, not a "
+            f"probability: --max-punsafe needs numbers in [0, 1]; for an NSFW tag column pass --nsfw-col {columns.punsafe} and no "
+            "--punsafe-col / --max-punsafe (or --schema laion400m)"
+        )
+
+
+def first_part_schema(part: Part, *, work_dir: str | Path) -> pa.Schema:
+    """The arrow schema of ``part`` (the first one), read from its parquet footer.
+
+    A Hub part is fetched into ``<work_dir>/downloads`` (where its match step finds it), and its schema is
+    kept in ``<work_dir>/schemas/`` under a hash of its source (repo, revision, file): a resumed run whose
+    parts are done (and deleted) fetches nothing to know its columns again.
+    """
+    cached = Path(work_dir) / "schemas" / f"{hashlib.sha256(part.source.encode()).hexdigest()[:16]}.arrows"
+    if part.path is None and cached.is_file():
+        with pa.ipc.open_stream(cached.read_bytes()) as reader:
+            return reader.schema
+    local = fetch_part(part, download_dir=Path(work_dir) / "downloads")
+    try:
+        schema = pq.read_schema(local)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DatasetError(f"{local}: cannot be read as parquet ({exc}); re-download the part") from None
+    if part.path is None:
+        with atomic_write(cached) as handle:
+            handle.write(_schema_bytes(schema))
+    return schema
+
+
+def _schema_bytes(schema: pa.Schema) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, schema):
+        pass
+    return sink.getvalue().to_pybytes()
+
+
+def resolve_columns(
+    first: pa.Schema,
+    *,
+    where: str,
+    schema: str | None = None,
+    columns: ColumnMap | None = None,
+    overrides: Mapping[str, str | None] | None = None,
+) -> tuple[ColumnMap, str | None]:
+    """The column map of a rebuild and the preset it came from, checked against the first part's schema.
+
+    Precedence: ``columns`` (a whole map) > the preset ``schema`` > the preset whose columns the first part
+    has (logged in one line, so a wrong guess is seen) > ``laion400m``; ``overrides`` (field → column,
+    ``None`` for a field the data lacks: the CLI's ``--text-col`` ...) apply on top. The preset's name is
+    ``None`` when ``columns`` were given.
+    """
+    overrides = dict(overrides or {})
+    if columns is not None:
+        base, name = columns, None
+    elif schema is not None:
+        base, name = get_schema(schema).columns, schema
+    else:
+        detected = detect_schema(first.names, overrides)
+        name = detected.name if detected else "laion400m"
+        base = SCHEMAS[name].columns
+        if detected:
+            logger.info("%s: columns of the %s schema (%s); pass --schema to choose another", where, name,
+                        detected.doc.partition(":")[0])
+    chosen = _with_overrides(base, overrides)
+    check_part_columns(where, first, chosen)
+    return chosen, name
 
 
 def iter_part_batches(
@@ -191,7 +382,7 @@ def iter_part_batches(
         reader = pq.ParquetFile(path)
     except (pa.ArrowInvalid, OSError) as exc:
         raise DatasetError(f"{path}: cannot be read as parquet ({exc}); re-download the part") from None
-    _check_columns(path, reader.schema_arrow, columns)
+    check_part_columns(path, reader.schema_arrow, columns)
     if reader.metadata.num_rows > PART_STRIDE:
         raise DatasetError(f"{path}: {reader.metadata.num_rows} rows exceed the {PART_STRIDE} row ids of a part")
     wanted = sorted({c for c in columns.fields().values() if c is not None})

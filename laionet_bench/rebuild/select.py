@@ -1,7 +1,8 @@
 """Steps 3 and 5 of the rebuild: keep safe, similar-enough rows; and the top-N-per-class variant.
 
 SPEC §2.5: keep ``NSFW == "UNLIKELY"`` only (exact string; "UNSURE", "NSFW", missing values all go)
-and similarity *strictly* greater than the threshold (0.82 itself is dropped). Rows whose URL no
+and similarity *strictly* greater than the threshold (0.82 itself is dropped). Re-LAION-5B has no tag
+but a probability, ``punsafe``: there the rule is ``punsafe <= max_punsafe`` (missing values go). Rows whose URL no
 downloader can fetch (not ``http(s)://host``) are dropped and counted too: the index refuses them. SPEC §2.7: per class,
 the N highest-similarity rows after dropping OCR-flagged rows (ties broken by the lower row id, so
 the result does not depend on part order).
@@ -26,7 +27,7 @@ class SelectCounts:
     """What the selection dropped and kept."""
 
     rows: int = 0  # single-synset rows in
-    nsfw_dropped: int = 0  # NSFW tag other than UNLIKELY (missing included)
+    nsfw_dropped: int = 0  # NSFW tag other than UNLIKELY, or punsafe above the limit (missing included)
     below_threshold: int = 0  # safe rows with similarity <= threshold
     bad_url: int = 0  # safe, similar rows whose URL is not http(s)://host
     kept: int = 0
@@ -35,15 +36,18 @@ class SelectCounts:
         return asdict(self)
 
 
-def select_rows(frame: pd.DataFrame, *, threshold: float, nsfw_filter: bool = True) -> tuple[pd.DataFrame, SelectCounts]:
+def select_rows(frame: pd.DataFrame, *, threshold: float, nsfw_filter: bool = True,
+                max_punsafe: float | None = None) -> tuple[pd.DataFrame, SelectCounts]:
     """Rows of ``frame`` (columns ``nsfw``, ``similarity``) that pass the NSFW filter and the threshold.
 
-    ``nsfw_filter=False`` is for caption datasets without an NSFW tag.
+    ``nsfw_filter=False`` is for caption datasets without an NSFW tag. ``max_punsafe`` adds the rule on the
+    probability column ``x_punsafe`` (Re-LAION's ``punsafe``): rows at or below it pass.
     """
+    safe = np.ones(len(frame), bool)
     if nsfw_filter:
-        safe = frame["nsfw"].eq(NSFW_KEEP).fillna(False).to_numpy(bool)
-    else:
-        safe = np.ones(len(frame), bool)
+        safe &= frame["nsfw"].eq(NSFW_KEEP).fillna(False).to_numpy(bool)
+    if max_punsafe is not None:
+        safe &= (pd.to_numeric(frame["x_punsafe"]) <= max_punsafe).fillna(False).to_numpy(bool)
     similar = frame["similarity"].to_numpy() > threshold
     web = web_urls(frame["url"])
     keep = safe & similar & web

@@ -13,6 +13,8 @@ step done)::
     <work>/select/...                  rows kept by NSFW + threshold
     <work>/ocr/...                     + ocr_flag, x_recognized_text
     <work>/downloads/                  Hub parts while they are processed
+    <work>/schemas/<hash>.arrows       the first Hub part's column schema (resolve_config)
+    <work>/.lock                       held by the running rebuild (pipeline.work_lock)
 
 Each record carries a key hashed from the step's parameters and the upstream step's key, so a rerun
 skips exactly the (part, step) pairs whose inputs did not change and redoes the rest. Writes are
@@ -25,7 +27,7 @@ import hashlib
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,15 +37,26 @@ import pyarrow.parquet as pq
 
 from .._io import atomic_write, write_text_atomic
 from ..errors import ConfigError
-from .parts import ColumnMap, Part, fetch_part, iter_part_batches, release_part
+from .parts import (
+    ColumnMap,
+    Part,
+    column_type,
+    fetch_part,
+    first_part_schema,
+    iter_part_batches,
+    release_part,
+    resolve_columns,
+)
 from .textsim import default_threshold
 
 __all__ = [
+    "DEFAULT_MAX_PUNSAFE",
     "PART_STEPS",
     "RebuildConfig",
     "StepContext",
     "part_done",
     "read_step",
+    "resolve_config",
     "run_part_step",
     "step_keys",
 ]
@@ -52,6 +65,10 @@ logger = logging.getLogger(__name__)
 
 #: The steps that run per part, in order (the card step runs once, on the driver: :mod:`.pipeline`).
 PART_STEPS = ("match", "textsim", "select", "ocr")
+#: Rows with ``punsafe`` at or below this are kept (``--max-punsafe``): the NSFW detector's own decision
+#: boundary, so a row stays when the detector calls it safe rather than unsafe. LAION-400M's tag rule
+#: (UNLIKELY only) came from another detector, so no value reproduces it; pass a lower one to be stricter.
+DEFAULT_MAX_PUNSAFE = 0.5
 
 
 @dataclass
@@ -60,12 +77,15 @@ class RebuildConfig:
 
     # input
     parts: list[str]  # files, folders, globs, hf://datasets/<repo>[@rev][/glob]
-    columns: ColumnMap = field(default_factory=ColumnMap)
+    columns: ColumnMap | None = None  # a whole map instead of a schema preset (resolve_config fills it in)
+    schema: str | None = None  # column preset: laion400m | relaion2b; None: detected from the first part
+    column_overrides: dict[str, str | None] = field(default_factory=dict)  # field → column, over the map
     # method
     rules: str = "official"  # lemma rules: official | ours
     encoder: str = "openclip:ViT-B-32/openai"
     threshold: float | None = None  # None: the reference's value for the encoder
     top_per_class: int | None = None  # also write the top-N-per-class variant
+    max_punsafe: float | None = None  # keep punsafe <= this (a punsafe column only); None: DEFAULT_MAX_PUNSAFE
     variant: str | None = None  # main variant name (default from encoder + threshold)
     ocr_engine: str = "none"  # none | tesseract[:LANG]
     images: str | None = None  # folder of <row_id>.<ext> images for OCR
@@ -84,6 +104,26 @@ class RebuildConfig:
             raise ConfigError(f"no reference threshold for encoder {self.encoder!r}: pass --threshold")
         return float(threshold)
 
+    def column_map(self) -> ColumnMap:
+        """The resolved columns (:func:`resolve_config` fills them in from the schema and the first part)."""
+        if self.columns is None:
+            raise ConfigError("the rebuild's columns are not resolved yet: pass the config through "
+                              "resolve_config(config, first_part) (run_pipeline does)")
+        return self.columns
+
+    def punsafe_limit(self) -> float | None:
+        """The ``punsafe`` a kept row may have at most, or ``None`` when no probability column is mapped."""
+        if self.column_map().punsafe is None:
+            return None
+        return DEFAULT_MAX_PUNSAFE if self.max_punsafe is None else float(self.max_punsafe)
+
+    def nsfw_rule(self) -> str:
+        """The NSFW rule in words, for the card: what a kept row satisfies."""
+        columns, limit = self.column_map(), self.punsafe_limit()
+        rules = ([f"{columns.nsfw} == 'UNLIKELY'"] if columns.nsfw is not None else []) + (
+            [f"{columns.punsafe} <= {limit:g}"] if limit is not None else [])
+        return " and ".join(rules) or "none (no NSFW column)"
+
     @property
     def output_dir(self) -> Path:
         return Path(self.out_dir) if self.out_dir else Path(self.work_dir) / "dataset"
@@ -100,11 +140,31 @@ def _hash(*items: Any) -> str:
 
 def step_keys(part: Part, config: RebuildConfig, *, ocr_name: str | None = None) -> dict[str, str]:
     """The key each step's record must carry to count as done for ``part`` under ``config``."""
-    match = _hash("match", part.source, part.index, config.rules, config.columns.to_dict())
+    columns, limit = config.column_map(), config.punsafe_limit()
+    match = _hash("match", part.source, part.index, config.rules, columns.to_dict())
     textsim = _hash("textsim", match, config.encoder)
-    select = _hash("select", textsim, config.resolved_threshold(), config.columns.nsfw is not None)
+    # the punsafe limit only when there is one, so the keys of tag-rule work stay as they were
+    select = _hash("select", textsim, config.resolved_threshold(), columns.nsfw is not None,
+                   *([("punsafe", limit)] if limit is not None else []))
     ocr = _hash("ocr", select, ocr_name or config.ocr_engine, config.images)
     return {"match": match, "textsim": textsim, "select": select, "ocr": ocr}
+
+
+def resolve_config(config: RebuildConfig, first: Part) -> RebuildConfig:
+    """``config`` with its columns resolved against the first part (:func:`~.parts.resolve_columns`) and its
+    NSFW rule checked, before any work: ``--max-punsafe`` needs a probability column and a value in [0, 1]."""
+    schema = first_part_schema(first, work_dir=config.work_dir)
+    columns, preset = resolve_columns(schema, where=first.source, schema=config.schema, columns=config.columns,
+                                      overrides=config.column_overrides)
+    if config.max_punsafe is not None:
+        if not 0 <= config.max_punsafe <= 1:
+            raise ConfigError(f"--max-punsafe {config.max_punsafe:g}: punsafe is a probability; pass a value in [0, 1]")
+        if columns.punsafe is None:
+            tag = (f"the NSFW field is the {column_type(schema, columns.nsfw)} column {columns.nsfw!r}, a tag"
+                   if columns.nsfw is not None else "no NSFW column is mapped")
+            raise ConfigError(f"{first.source}: --max-punsafe {config.max_punsafe:g} is a rule on a probability "
+                              f"column, but {tag}: pass --punsafe-col NAME (or --schema relaion2b), or drop --max-punsafe")
+    return replace(config, columns=columns, schema=preset or config.schema, column_overrides={})
 
 
 def _paths(config: RebuildConfig, step: str, part: Part) -> tuple[Path, Path]:
@@ -197,7 +257,7 @@ def _match(part: Part, ctx: StepContext) -> tuple[pa.Table, dict]:
     config, matcher = ctx.config, ctx.matcher()
     local = fetch_part(part, download_dir=Path(config.work_dir) / "downloads")
     total, kept = MatchCounts(), []
-    for batch in iter_part_batches(local, part.index, config.columns, batch_rows=config.batch_rows):
+    for batch in iter_part_batches(local, part.index, config.column_map(), batch_rows=config.batch_rows):
         rows, counts = matcher.match_table(batch)
         kept.append(rows)
         total.add(counts)
@@ -224,7 +284,8 @@ def _select(part: Part, ctx: StepContext) -> tuple[pd.DataFrame, dict]:
 
     rows = read_step(ctx.config, "textsim", part)
     kept, counts = select_rows(rows, threshold=ctx.config.resolved_threshold(),
-                               nsfw_filter=ctx.config.columns.nsfw is not None)
+                               nsfw_filter=ctx.config.column_map().nsfw is not None,
+                               max_punsafe=ctx.config.punsafe_limit())
     return kept, counts.to_dict()
 
 
