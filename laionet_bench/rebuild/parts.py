@@ -379,7 +379,8 @@ def iter_part_batches(
     """Read a part in record batches, as tables with our field names plus ``row_id``."""
     path = Path(path)
     try:
-        reader = pq.ParquetFile(path)
+        # streamed column reads, nothing pre-buffered: pyarrow otherwise keeps the row groups read so far
+        reader = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
     except (pa.ArrowInvalid, OSError) as exc:
         raise DatasetError(f"{path}: cannot be read as parquet ({exc}); re-download the part") from None
     check_part_columns(path, reader.schema_arrow, columns)
@@ -394,4 +395,6 @@ def iter_part_batches(
         arrays |= {f: _typed_column(table, s, f, n) for f, s in columns.fields().items()}
         offset += n
         yield pa.table(arrays)
+        del table, batch, arrays
+        pa.default_memory_pool().release_unused()  # the batch's buffers back to the OS, not kept by the pool
 
