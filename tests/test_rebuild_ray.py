@@ -202,3 +202,11 @@ def test_cpu_actors_run_torch_on_the_node_cores(cpu_only_ray, tmp_path, laion_pa
     config = config_for(laion_parts, tmp_path / "ray", encoder=f"openclip:local-dir:{tmp_path / 'missing'}")
     run_pipeline(config, executor="ray", encoder=ThreadsFactory(calls), steps=["match", "textsim"])
     assert [json.loads(p.read_text()) for p in calls.glob("*.json")] == [2]  # one actor (the default), 2 threads
+
+
+def test_match_tasks_declare_their_memory_and_one_polars_thread():
+    from laionet_bench.rebuild.executors import match_task_options
+
+    options = match_task_options(RebuildConfig(parts=["p"], work_dir="w", batch_rows=100_000))
+    assert options["memory"] == 256 * 2**20 + 100_000 * 1024  # above the 344 MiB measured at this batch size
+    assert options["runtime_env"] == {"env_vars": {"POLARS_MAX_THREADS": "1"}}

@@ -155,6 +155,15 @@ def _absolute(config: RebuildConfig) -> RebuildConfig:
                    images=absolute(config.images))
 
 
+def match_task_options(config: RebuildConfig) -> dict[str, Any]:
+    """Ray options of a match task: the memory it declares, so Ray packs no more of them on a node than fit
+    (peak RSS ≈ 200 MiB + ~0.55 KiB per row of a batch, measured by ``benchmarks/match_memory.py``; declared
+    with a margin as 256 MiB + 1 KiB per row), and polars on the one CPU the task holds (it would start a thread
+    per core of the node, for every task at once)."""
+    return {"memory": (256 << 20) + 1024 * config.batch_rows,
+            "runtime_env": {"env_vars": {"POLARS_MAX_THREADS": "1"}}}
+
+
 def run_ray(parts: list[Part], ctx: StepContext, steps: list[str], *, address: str | None = None,
             cpu_actors: int = 1) -> None:
     """Run ``steps`` over ``parts`` with Ray tasks and text-encoder actors (see the module docstring).
@@ -174,7 +183,8 @@ def run_ray(parts: list[Part], ctx: StepContext, steps: list[str], *, address: s
     images = _ship(ray, ctx.images, "image source", "use RebuildConfig.images (a folder of <row_id> images)")
     config = ray.put(_absolute(ctx.config))  # workers do not share the driver's working directory
     task = ray.remote(num_cpus=1)(_run_steps)
-    upstream = [task.remote(["match"], part, config) if "match" in steps else None for part in parts]
+    match = task.options(**match_task_options(ctx.config))
+    upstream = [match.remote(["match"], part, config) if "match" in steps else None for part in parts]
     ready: Iterable[tuple[int, Any]] = enumerate(upstream)
     if "textsim" in steps:  # a part is ready for the later steps once its textsim is done
         ready = ((i, None) for i in _textsim_on_actors(ray, parts, config, encoder, upstream, cpu_actors=cpu_actors))

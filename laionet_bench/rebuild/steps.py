@@ -27,6 +27,7 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -189,15 +190,31 @@ def read_step(config: RebuildConfig, step: str, part: Part) -> pd.DataFrame:
 _STRING_FIELDS = ("sample_id", "url", "caption", "nsfw", "license", "wnid", "x_recognized_text")
 
 
-def _write_step(config: RebuildConfig, step: str, part: Part, rows: pa.Table | pd.DataFrame, record: dict) -> None:
-    data_path, record_path = _paths(config, step, part)
+def _normalized(rows: pa.Table | pd.DataFrame) -> pa.Table:
+    """``rows`` as a table whose string fields are strings: the same types in every part, even all-null columns."""
     table = rows if isinstance(rows, pa.Table) else pa.Table.from_pandas(rows, preserve_index=False)
-    for i, name in enumerate(table.column_names):  # same types in every part, even all-null columns
+    for i, name in enumerate(table.column_names):
         if name in _STRING_FIELDS and not pa.types.is_string(table.schema.field(name).type):
             table = table.set_column(i, name, table.column(name).cast(pa.string()))
-    with atomic_write(data_path) as handle:
-        pq.write_table(table, handle, compression="zstd")
-    write_text_atomic(record_path, json.dumps(record, sort_keys=True) + "\n")
+    return table
+
+
+def _write_rows(config: RebuildConfig, step: str, part: Part, rows: pa.Table | pd.DataFrame | Iterable[pa.Table]) -> None:
+    """The step's rows, written atomically; an iterable of tables (at least one) is written as it comes, so a
+    step that streams (match) never holds its whole output."""
+    tables = [rows] if isinstance(rows, pa.Table | pd.DataFrame) else rows
+    with atomic_write(_paths(config, step, part)[0]) as handle:
+        writer = None
+        for table in map(_normalized, tables):
+            writer = writer or pq.ParquetWriter(handle, table.schema, compression="zstd")
+            writer.write_table(table)
+        if writer is None:
+            raise RuntimeError(f"{step} {part.name}: the step produced no table")  # a bug of the step, not bad input
+        writer.close()
+
+
+def _write_record(config: RebuildConfig, step: str, part: Part, record: dict) -> None:
+    write_text_atomic(_paths(config, step, part)[1], json.dumps(record, sort_keys=True) + "\n")
 
 
 @dataclass
@@ -251,21 +268,27 @@ class StepContext:
         return self.ocr_engine, self.images
 
 
-def _match(part: Part, ctx: StepContext) -> tuple[pa.Table, dict]:
+def _match(part: Part, ctx: StepContext) -> tuple[Iterator[pa.Table], Callable[[], dict]]:
+    """The part's single-synset rows, batch by batch as they are matched (written as they come), and its counts
+    once they are all read."""
     from .match import MatchCounts
 
     config, matcher = ctx.config, ctx.matcher()
-    local = fetch_part(part, download_dir=Path(config.work_dir) / "downloads")
-    total, kept = MatchCounts(), []
-    for batch in iter_part_batches(local, part.index, config.column_map(), batch_rows=config.batch_rows):
-        rows, counts = matcher.match_table(batch)
-        kept.append(rows)
-        total.add(counts)
-    release_part(part, local, delete_downloaded=config.delete_downloaded)
-    if not kept:
-        schema = pa.schema([("row_id", pa.int64()), ("caption", pa.string()), ("wnid", pa.string())])
-        return schema.empty_table(), total.to_dict()
-    return pa.concat_tables(kept), total.to_dict()
+    total = MatchCounts()
+
+    def kept() -> Iterator[pa.Table]:
+        local = fetch_part(part, download_dir=Path(config.work_dir) / "downloads")
+        empty = True
+        for batch in iter_part_batches(local, part.index, config.column_map(), batch_rows=config.batch_rows):
+            rows, counts = matcher.match_table(batch)
+            total.add(counts)
+            empty = False
+            yield rows
+        release_part(part, local, delete_downloaded=config.delete_downloaded)
+        if empty:
+            yield pa.schema([("row_id", pa.int64()), ("caption", pa.string()), ("wnid", pa.string())]).empty_table()
+
+    return kept(), total.to_dict
 
 
 def _textsim(part: Part, ctx: StepContext) -> tuple[pd.DataFrame, dict]:
@@ -316,10 +339,12 @@ def run_part_step(step: str, part: Part, ctx: StepContext) -> dict:
                           f"settings: run 'laionet-bench rebuild {upstream}' (or 'all') first")
     start = time.perf_counter()
     rows, counts = _RUNNERS[step](part, ctx)
+    _write_rows(ctx.config, step, part, rows)  # a streaming step (match) does its work here
+    counts = counts() if callable(counts) else counts
     seconds = time.perf_counter() - start
     record = {"key": keys[step], "step": step, "part": part.name, "source": part.source, "counts": counts,
               "seconds": round(seconds, 3)}
-    _write_step(ctx.config, step, part, rows, record)
+    _write_record(ctx.config, step, part, record)
     n = counts.get("rows", 0)
     logger.info("%s %s: %s rows in %.2f s (%s rows/s)", step, part.name, f"{n:,}", seconds,
                 f"{n / seconds:,.0f}" if seconds > 0 else "-")
