@@ -97,7 +97,7 @@ MAX_TOTAL_TIMEOUT = 7 * MAX_TIMEOUT
 
 
 def _is_cidr_list(networks: object) -> bool:
-    if isinstance(networks, str):
+    if isinstance(networks, str) or not isinstance(networks, Iterable):
         return False
     try:
         for network in networks:
@@ -268,7 +268,7 @@ def resolve_checked(host: str, port: int, *, allow_private: bool, allow_networks
         raise httpcore2.ConnectError(f"cannot resolve {host!r}: {exc}") from None
     except UnicodeError as exc:
         raise httpcore2.ConnectError(f"cannot resolve {host!r}: {exc}") from None
-    addresses = list(dict.fromkeys(info[4][0] for info in infos))
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))  # TCP addresses: always a str
     for address in addresses:
         refusal = address_refusal(address, allow_private=allow_private, allow_networks=allow_networks)
         if refusal:
