@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import string
 from dataclasses import asdict, dataclass
+from typing import cast
 
 import polars as pl
 import pyarrow as pa
@@ -120,7 +121,7 @@ class LemmaMatcher:
 
     def match_table(self, table: pa.Table) -> tuple[pa.Table, MatchCounts]:
         """Keep the single-synset rows of ``table`` (field ``caption``), adding their ``wnid``."""
-        hits = self.matches(pl.from_arrow(table.column("caption")).alias("c"))
+        hits = self.matches(cast(pl.Series, pl.from_arrow(table.column("caption"))).alias("c"))  # a column: a Series
         single = hits.filter(pl.col("wnids").list.len() == 1)
         counts = MatchCounts(rows=table.num_rows, matched=hits.height, multi_synset=hits.height - single.height,
                              kept=single.height)
