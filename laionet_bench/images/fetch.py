@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
 import httpcore2
@@ -77,7 +78,7 @@ _RETRY_AFTER_CODES = frozenset({429, 503})
 _NO_SUCH_HOST = frozenset(c for c in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", None)) if c is not None)
 
 
-def check_options(options: object, rules: Iterable[tuple[str, str | None, Callable[[object], bool], str]]) -> None:
+def check_options(options: object, rules: Iterable[tuple[str, str | None, Callable[[Any], bool], str]]) -> None:
     """Raise :class:`ConfigError` for the first ``(field, flag, is_valid, rule)`` that ``options`` breaks.
 
     Shared by :class:`FetchPolicy` and ``DownloadOptions`` so the Python API refuses what the CLI
