@@ -17,6 +17,7 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeGuard
 
 from .._io import read_json, slug, write_text_atomic
 from ..catalog import load_catalog
@@ -114,14 +115,15 @@ def _tolerance(value: object, path: str, field: str) -> float:
         raise _bad(path, field, value, "'se' or a finite number of standard errors >= 0") from None
 
 
-def _is_number(value: object) -> bool:
+def _is_number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _check_class(wnid: str, entry: object, path: str) -> None:
     """One class entry: a catalogue wnid, recalls in [0, 1], SEs >= 0, a positive count, its own tolerance if any."""
     _check(wnid in load_catalog(), path, f"classes.{wnid}", wnid, "keyed by an ImageNet-1k wnid")
-    _check(isinstance(entry, dict), path, f"classes.{wnid}", entry, "an object")
+    if not isinstance(entry, dict):
+        raise _bad(path, f"classes.{wnid}", entry, "an object")
     n = entry.get("n")
     _check(_is_number(n) and n == int(n) and n >= 1, path, f"classes.{wnid}.n", n, "a count >= 1")
     for metric in METRIC_CHOICES:

@@ -16,7 +16,7 @@ METRIC_CHOICES = ("top1", "top5")
 WEIGHTING_CHOICES = ("equi", "laion")
 
 
-def parse_tolerance(value: str | float | int) -> float:
+def parse_tolerance(value: object) -> float:
     """``"se"`` → 1.0; a non-negative number (or numeric string) → that many standard errors."""
     if isinstance(value, str):
         text = value.strip().lower()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 EPILOG = """examples:
   laionet-bench classes                     all 1000 classes
@@ -38,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     by_wnid: dict[str, list[str]] = {}
     for lemma, wnid in lemmas.lemma_to_wnid.items():
         by_wnid.setdefault(wnid, []).append(lemma)
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "index": c.index,
             "wnid": c.wnid,

@@ -38,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
     papers = {spec: paper_model_for_spec(spec) for spec in specs}
     rows, groups, missing = [], set(), []
     for spec in specs:
-        group = [papers[spec].group if papers[spec] else ""] if any(papers.values()) else []
+        paper = papers[spec]
+        group = [paper.group if paper else ""] if any(papers.values()) else []
         try:  # an HF checkpoint that is not cached (offline) is listed, not fatal
             config = resolve_data_config(spec)
         except ModelSpecError as exc:

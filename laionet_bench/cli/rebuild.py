@@ -126,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
     if args.publish_repo:
         from ..hub.upload import publish_folder
 
-        if not report.variants:
+        if not report.variants or report.out_dir is None:
             raise ConfigError("--publish-repo needs the card step: run 'rebuild card' or 'rebuild all'")
         published = publish_folder(report.out_dir, repo_id=args.publish_repo, revision=args.publish_revision,
                                    commit_message="Publish LAIONet index rebuilt with laionet-bench")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Mapping
 
 from ..evaluation.options import PROTOCOLS
 from ._datasets import AMP_CHOICES, WORKERS_HELP, add_data_options, image_store_from_args, imagenet_from_args
@@ -163,8 +164,8 @@ def run_demo_command(args: argparse.Namespace) -> int:
                     device=args.device, batch_size=args.batch_size, workers=args.workers, amp=args.amp,
                     channels_last=args.channels_last, predictions=args.predictions)
     print(to_markdown(demo.leaderboard, title="LAIONet-demo leaderboard"))
-    laion, imnet = (demo.results[0].datasets[k] for k in ("laionet", "imagenet")) if demo.results else (None, None)
-    if laion is not None:
+    if demo.results:
+        laion, imnet = (demo.results[0].datasets[k] for k in ("laionet", "imagenet"))
         print(f"LAIONet-demo: {laion.n_evaluated} images over {laion.n_classes} classes; ImageNet-demo: "
               f"{imnet.n_evaluated} images over {imnet.n_classes} classes (1-10 images per class: per-class "
               "recalls are very noisy; read the standard errors).")
@@ -185,6 +186,7 @@ def run_plan_command(args: argparse.Namespace) -> int:
 
     options = engine_options(args)
     options.check()
+    budgets: Mapping[str, int] | None
     if args.cluster:  # a target cluster, planned from anywhere: its GPUs need not be here
         cluster = parse_cluster(args.cluster)
         if args.max_memory is None:

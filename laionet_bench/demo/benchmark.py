@@ -19,8 +19,14 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .build import build_demo, default_demo_dir
+
+if TYPE_CHECKING:
+    from ..evaluation.evaluator import EvaluationReport
+    from ..leaderboard.table import Leaderboard
+    from ..similarity import SimilaritySummary
 
 __all__ = ["DemoData", "DemoRun", "prepare_demo", "run_demo"]
 
@@ -50,9 +56,9 @@ class DemoRun:
     """What ``run_demo`` produced."""
 
     data: DemoData
-    evaluation: object  # EvaluationReport: the results, and the models that failed
-    similarity: object  # SimilaritySummary
-    leaderboard: object  # Leaderboard
+    evaluation: EvaluationReport  # the results, and the models that failed
+    similarity: SimilaritySummary
+    leaderboard: Leaderboard
     out: Path
     leaderboard_dir: Path
 

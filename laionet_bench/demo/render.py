@@ -70,7 +70,12 @@ def render_to_file(task: RenderTask) -> RenderedImage:
 def _render(task: RenderTask) -> Image.Image:
     if task.render == "emoji":
         return _render_emoji(task.code_point, task.font)
-    data = task.data if task.data is not None else task.file.read_bytes()
+    if task.data is not None:
+        data = task.data
+    elif task.file is not None:
+        data = task.file.read_bytes()
+    else:
+        raise ValueError(f"render task for row {task.row_id} has neither a file nor bytes")
     if task.render == "svg":
         return _on_white(Image.open(io.BytesIO(_rsvg(data))))
     if task.render == "raster":

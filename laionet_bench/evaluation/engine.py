@@ -124,9 +124,10 @@ def run_datasets(specs: Sequence[str], datasets: Mapping[str, Dataset], *, store
     options.check()
     specs = as_model_specs(specs)
     targets = plan_targets(options)
-    pairs = shard_pairs(specs, datasets, options.shard) if options.shard else None
-    if pairs is not None:
-        logger.info("shard %d/%d: %d of %d (model, dataset) pair(s)", *options.shard, len(pairs),
+    shard = options.shard
+    pairs = shard_pairs(specs, datasets, shard) if shard else None
+    if shard and pairs is not None:
+        logger.info("shard %d/%d: %d of %d (model, dataset) pair(s)", *shard, len(pairs),
                     len(specs) * len(datasets))
     work = collect_work(specs, datasets, store_root=store_root, weights=weights, options=options, pairs=pairs)
     busy = [s for s in specs if any(work[s, n].ok and work[s, n].todo for n in datasets if (s, n) in work)]

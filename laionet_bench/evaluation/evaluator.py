@@ -25,7 +25,7 @@ import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 
@@ -181,8 +181,11 @@ def _v2_root(value: str) -> str:
 
 
 def _recall_inputs(outcome: ModelOutcome, data: Dataset, protocol: str) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
-    """Per-class recall table, summary kwargs, and the skipped (unreadable) rows of one model/dataset."""
-    records = read_predictions(outcome.store, ["key", "wnid", "ok", "error", "true_rank"])
+    """Per-class recall table, summary kwargs, and the skipped (unreadable) rows of one model/dataset.
+
+    ``outcome`` is ``ok``, so it has its store (and a failed one its ``reason``, which :func:`fail` sets).
+    """
+    records = read_predictions(cast(Path, outcome.store), ["key", "wnid", "ok", "error", "true_rank"])
     records = records[records["key"].isin(data.table["key"]).to_numpy()]
     good = records[records["ok"].to_numpy(dtype=bool)]
     if good.empty:
@@ -255,7 +258,7 @@ def _collect(specs: Sequence[str], outcomes: dict[str, dict[str, ModelOutcome]],
     """Per spec a result, or one failure per dataset it failed on; plus the unreadable images."""
     results, failures, skipped = [], [], []
     for spec in specs:
-        failed = [ModelFailure(spec, name, o[spec].reason) for name, o in outcomes.items() if o[spec].status != "ok"]
+        failed = [ModelFailure(spec, name, o[spec].reason or "") for name, o in outcomes.items() if o[spec].status != "ok"]
         if failed:
             failures.extend(failed)
             continue
@@ -267,7 +270,7 @@ def _collect(specs: Sequence[str], outcomes: dict[str, dict[str, ModelOutcome]],
 
 def _shard_report(outcomes: dict[str, dict[str, ModelOutcome]], out: Path, shard: tuple[int, int]) -> EvaluationReport:
     """A shard fills the store only: a model's result needs every dataset, which other shards may hold."""
-    failures = [ModelFailure(o.spec, name, o.reason) for name, by_spec in outcomes.items() for o in by_spec.values()
+    failures = [ModelFailure(o.spec, name, o.reason or "") for name, by_spec in outcomes.items() for o in by_spec.values()
                 if o.status != "ok"]
     logger.info("shard %d/%d done: %d (model, dataset) pair(s) in the store; run the same command without --shard "
                 "to write the results", *shard, sum(len(by_spec) for by_spec in outcomes.values()) - len(failures))

@@ -33,6 +33,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -347,6 +348,8 @@ def _assemble(*, spec: str, run_key: str, info: dict, provenance: Provenance, in
 def _result(predictor: str, files: dict[str, PerImageResults], classes: list[str], weights: pd.Series | None,
             provenance: Provenance) -> ModelResult:
     paper = paper_model_for_predictor(predictor)
+    if paper is None:
+        raise ResultsError(f"{predictor!r} is not one of the paper's predictors")
     present = {key: data for key, data in files.items() if predictor in data.columns}
     inputs = {key: _dataset_inputs(data, predictor, classes) for key, data in present.items()}
     sources = [s.to_dict() for data in present.values() for s in data.sources]
@@ -391,7 +394,8 @@ def import_reference_results(
     if imagenet_val is not None:
         files["imagenet"] = read_imagenet_val_results(imagenet_val, devkit=devkit)
     if laionet is not None:
-        files["laionet"] = read_laionet_results(laionet, labels=label_dict, labels_path=labels, variant=variant)
+        files["laionet"] = read_laionet_results(laionet, labels=cast(dict, label_dict), labels_path=cast(Path, labels),
+                                                 variant=variant)  # both checked above
     val_wnids = set(files["imagenet"].wnids) if "imagenet" in files else None
     classes = official_classes(label_dict, val_wnids) if label_dict is not None else official_classes(val_wnids)
     if not classes:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -116,11 +116,12 @@ def decode_loader(dataset: Dataset, positions: np.ndarray, data_config: Mapping[
     import torch
 
     decoded = DecodedImages(dataset, positions, make_decoder(data_config), data_config["input_size"])
-    return torch.utils.data.DataLoader(decoded, batch_size=options.batch_size, num_workers=options.workers,
-                                       pin_memory=pin_memory, shuffle=False)
+    # torch annotates a Dataset subclass; DataLoader takes any map-style sequence (__getitem__, __len__)
+    return torch.utils.data.DataLoader(decoded, batch_size=options.batch_size,  # type: ignore[arg-type]
+                                       num_workers=options.workers, pin_memory=pin_memory, shuffle=False)
 
 
-def unreadable_records(keys: Sequence[str], wnids: Sequence[str], errors: Sequence[str]) -> list[dict]:
+def unreadable_records(keys: Iterable[object], wnids: Iterable[object], errors: Iterable[str]) -> list[dict]:
     """Store records of images that could not be decoded (nothing predicted)."""
     return [{"key": str(k), "wnid": str(w), "ok": False, "error": e, "top5": None, "scores": None, "true_rank": -1}
             for k, w, e in zip(keys, wnids, errors, strict=True)]
@@ -218,7 +219,7 @@ def predict_batch(predictors: Mapping[str, Predictor], batch: DecodedBatch, need
         bad = np.flatnonzero(need & ~batch.ok)
         good = np.flatnonzero(need & batch.ok)
         try:
-            records = unreadable_records(batch.keys[bad], batch.wnids[bad], [batch.errors[i] for i in bad])
+            records = unreadable_records(batch.keys[bad], batch.wnids[bad], [batch.errors[int(i)] for i in bad])
             if len(good):
                 rows = images if len(good) == len(images) else images.index_select(0, torch.from_numpy(good).to(images.device))
                 records += predictors[spec].predict(rows, [str(k) for k in batch.keys[good]],

@@ -182,7 +182,8 @@ def plan_waves(
     budget = min(budgets[d] for d in devices) if budgets else None
     build_copy = any(_builds_in_budget(d) for d in devices)
     footprints = {spec: _fit(f, budget, build_copy) for spec, f in asked.items()} if budget is not None else asked
-    micro = {s: f.batch_size for s, f in footprints.items() if f.batch_size != asked[s].batch_size}
+    micro = {s: f.batch_size for s, f in footprints.items()
+             if f.batch_size is not None and f.batch_size != asked[s].batch_size}
     groups: dict[tuple, list[Footprint]] = {}
     for spec in specs:
         groups.setdefault(footprints[spec].preprocess, []).append(footprints[spec])

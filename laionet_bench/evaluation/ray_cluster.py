@@ -130,7 +130,7 @@ def single_machine(ray: ModuleType) -> Iterator[None]:
     constants = getattr(getattr(ray, "_private", None), "ray_constants", None)
     saved_env, saved_constant = os.environ.get(_SINGLE_MACHINE_ENV), getattr(constants, "ENABLE_RAY_CLUSTER", None)
     os.environ[_SINGLE_MACHINE_ENV] = "0"
-    if saved_constant is not None:
+    if constants is not None and saved_constant is not None:
         constants.ENABLE_RAY_CLUSTER = False
     try:
         yield
@@ -139,5 +139,5 @@ def single_machine(ray: ModuleType) -> Iterator[None]:
             os.environ.pop(_SINGLE_MACHINE_ENV, None)
         else:
             os.environ[_SINGLE_MACHINE_ENV] = saved_env
-        if saved_constant is not None:
+        if constants is not None and saved_constant is not None:
             constants.ENABLE_RAY_CLUSTER = saved_constant

@@ -96,7 +96,7 @@ def connect(address: str | None, *, max_memory: float | None = None) -> Cluster:
 
     gpus = int(ray.cluster_resources().get("GPU", 0))
     if gpus:
-        options = {f"ray-gpu:{i}": {"num_gpus": 1, "num_cpus": 0} for i in range(gpus)}
+        options: dict[str, dict[str, Any]] = {f"ray-gpu:{i}": {"num_gpus": 1, "num_cpus": 0} for i in range(gpus)}
     else:
         nodes = sorted(n["NodeID"] for n in ray.nodes() if n["Alive"] and n["Resources"].get("CPU", 0) > 0)
         if not nodes:
@@ -252,7 +252,7 @@ class _Driver:
                 return
             actors = [self.actor(lane.wave.device) for lane in lanes]
             plan = ctx.plan
-            builds = [actor.build.remote(lane.specs(), dict(plan.micro_batches),
+            builds: list[Any] | None = [actor.build.remote(lane.specs(), dict(plan.micro_batches),
                                          {s: plan.footprints[s] for s in lane.specs() if s in plan.footprints})
                       for lane, actor in zip(lanes, actors, strict=True)]
             try:

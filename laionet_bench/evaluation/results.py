@@ -364,7 +364,7 @@ _REWRITE = "delete this model's folder and run the evaluation again (stored pred
 #: The fields a ``result.json`` must hold, and their JSON type.
 _FIELDS: dict[str, type] = {"model": str, "run_key": str, "model_info": dict, "classes": list, "datasets": dict,
                             "provenance": dict}
-_JSON_NAMES = {str: "a string", list: "a list", dict: "an object"}
+_JSON_NAMES: dict[type, str] = {str: "a string", list: "a list", dict: "an object"}
 
 
 def _shape_problem(data: Any) -> str | None:
@@ -441,7 +441,8 @@ def read_results(results_dir: str | Path) -> list[ModelResult]:
     root = Path(results_dir)
     if not root.is_dir():
         raise ResultsError(f"{root}: no such results folder; run 'laionet-bench run --out {root}' first")
-    results, folders = [], {}
+    results: list[ModelResult] = []
+    folders: dict[tuple[str, str, str], Path] = {}
     for path in sorted(root.glob(f"*/{RESULT_FILE}")):
         result = read_result(path.parent)
         key = result_key(result)

@@ -30,7 +30,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pyarrow as pa
@@ -38,6 +38,9 @@ import pyarrow.parquet as pq
 
 from .._io import atomic_write, slug, write_text_atomic
 from ..errors import StoreError
+
+if TYPE_CHECKING:
+    from filelock import BaseFileLock
 
 __all__ = ["CHUNK_ROWS", "RECORD_SCHEMA", "STORE_VERSION", "PredictionStore", "StoredKeys", "read_keys",
            "read_predictions", "run_key", "store_dir"]
@@ -164,7 +167,7 @@ class PredictionStore:
         self.chunk_rows = chunk_rows or CHUNK_ROWS
         self.lock_timeout = lock_timeout
         self._buffer: list[dict] = []
-        self._lock = None
+        self._lock: BaseFileLock | None = None
         self._next = 0
         self.compact_on_exit = False  # set by the writer once every row it lacked is computed
 
@@ -172,11 +175,11 @@ class PredictionStore:
         from filelock import FileLock, Timeout
 
         self.folder.mkdir(parents=True, exist_ok=True)
-        self._lock = FileLock(str(self.folder / ".lock"))
+        lock = self._lock = FileLock(str(self.folder / ".lock"))
         try:
-            self._lock.acquire(timeout=self.lock_timeout)
+            lock.acquire(timeout=self.lock_timeout)
         except Timeout:
-            raise StoreError(f"{self.folder} is being written by another laionet-bench run (lock {self._lock.lock_file}); "
+            raise StoreError(f"{self.folder} is being written by another laionet-bench run (lock {lock.lock_file}); "
                              "wait for it to finish or use another --out") from None
         if not (self.folder / "run.json").exists():
             self._write_run({"run_key": self.key, **self.payload})
@@ -191,7 +194,8 @@ class PredictionStore:
                 if self.compact_on_exit:
                     self.compact()
         finally:
-            self._lock.release()
+            if self._lock is not None:
+                self._lock.release()
 
     def _write_run(self, data: dict) -> None:
         write_text_atomic(self.folder / "run.json", json.dumps(data, indent=1, sort_keys=True, default=str) + "\n")

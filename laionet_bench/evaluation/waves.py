@@ -103,10 +103,13 @@ def predict_probed(predictors: Mapping[str, Predictor], batch: DecodedBatch, nee
     rest = dict(needs)
     for spec in [s for s in needs if s not in probed]:
         one = {spec: rest.pop(spec)}
-        probed[spec] = measure_peak_bytes(lambda one=one: out.update(predict_batch(predictors, batch, one, device)),
-                                          device=device)
-        if probed[spec] is not None and spec in footprints and not isinstance(out.get(spec), Exception):
-            _compare_probe(footprints[spec], probed[spec], rows=int((one[spec] & batch.ok).sum()), device=device)
+
+        def forward(one: Mapping[str, np.ndarray] = one) -> None:
+            out.update(predict_batch(predictors, batch, one, device))
+
+        peak = probed[spec] = measure_peak_bytes(forward, device=device)
+        if peak is not None and spec in footprints and not isinstance(out.get(spec), Exception):
+            _compare_probe(footprints[spec], peak, rows=int((one[spec] & batch.ok).sum()), device=device)
     if rest:
         out.update(predict_batch(predictors, batch, rest, device))
     return out
@@ -154,7 +157,7 @@ class _Lane:
                     self.left[spec, name] = missing
 
     def needed(self, name: str) -> np.ndarray | None:
-        masks = [p.missing for p in self.pairs.get(name, {}).values() if p.ok]
+        masks = [p.missing for p in self.pairs.get(name, {}).values() if p.ok and p.missing is not None]
         return np.logical_or.reduce(masks) if masks else None
 
     def alive(self, name: str) -> bool:
@@ -202,8 +205,8 @@ class _Lane:
 
     def needs(self, name: str, positions: np.ndarray) -> dict[str, np.ndarray]:
         """``spec → bool per row`` of the batch at dataset ``positions``, for each ready model lacking some of them."""
-        pairs = {s: p for s, p in self.pairs.get(name, {}).items() if p.ok and s in self.ready}
-        needs = {s: p.missing[positions] for s, p in pairs.items()}
+        needs = {s: p.missing[positions] for s, p in self.pairs.get(name, {}).items()
+                 if p.ok and s in self.ready and p.missing is not None}
         return {s: need for s, need in needs.items() if need.any()}
 
     def record(self, name: str, results: Mapping[str, list[dict] | BaseException]) -> None:

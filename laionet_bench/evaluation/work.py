@@ -20,12 +20,12 @@ import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from ..datasets.base import Dataset
-from ..errors import DiskWriteError
+from ..errors import DiskWriteError, StoreError
 from ..models.footprints import model_counts
 from ..models.registry import label_rule, preprocess_key, resolve_data_config, weights_identity
 from .cache import mark_used
@@ -56,8 +56,9 @@ def failure_reason(exc: BaseException) -> str:
     ``weights_only=False``, which would run whatever code the checkpoint holds. The text is folded onto one
     line and such advice is dropped, sentence by sentence; a full disk reads as the CLI says it.
     """
-    if type(exc).__module__.startswith("ray.") and isinstance(getattr(exc, "cause", None), BaseException):
-        exc = exc.cause
+    cause = getattr(exc, "cause", None)
+    if type(exc).__module__.startswith("ray.") and isinstance(cause, BaseException):
+        exc = cause
     exc = DiskWriteError.of(exc, getattr(exc, "filename", None)) or exc
     text = " ".join(_ANSI_STYLE.sub("", str(exc)).split())
     kept = " ".join(s for s in _SENTENCE_BREAK.split(text) if not _UNSAFE_ADVICE.search(s))
@@ -70,7 +71,7 @@ class ModelOutcome:
 
     spec: str
     dataset: str
-    status: str  # "ok" or "failed"
+    status: Literal["ok", "failed"]
     store: Path | None = None
     run_key: str | None = None
     computed: int = 0  # rows predicted in this call (0 when everything was stored)
@@ -110,6 +111,8 @@ class PairWork:
         """
         o = self.outcome
         try:
+            if o.run_key is None:  # collect_work gives every ok pair its key
+                raise StoreError(f"{o.spec} on {o.dataset} has no run key")
             self.store = stack.enter_context(PredictionStore(root, model=o.spec, dataset=o.dataset, key=o.run_key,
                                                              payload=self.payload, chunk_rows=options.chunk_rows))
             stack.callback(self.close)
@@ -122,6 +125,8 @@ class PairWork:
         return int(self.missing.sum())
 
     def append(self, records: list[dict]) -> None:
+        if self.store is None:
+            raise StoreError(f"{self.outcome.spec} on {self.outcome.dataset}: append before open()")
         self.store.append(records)
         self.outcome.computed += len(records)
 

@@ -17,14 +17,14 @@ and tabulates the comparisons against the selection frequencies. :func:`v2_accur
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 
 from ..evaluation.results import read_results
-from ..similarity import DatasetLike, EmbedOptions, compute_similarity
+from ..similarity import DatasetLike, EmbedOptions, SimilaritySummary, compute_similarity
 
 __all__ = ["SELECTION_FREQUENCY", "frequency_table", "run_v2_frequency", "v2_accuracy"]
 
@@ -38,7 +38,7 @@ def _variant(name: str) -> str:
     return name.partition(":")[2] or name
 
 
-def frequency_table(summaries: Mapping[str, object]) -> pd.DataFrame:
+def frequency_table(summaries: Mapping[str, SimilaritySummary]) -> pd.DataFrame:
     """One row per (reference set, V2 variant) from the :class:`SimilaritySummary` of each reference.
 
     Columns: reference, variant, selection_frequency, reference_mean, variant_mean, n_classes_tested,
@@ -59,7 +59,7 @@ def frequency_table(summaries: Mapping[str, object]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def v2_accuracy(results_dirs: list[str | Path]) -> pd.DataFrame:
+def v2_accuracy(results_dirs: Sequence[str | Path]) -> pd.DataFrame:
     """Per model and V2 variant: LAIONet's and the variant's equi-weighted top-1 from stored results.
 
     A ``run`` result holds one V2 variant (its ``imagenet-v2`` dataset spec names it); give one results
@@ -92,7 +92,7 @@ def run_v2_frequency(
     imagenet: DatasetLike | None = None,
     encoder="openclip:ViT-B-32/openai",
     out: str | Path | None = None,
-    results_dirs: list[str | Path] = (),
+    results_dirs: Sequence[str | Path] = (),
     embed: EmbedOptions | None = None,
     seed: int = 0,
     plot: bool = True,

@@ -37,7 +37,7 @@ import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -246,11 +246,12 @@ def build_faiss_index(parts: list[Part], config: EmbedPartsConfig, *, kind: str 
     faiss = _faiss()
     if kind not in INDEX_KINDS:
         raise ConfigError(f"index kind {kind!r}: use one of {INDEX_KINDS}")
-    records = [_part_record(config, p) for p in parts]
-    missing = [p.name for p, r in zip(parts, records, strict=True) if r is None]
+    found = [_part_record(config, p) for p in parts]
+    missing = [p.name for p, r in zip(parts, found, strict=True) if r is None]
     if missing:
         raise ConfigError(f"parts {missing[:5]} have no current caption embeddings for {config.encoder}: "
                           "embed them first (explain text-search does it)")
+    records = [r for r in found if r is not None]
     dims = {r["dim"] for r in records if r["rows"]}
     if len(dims) != 1:
         raise DatasetError(f"{config.folder()}: parts have embedding dimensions {sorted(dims)}; re-embed them")
@@ -422,7 +423,8 @@ def run_text_search(
     for start in range(0, len(table), chunk):
         queries = np.asarray(text_encoder.encode(table["caption"].iloc[start:start + chunk].tolist()), np.float32)
         if queries.shape[1] != faiss_index.dim:
-            load_faiss_index(index_dir, encoder=encoder, dim=queries.shape[1])  # raises with the reason
+            # index_dir: given with the prebuilt index, or the one built above
+            load_faiss_index(cast("str | Path", index_dir), encoder=encoder, dim=queries.shape[1])  # raises with the reason
         s, i = faiss_index.search(queries, k=1, nprobe=nprobe)
         sims.append(s[:, 0])
         ids.append(i[:, 0])

@@ -110,7 +110,7 @@ def inspect_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image
     width, height = image.size
     if width <= 0 or height <= 0:
         raise ImageRejectedError("decode_error", f"{image.format} has an empty size {width}x{height}")
-    return ImageInfo(width=width, height=height, mode=image.mode, format=image.format)
+    return ImageInfo(width=width, height=height, mode=image.mode, format=image.format or "")
 
 
 def resize_image(data: bytes, info: ImageInfo, size: int) -> tuple[bytes, ImageInfo]:

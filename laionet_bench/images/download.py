@@ -17,6 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import cast
 
 import pandas as pd
 
@@ -159,7 +160,7 @@ def verify_fetched(row: dict, result: FetchResult, options: DownloadOptions) -> 
     record.update(status=result.status, http_code=result.http_code, error=result.error)
     if result.status != OK:
         return record, None, None
-    data = result.data
+    data = cast(bytes, result.data)  # an ok fetch brings its bytes
     try:
         info = inspect_image(data, max_pixels=options.max_pixels)
         if options.official_filter and not passes_official_filter(info):

@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
 import httpcore2
@@ -77,7 +78,7 @@ _RETRY_AFTER_CODES = frozenset({429, 503})
 _NO_SUCH_HOST = frozenset(c for c in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", None)) if c is not None)
 
 
-def check_options(options: object, rules: Iterable[tuple[str, str | None, Callable[[object], bool], str]]) -> None:
+def check_options(options: object, rules: Iterable[tuple[str, str | None, Callable[[Any], bool], str]]) -> None:
     """Raise :class:`ConfigError` for the first ``(field, flag, is_valid, rule)`` that ``options`` breaks.
 
     Shared by :class:`FetchPolicy` and ``DownloadOptions`` so the Python API refuses what the CLI
@@ -97,7 +98,7 @@ MAX_TOTAL_TIMEOUT = 7 * MAX_TIMEOUT
 
 
 def _is_cidr_list(networks: object) -> bool:
-    if isinstance(networks, str):
+    if isinstance(networks, str) or not isinstance(networks, Iterable):
         return False
     try:
         for network in networks:
@@ -268,7 +269,7 @@ def resolve_checked(host: str, port: int, *, allow_private: bool, allow_networks
         raise httpcore2.ConnectError(f"cannot resolve {host!r}: {exc}") from None
     except UnicodeError as exc:
         raise httpcore2.ConnectError(f"cannot resolve {host!r}: {exc}") from None
-    addresses = list(dict.fromkeys(info[4][0] for info in infos))
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))  # TCP addresses: always a str
     for address in addresses:
         refusal = address_refusal(address, allow_private=allow_private, allow_networks=allow_networks)
         if refusal:

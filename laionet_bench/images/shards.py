@@ -88,7 +88,7 @@ class ShardWriter:
         self.root = Path(root)
         self.max_samples = max_samples
         self._number = next_shard_number(self.root)
-        self._file = None
+        self._file: BinaryIO | None = None
         self._tar: tarfile.TarFile | None = None
         self._count = 0
 
@@ -103,11 +103,10 @@ class ShardWriter:
 
     def write(self, key: str, ext: str, data: bytes, meta: dict) -> str:
         """Append one sample (image then json); :meth:`flush` hands it to the OS."""
-        if self._tar is None:
-            self._open()
+        tar = self._tar if self._tar is not None else self._open()
         payload = json.dumps(meta, sort_keys=True).encode("utf-8")
-        self._tar.addfile(_tarinfo(f"{key}.{ext}", len(data)), io.BytesIO(data))
-        self._tar.addfile(_tarinfo(f"{key}.json", len(payload)), io.BytesIO(payload))
+        tar.addfile(_tarinfo(f"{key}.{ext}", len(data)), io.BytesIO(data))
+        tar.addfile(_tarinfo(f"{key}.json", len(payload)), io.BytesIO(payload))
         self._count += 1
         return shard_name(self._number)
 
@@ -118,7 +117,7 @@ class ShardWriter:
 
     def seal(self) -> str | None:
         """Finish the open shard: end-of-archive blocks, fsync, rename ``.partial`` away."""
-        if self._tar is None:
+        if self._tar is None or self._file is None:  # _open() sets both
             return None
         name = shard_name(self._number)
         self._tar.close()
@@ -133,11 +132,12 @@ class ShardWriter:
         self._number += 1
         return name
 
-    def _open(self) -> None:
+    def _open(self) -> tarfile.TarFile:
         path = self.root / (shard_name(self._number) + PARTIAL_SUFFIX)
         path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(path, "xb")  # noqa: SIM115 - closed in seal()
         self._tar = tarfile.open(fileobj=self._file, mode="w", format=tarfile.GNU_FORMAT)
+        return self._tar
 
 
 def _fsync_dir(path: Path) -> None:

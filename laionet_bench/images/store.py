@@ -26,6 +26,7 @@ import logging
 import time
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
 
 import pandas as pd
 import pyarrow as pa
@@ -36,6 +37,9 @@ from ..config import resolve_setting
 from ..errors import ConfigError, StoreError
 from .manifest import MANIFEST_COLUMNS, MANIFEST_FILE, OK, PENDING, SHARDS_DIR, Manifest, is_retryable
 from .shards import PARTIAL_SUFFIX, ShardSample, ShardWriter, iter_shard_samples, seal_partial
+
+if TYPE_CHECKING:
+    from filelock import BaseFileLock
 
 __all__ = ["INFO_FILE", "JOURNAL_FILE", "LOCK_FILE", "ImageStore", "check_store_folder", "default_image_store",
            "record_from_sample"]
@@ -77,8 +81,8 @@ class ImageStore:
         self.records: dict[int, dict] = {}
         self._unsealed: list[dict] = []
         self._last_checkpoint = time.monotonic()
-        self._journal = None
-        self._lock = None
+        self._journal: TextIO | None = None
+        self._lock: BaseFileLock | None = None
         self._shard_size = shard_size
         self.writer: ShardWriter | None = None
 
@@ -97,21 +101,31 @@ class ImageStore:
             store.writer = ShardWriter(store.root, max_samples=shard_size)
             store._journal = open(store.root / JOURNAL_FILE, "a", encoding="utf-8")  # noqa: SIM115 - closed in finish()
         except BaseException:
-            store._lock.release()
+            store._release()
             raise
         return store
 
     def _acquire(self) -> None:
         from filelock import FileLock, Timeout
 
-        self._lock = FileLock(str(self.root / LOCK_FILE))
+        lock = self._lock = FileLock(str(self.root / LOCK_FILE))
         try:
-            self._lock.acquire(timeout=0)
+            lock.acquire(timeout=0)
         except Timeout:
             raise StoreError(
-                f"{self.root} is being written by another laionet-bench download (lock {self._lock.lock_file}); "
+                f"{self.root} is being written by another laionet-bench download (lock {lock.lock_file}); "
                 "wait for it to finish or use another --out"
             ) from None
+
+    def _release(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+
+    def _opened(self) -> tuple[ShardWriter, TextIO]:
+        """The shard writer and the journal, which :meth:`open` sets."""
+        if self.writer is None or self._journal is None:
+            raise StoreError(f"{self.root}: the image store is not open (use ImageStore.open)")
+        return self.writer, self._journal
 
     # --- recovery -------------------------------------------------------------------------------
     def _recover(self) -> None:
@@ -167,23 +181,28 @@ class ImageStore:
     # --- writing --------------------------------------------------------------------------------
     def add(self, record: dict, data: bytes | None = None, meta: dict | None = None) -> None:
         """Record one result; ``ok`` results bring their bytes and sample metadata."""
+        writer, journal = self._opened()
         if record["status"] == OK:
-            record["shard"] = self.writer.write(record["key"], meta["_ext"], data,
-                                                {k: v for k, v in meta.items() if k != "_ext"})
+            if data is None or meta is None:
+                raise TypeError("an ok result brings its bytes (data) and its sample metadata (meta)")
+            record["shard"] = writer.write(record["key"], meta["_ext"], data,
+                                           {k: v for k, v in meta.items() if k != "_ext"})
             self._unsealed.append(record)
-            if self.writer.is_full:
+            if writer.is_full:
                 self._seal()
             return
         _merge(self.records, record)
-        self._journal.write(json.dumps(record) + "\n")
+        journal.write(json.dumps(record) + "\n")
 
     def flush(self) -> None:
         """Hand everything added so far to the OS (survives ``kill -9``; call after each batch)."""
-        self.writer.flush()
-        self._journal.flush()
+        writer, journal = self._opened()
+        writer.flush()
+        journal.flush()
 
     def _seal(self) -> None:
-        if self.writer.seal() is not None:
+        writer, _ = self._opened()
+        if writer.seal() is not None:
             for record in self._unsealed:
                 _merge(self.records, record)
             self._unsealed = []
@@ -196,8 +215,9 @@ class ImageStore:
         table = pa.Table.from_pandas(frame, schema=_SCHEMA, preserve_index=False)
         with _io.atomic_write(self.root / MANIFEST_FILE) as handle:
             pq.write_table(table, handle, compression="zstd")
-        self._journal.truncate(0)
-        self._journal.seek(0)
+        _, journal = self._opened()
+        journal.truncate(0)
+        journal.seek(0)
         self._last_checkpoint = time.monotonic()
         return True
 
@@ -215,12 +235,12 @@ class ImageStore:
         try:
             self._seal()
             self.checkpoint(index_rows, force=True)
-            self._journal.close()
+            self._opened()[1].close()
             (self.root / JOURNAL_FILE).unlink(missing_ok=True)
             frame = self.manifest_frame(index_rows)
             self._write_info(frame)
         finally:
-            self._lock.release()
+            self._release()
         return Manifest(root=self.root, table=frame)
 
     def _write_info(self, frame: pd.DataFrame) -> None:

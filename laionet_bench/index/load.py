@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+from typing import cast
 
 import pandas as pd
 
@@ -169,7 +170,7 @@ def load_index(
     """
     kind, value = parse_index_spec(spec)
     if kind == "file":
-        path = Path(value)
+        path = Path(cast(str, value))  # a file spec always names its file
         files = index_files(path)
         frame = read_index_file(path)
         variants = frame["variant"].unique()

@@ -328,7 +328,7 @@ def _validated(out: pd.DataFrame, path: str, reference_columns: dict[str, str]) 
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise IndexValidationError(path, f"a column holds values of mixed types: {exc}") from None
     except IndexValidationError as exc:
-        field = reference_columns.get(exc.field, exc.field)
+        field = reference_columns.get(exc.field, exc.field) if exc.field is not None else None
         raise IndexValidationError(path, exc.problem, field=field, row_ids=exc.row_ids) from None
 
 

@@ -56,7 +56,9 @@ def _stage(folder: Path, results: Path | None, staging: Path) -> None:
     if not folder.is_dir():
         raise ResultsError(f"{folder}: no such folder; run 'laionet-bench leaderboard --out {folder}' first")
     shutil.copytree(folder, staging, dirs_exist_ok=True)
-    for pattern in RESULT_PATTERNS if results else ():
+    if results is None:
+        return
+    for pattern in RESULT_PATTERNS:
         for path in results.glob(pattern):
             target = staging / "results" / path.relative_to(results)
             target.parent.mkdir(parents=True, exist_ok=True)

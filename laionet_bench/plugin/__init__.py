@@ -8,7 +8,7 @@ LAIONet results. See docs/pytest-plugin.md.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
@@ -17,6 +17,8 @@ from ..errors import ConfigError, LaionetBenchError
 from .options import INI_OPTIONS, PluginSettings, add_plugin_options, resolve_settings
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ..checks.baselines import BaselineComparison
+    from ..checks.gap import RobustnessCheck
     from .session import LaionetHandle, LaionetSession
 
 __all__ = ["laionet", "laionet_result"]
@@ -73,7 +75,9 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Any:
     """Record every check the test body makes; then run the marker's checks."""
-    with recording(lambda check: _session(item.config).record(item.nodeid, check)):
+    # the recorder sends what the checks record: a RobustnessCheck or a BaselineComparison
+    with recording(lambda check: _session(item.config).record(
+            item.nodeid, cast("RobustnessCheck | BaselineComparison", check))):
         outcome = yield
     checks = item.stash.get(CHECKS_KEY, [])
     if checks:

@@ -13,7 +13,7 @@ import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from .. import constants
 from ..checks.tolerance import parse_tolerance
@@ -38,7 +38,7 @@ MISSING_CHOICES = ("fail", "skip")
 DEFAULT_BASELINE_DIR = "tests/laionet_baselines"
 
 #: ini name -> (pytest ini type, help). Each mirrors the ``--laionet-*`` option of the same name.
-INI_OPTIONS: dict[str, tuple[str, str]] = {
+INI_OPTIONS: dict[str, tuple[Literal["string", "paths", "bool"], str]] = {
     "laionet_results": ("paths", "results folders, model folders or result.json files to read"),
     "laionet_dataset": ("string", "LAIONet dataset spec of the results, e.g. laionet:clip_0.82"),
     "laionet_images": ("string", "LAIONet images (shards + manifest) for --laionet-run"),

@@ -189,7 +189,7 @@ class LaionetSession:
 
         tune_allocator()  # as the CLI does: a CPU forward reuses heap blocks (LAIONET_BENCH_ALLOCATOR=default opts out)
         s = self.settings
-        data = {"dataset": s.dataset, "images": s.images, "imagenet": s.imagenet, "index": s.index}
+        data: dict[str, Any] = {"dataset": s.dataset, "images": s.images, "imagenet": s.imagenet, "index": s.index}
         engine = EngineOptions(device=s.device) if s.device else None  # None: the engine picks the best device
         log.info("evaluating %s live into %s", model, self.results_dir)
         report = evaluate(models=[model], out=self.results_dir, engine=engine,

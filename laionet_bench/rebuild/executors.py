@@ -151,7 +151,8 @@ def _absolute(config: RebuildConfig) -> RebuildConfig:
     def absolute(path: str | None) -> str | None:
         return str(Path(path).resolve()) if path else path
 
-    return replace(config, work_dir=absolute(config.work_dir), out_dir=absolute(config.out_dir),
+    work_dir = str(Path(config.work_dir).resolve()) if config.work_dir else config.work_dir
+    return replace(config, work_dir=work_dir, out_dir=absolute(config.out_dir),
                    images=absolute(config.images))
 
 

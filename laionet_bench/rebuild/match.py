@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import string
 from dataclasses import asdict, dataclass
+from typing import cast
 
 import polars as pl
 import pyarrow as pa
@@ -121,7 +122,7 @@ class LemmaMatcher:
 
     def match_table(self, table: pa.Table) -> tuple[pa.Table, MatchCounts]:
         """Keep the single-synset rows of ``table`` (field ``caption``), adding their ``wnid``."""
-        captions = pl.from_arrow(table.column("caption")).alias("c")
+        captions = cast(pl.Series, pl.from_arrow(table.column("caption"))).alias("c")  # a column: a Series
         hits = self.matches(captions)
         single = hits.filter(pl.col("wnids").list.len() == 1)
         blank = int((captions.is_null() | (captions.str.strip_chars() == "")).sum())

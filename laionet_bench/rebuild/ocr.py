@@ -113,10 +113,11 @@ class TesseractEngine:
     """Tesseract OCR through its CLI (``apt-get install tesseract-ocr``); works offline."""
 
     def __init__(self, *, lang: str = "eng", psm: int = 11, binary: str | None = None, timeout: float = 60):
-        self.binary = binary or shutil.which("tesseract")
-        if not self.binary:
+        found = binary or shutil.which("tesseract")
+        if not found:
             raise ConfigError("the tesseract OCR engine needs the tesseract binary: apt-get install tesseract-ocr "
                               "(or pass --ocr-engine none)")
+        self.binary: str = found
         self.name = f"tesseract:{lang}"
         self.lang, self.psm, self.timeout = lang, psm, timeout
 

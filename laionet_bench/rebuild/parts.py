@@ -231,8 +231,8 @@ def resolve_parts(specs: Sequence[str | Path]) -> list[Part]:
     if not entries:
         raise DatasetError("no parts given: pass --parts with parquet files, folders, globs or hf://datasets/<repo>")
     basenames = [Path(e.get("path") or e["filename"]).name for e in entries]
-    numbers = [_PART_NUMBER.search(b) for b in basenames]
-    if all(numbers) and len({int(m.group(1)) for m in numbers}) == len(numbers):
+    numbers = [m for m in (_PART_NUMBER.search(b) for b in basenames) if m is not None]
+    if len(numbers) == len(basenames) and len({int(m.group(1)) for m in numbers}) == len(numbers):
         indices = [int(m.group(1)) for m in numbers]
     else:
         indices = list(range(len(entries)))
@@ -247,6 +247,8 @@ def fetch_part(part: Part, *, download_dir: str | Path) -> Path:
     """The local file of ``part``, downloading it from the Hub into ``download_dir`` when needed."""
     if part.path is not None:
         return Path(part.path)
+    if part.repo_id is None or part.filename is None:
+        raise DatasetError(f"{part.name}: neither a local path nor a Hub file")
     logger.info("fetching %s from %s", part.filename, part.repo_id)
     return hub.download_dataset_file(part.repo_id, part.filename, revision=part.revision, local_dir=download_dir)
 

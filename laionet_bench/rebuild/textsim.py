@@ -22,7 +22,7 @@ from __future__ import annotations
 import difflib
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -130,7 +130,8 @@ class HfClipTextEncoder:
         self.batch_size = batch_size
         # no pre-check: these concrete classes never follow an ``auto_map`` (AutoTokenizer / AutoModel would)
         self.tokenizer = CLIPTokenizer.from_pretrained(ident, trust_remote_code=False)
-        self.model = CLIPTextModelWithProjection.from_pretrained(ident, trust_remote_code=False).to(self.device).eval()
+        # transformers annotates .to() through a decorator whose signature mypy misreads (it takes a device string)
+        self.model = CLIPTextModelWithProjection.from_pretrained(ident, trust_remote_code=False).to(self.device).eval()  # type: ignore[arg-type]
 
     def encode(self, texts: list[str]) -> np.ndarray:
         import torch
@@ -182,7 +183,7 @@ class SentenceTransformersEncoder:
         return np.asarray(emb, dtype=np.float32)
 
 
-_FACTORIES = {"openclip": OpenClipTextEncoder, "hf-clip": HfClipTextEncoder,
+_FACTORIES: dict[str, Callable[..., TextEncoder]] = {"openclip": OpenClipTextEncoder, "hf-clip": HfClipTextEncoder,
               "sentence-transformers": SentenceTransformersEncoder}
 
 
@@ -220,7 +221,7 @@ def caption_similarities(
     codes, uniques = pd.factorize(pd.Series(_caption_texts(captions), dtype=object))
     synsets = synset_embeddings(encoder, sorted(set(wnids)))
     wnid_codes, wnid_uniques = pd.factorize(pd.Series(list(wnids), dtype=object))
-    synset_matrix = np.stack([synsets[w] for w in wnid_uniques]) if len(wnid_uniques) else None
+    synset_matrix = np.stack([synsets[w] for w in wnid_uniques]) if len(wnid_uniques) else np.empty((0, 0))
     order = np.argsort(codes, kind="stable")
     bounds = np.searchsorted(codes[order], np.arange(0, len(uniques) + chunk, chunk))
     sims = np.empty(len(codes), np.float32)

@@ -205,7 +205,8 @@ def embed_selection(
             if chunk is None:
                 chunk = _embed_chunk(dataset, part, encoder, batch_size, pool, bar.update)
                 with atomic_write(path) as handle:
-                    np.savez(handle, **chunk)
+                    # numpy's stub reads **arrays as possibly the bool allow_pickle; the keys are column names
+                    np.savez(handle, **chunk)  # type: ignore[arg-type]
             else:
                 bar.update(len(part))
             chunks.append(chunk)

@@ -49,6 +49,8 @@ def recall_table(results_dir: str | Path, *, model: str | None = None, metric: s
         raise ResultsError(f"{results_dir}: no per-class result for model {model!r}; run 'laionet-bench run' first")
     frames = []
     for result in results:
+        if result.per_class is None:  # filtered out above
+            continue
         table = result.per_class.set_index("wnid")
         cols = [c for c in table.columns if c.endswith(f"_{metric}") and "_se_" not in c and not c.startswith("drop_")]
         frames.append(table[cols + (["laionet_weight"] if "laionet_weight" in table else [])].assign(n_models=1))

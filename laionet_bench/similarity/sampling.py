@@ -16,7 +16,7 @@ import hashlib
 import json
 import zlib
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -41,19 +41,28 @@ LAIONET_REFERENCE_PER_CLASS = 100
 class SampleLike(Protocol):
     """One listed image: a unique key within its dataset and its wnid."""
 
-    key: str
-    wnid: str
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def wnid(self) -> str: ...
+
+
+_S = TypeVar("_S", bound=SampleLike)
 
 
 @runtime_checkable
-class DatasetLike(Protocol):
-    """What the similarity step needs from a dataset (:class:`laionet_bench.datasets.Dataset` provides it)."""
+class DatasetLike(Protocol[_S]):
+    """What the similarity step needs from a dataset (:class:`laionet_bench.datasets.Dataset` provides it).
+
+    ``open`` takes the samples ``sample`` returns (the type parameter; bare ``DatasetLike`` is any).
+    """
 
     def listed_rows(self) -> pd.DataFrame: ...  # key, wnid, position (-1: listed but no image), listing order
 
-    def sample(self, position: int) -> SampleLike: ...
+    def sample(self, position: int) -> _S: ...
 
-    def open(self, sample: SampleLike) -> Any: ...  # PIL.Image in RGB; raises OSError/ValueError when unreadable
+    def open(self, sample: _S) -> Any: ...  # PIL.Image in RGB; raises OSError/ValueError when unreadable
 
     def identity(self) -> dict: ...
 
