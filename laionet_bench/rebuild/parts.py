@@ -156,7 +156,7 @@ def _with_overrides(columns: ColumnMap, overrides: Mapping[str, str | None]) -> 
     unknown = sorted(set(overrides) - set(COLUMN_FLAGS))
     if unknown:
         raise ConfigError(f"column override(s) {unknown}: the fields are {sorted(COLUMN_FLAGS)}")
-    return replace(columns, **overrides)
+    return replace(columns, **overrides)  # type: ignore[arg-type]  # None clears an optional field; mypy types **kwargs by the first field
 
 
 def detect_schema(names: Sequence[str], overrides: Mapping[str, str | None] | None = None) -> SchemaPreset | None:

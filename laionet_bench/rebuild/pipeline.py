@@ -84,7 +84,7 @@ class RebuildReport:
         if not self.rows:
             return "the parts hold no row: check --parts"
         counts = {name: getattr(self, name) for name in DROP_REASONS}
-        worst = max(counts, key=counts.get)
+        worst = max(counts, key=lambda name: counts[name])
         reason, fix = DROP_REASONS[worst]
         spelled = ", ".join(f"{DROP_REASONS[name][0]} {n:,}" for name, n in counts.items() if n)
         return (f"of {self.rows:,} rows read, dropped: {spelled}; most went at '{reason}': "

@@ -320,7 +320,10 @@ def _ocr(part: Part, ctx: StepContext) -> tuple[pd.DataFrame, dict]:
     return flagged, counts.to_dict()
 
 
-_RUNNERS = {"match": _match, "textsim": _textsim, "select": _select, "ocr": _ocr}
+#: step → runner: ``(rows, counts)``, rows a table or frame (or, streamed, an iterable of tables) and counts a dict
+#: (or, streamed, a callable that gives it once the rows are consumed).
+_RUNNERS: dict[str, Callable[[Part, StepContext], tuple[Any, Any]]] = {
+    "match": _match, "textsim": _textsim, "select": _select, "ocr": _ocr}
 
 
 def run_part_step(step: str, part: Part, ctx: StepContext) -> dict:
@@ -338,9 +341,9 @@ def run_part_step(step: str, part: Part, ctx: StepContext) -> dict:
         raise ConfigError(f"{step} {part.name}: the {upstream} step has not run for this part with these "
                           f"settings: run 'laionet-bench rebuild {upstream}' (or 'all') first")
     start = time.perf_counter()
-    rows, counts = _RUNNERS[step](part, ctx)
+    rows, counted = _RUNNERS[step](part, ctx)
     _write_rows(ctx.config, step, part, rows)  # a streaming step (match) does its work here
-    counts = counts() if callable(counts) else counts
+    counts: dict = counted() if callable(counted) else counted
     seconds = time.perf_counter() - start
     record = {"key": keys[step], "step": step, "part": part.name, "source": part.source, "counts": counts,
               "seconds": round(seconds, 3)}
