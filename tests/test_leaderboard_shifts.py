@@ -170,3 +170,19 @@ def test_cli_bad_shifts_fails_in_one_line_before_writing(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "--shifts" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "lb").exists()
+
+
+def test_cli_shifts_timm_uses_the_shipped_snapshot(tmp_path, capsys):
+    for result in _results():
+        write_result(result, tmp_path / "res")
+    assert main(["-q", "leaderboard", "--results", str(tmp_path / "res"), "--out", str(tmp_path / "lb"),
+                 "--formats", "csv", "--shifts", "timm"]) == 0
+    assert "shifts: 3 of 4 model(s) have timm results" in capsys.readouterr().out  # resnet18/50, vit_base are timm's
+    table = pd.read_csv(tmp_path / "lb" / "shifts.csv")
+    assert set(table["shift"]) == set(SHIFTS)
+    assert (tmp_path / "lb" / SHIFT_FIGURE).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_class_subsets_say_so_in_the_figure_legend():
+    assert SHIFTS["imagenet-r"].legend == "ImageNet-R, 200 classes"
+    assert SHIFTS["sketch"].legend == "ImageNet-Sketch"

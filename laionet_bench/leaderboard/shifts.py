@@ -55,6 +55,12 @@ class Shift:
     label: str
     file: str | None  # timm's results file; None for LAIONet (this benchmark's own results)
     note: str  # what the gap is against, for the table's notes
+    classes: int | None = None  # the shift's class count when it is a subset of ImageNet's 1000
+
+    @property
+    def legend(self) -> str:
+        """The figure's name: a class subset says so, as its gap includes the change of class set."""
+        return f"{self.label}, {self.classes} classes" if self.classes else self.label
 
 
 #: Every shift, in the order tables and the figure show them. LAIONet first: it is what the reader compares.
@@ -66,10 +72,10 @@ SHIFTS: dict[str, Shift] = {s.key: s for s in (
     Shift("sketch", "ImageNet-Sketch", "results-sketch.csv", "timm's ImageNet-val top-1 (1000 classes)"),
     Shift("imagenet-r", "ImageNet-R", "results-imagenet-r.csv",
           "timm's ImageNet-val top-1 over all 1000 classes, while ImageNet-R has 200: the gap includes the change "
-          "of class set (timm's own top1_diff is against a clean run on the 200 classes)"),
+          "of class set (timm's own top1_diff is against a clean run on the 200 classes)", 200),
     Shift("imagenet-a", "ImageNet-A", "results-imagenet-a.csv",
           "timm's ImageNet-val top-1 over all 1000 classes, while ImageNet-A has 200: the gap includes the change "
-          "of class set (timm's own top1_diff is against a clean run on the 200 classes)"),
+          "of class set (timm's own top1_diff is against a clean run on the 200 classes)", 200),
     Shift("real", "ImageNet-ReaL", "results-imagenet-real.csv",
           "timm's ImageNet-val top-1: the same images with reassessed labels (a negative gap is a gain)"),
 )}
@@ -237,6 +243,6 @@ def write_shifts(shifts: ShiftBoard, out_dir: str | Path, *, formats: Iterable[s
     if plots:
         from .plots import plot_shifts
 
-        labels = {k: s.label for k, s in SHIFTS.items()}
+        labels = {k: s.legend for k, s in SHIFTS.items()}
         written.append(plot_shifts(shifts.table, labels, out / SHIFT_FIGURE))
     return written
