@@ -8,6 +8,9 @@ EPILOG = """examples:
   laionet-bench leaderboard                                  results/ → leaderboard/ (md, csv, json, html, png)
   laionet-bench leaderboard --results runs/demo --out leaderboard/
   laionet-bench leaderboard --formats csv,json --no-plots    machine-readable tables only
+  laionet-bench leaderboard --shifts timm                    + shifts.{md,csv,json,png}: LAIONet beside timm's
+                                                             ImageNet-V2, Sketch, -R, -A and ReaL results
+  laionet-bench leaderboard --shifts ~/pytorch-image-models/results   a newer timm results folder
 """
 
 
@@ -30,6 +33,9 @@ def add_parser(subparsers) -> None:
                                    epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     source = parser.add_argument_group("input")
     add_results_option(source)
+    source.add_argument("--shifts", metavar="SOURCE",
+                        help="also join timm's published results on other distribution shifts: 'timm' (the "
+                             "shipped snapshot) or a folder in timm's results/ format")
     output = parser.add_argument_group("output")
     output.add_argument("--out", metavar="DIR", default="leaderboard", help="output folder (default: %(default)s)")
     output.add_argument("--formats", metavar="LIST", default="md,csv,json,html",
@@ -41,11 +47,18 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..leaderboard.export import write_leaderboard
     from ..leaderboard.render import to_markdown
+    from ..leaderboard.shifts import build_shifts, write_shifts
     from ..leaderboard.table import load_leaderboard
 
     board = load_leaderboard(results_dir(args))
+    shifts = build_shifts(board, args.shifts) if args.shifts else None  # a bad --shifts fails before any write
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
     written = write_leaderboard(board, args.out, formats=formats, plots=not args.no_plots)
     print(to_markdown(board), end="")
+    if shifts is not None:
+        written += write_shifts(shifts, args.out, formats=formats, plots=not args.no_plots)
+        total = len(shifts.matched) + len(shifts.unmatched)
+        print(f"\nshifts: {len(shifts.matched)} of {total} model(s) have timm results"
+              + (f"; none for {', '.join(shifts.unmatched)}" if shifts.unmatched else ""))
     print(f"\nwrote {len(written)} file(s) to {args.out}")
     return 0

@@ -52,6 +52,7 @@ __all__ = [
     "build_model_result",
     "datasets_label",
     "fit_robustness",
+    "fit_robustness_points",
     "read_result",
     "read_results",
     "result_key",
@@ -305,19 +306,32 @@ def _top1_pair(result: ModelResult) -> tuple[float, float] | None:
 def fit_robustness(results: Sequence[ModelResult]) -> tuple[RobustnessFit | None, list[str]]:
     """The effective-robustness fit over ``results`` and the models it used: the one rule of the package.
 
-    ``logit(LAIONet top-1) = a·logit(ImageNet top-1) + b`` is fitted on the results with both numbers that
-    are not CLIP zero-shot classifiers (:func:`~laionet_bench.models.groups.is_zero_shot`), or on all of them
-    when fewer than two such differ in ImageNet accuracy; None when no two usable results differ.
-    ``evaluate()`` fits it over a run's models for ``result.json``, the leaderboard over the board's
-    (docs/leaderboard.md), so both give a model the same number over the same models.
+    ``logit(LAIONet top-1) = a·logit(ImageNet top-1) + b`` is fitted by :func:`fit_robustness_points` on the
+    results with both numbers. ``evaluate()`` fits it over a run's models for ``result.json``, the leaderboard
+    over the board's (docs/leaderboard.md), so both give a model the same number over the same models.
     """
-    usable = [(r, pair) for r in results if (pair := _top1_pair(r)) is not None]
-    reference = [(r, pair) for r, pair in usable if not is_zero_shot(group_of(r.model_info, r.model))]
+    points = [(r.model, group_of(r.model_info, r.model), *pair) for r in results
+              if (pair := _top1_pair(r)) is not None]
+    return fit_robustness_points(points)
+
+
+def fit_robustness_points(
+    points: Sequence[tuple[str, str, float, float]],
+) -> tuple[RobustnessFit | None, list[str]]:
+    """The rule behind :func:`fit_robustness` on ``(model, group, ImageNet top-1, other top-1)`` points.
+
+    The line is fitted on the points that are not CLIP zero-shot classifiers
+    (:func:`~laionet_bench.models.groups.is_zero_shot`), or on all of them when fewer than two such differ in
+    ImageNet accuracy; None when no two points differ. Apart from LAIONet, the leaderboard's other
+    distribution shifts (``leaderboard --shifts``) use it, so every shift's effective robustness is the same rule.
+    """
+    usable = [p for p in points if all(math.isfinite(v) for v in p[2:])]
+    reference = [p for p in usable if not is_zero_shot(p[1])]
     for candidates in (reference, usable):
-        imagenet = [pair[0] for _, pair in candidates]
+        imagenet = [p[2] for p in candidates]
         if len(set(imagenet)) >= 2:
-            fit = fit_effective_robustness(imagenet, [pair[1] for _, pair in candidates])
-            return fit, [r.model for r, _ in candidates]
+            fit = fit_effective_robustness(imagenet, [p[3] for p in candidates])
+            return fit, [p[0] for p in candidates]
     return None, []
 
 

@@ -22,6 +22,7 @@ __all__ = [
     "FIGURES",
     "plot_accuracy_scatter",
     "plot_per_class_frequency",
+    "plot_shifts",
     "plot_similarity",
     "plot_weighting",
     "write_plots",
@@ -253,6 +254,40 @@ def _encoder_labels(board: Leaderboard, encoders) -> list[str]:
                 label += f"\n{pair} lower: {row['frac_lower']:.0%}, higher: {row['frac_higher']:.0%}"
         labels.append(label)
     return labels
+
+
+#: One colour and marker per distribution shift (``leaderboard --shifts``); LAIONet stands out in black.
+_SHIFT_STYLES = {
+    "laionet": ("black", "*"), "imagenetv2": ("tab:blue", "o"), "sketch": ("tab:orange", "s"),
+    "imagenet-r": ("tab:green", "^"), "imagenet-a": ("tab:red", "v"), "real": ("tab:purple", "D"),
+}
+
+
+def plot_shifts(table: pd.DataFrame, labels: dict[str, str], path: str | Path) -> Path:
+    """Gap to ImageNet-val vs ImageNet-val top-1, one colour and marker per shift (``shifts.png``).
+
+    ``table`` is :class:`~laionet_bench.leaderboard.shifts.ShiftBoard`'s (``shift``, ``imagenet_top1``,
+    ``gap_top1`` in points), ``labels`` the shifts' display names in legend order. Each point's x is the
+    ImageNet-val its gap is against, so LAIONet and timm's shifts are read the same way.
+    """
+    fig = _figure(7.5, 5.5)
+    ax = fig.add_subplot()
+    for key, label in labels.items():
+        part = table[table["shift"] == key].dropna(subset=["imagenet_top1", "gap_top1"])
+        if part.empty:
+            continue
+        colour, marker = _SHIFT_STYLES.get(key, ("tab:gray", "x"))
+        size = 140 if key == "laionet" else 40
+        ax.scatter(part["imagenet_top1"], part["gap_top1"], s=size, c=colour, marker=marker, alpha=0.85,
+                   edgecolors="white", linewidths=0.5, zorder=3 if key == "laionet" else 2,
+                   label=f"{label} (n={len(part)})")
+    ax.axhline(0, color="0.5", lw=0.8, ls="--")
+    ax.set_xlabel("ImageNet-val top-1 (%): this benchmark's run for LAIONet, timm's for the others")
+    ax.set_ylabel("gap: ImageNet-val − shift top-1 (points)")
+    ax.set_title("LAIONet among the distribution shifts")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, title="shift", title_fontsize=8)
+    return save_figure(fig, path)
 
 
 def write_plots(board: Leaderboard, out_dir: str | Path) -> list[Path]:
