@@ -200,3 +200,40 @@ def test_translator_offline_or_unreachable_download(monkeypatch):
         error = hub_error(exc, direction="download", repo_id="me/x", what="data/x.parquet")
     assert str(error).startswith("could not reach the Hub for data/x.parquet of 'me/x' and it is not cached "
                                  "(TimeoutError: timed out)")
+
+
+#: What every "no index from the Hub" message names: the two ways to make one, and how to point at it.
+ROUTES = ("laionet-bench index import-official REF.parquet --labels REF_labels.pkl --variant VARIANT",
+          "laionet-bench rebuild all --parts PARTS --work WORK", "--index FILE.parquet",
+          "LAIONET_BENCH_DATASET=FILE.parquet", "docs/real-data.md")
+
+
+@pytest.mark.parametrize(("exc", "routes"), [
+    (_http(hf_errors.RepositoryNotFoundError, 404), True),
+    (_http(hf_errors.RemoteEntryNotFoundError, 404), True),
+    (hf_errors.LocalEntryNotFoundError("not cached"), True),  # offline, or the Hub out of reach
+    (_http(hf_errors.RevisionNotFoundError, 404), False),  # a typo in --revision: the fix is the revision
+    (_http(hf_errors.HfHubHTTPError, 500), False),
+    (ConnectionResetError("reset by peer"), False),
+])
+def test_a_missing_index_says_where_an_index_comes_from(exc, routes):
+    """Only an index the Hub cannot give gets the routes, and only on download; other files keep their words."""
+    error = str(hub_error(exc, direction="download", repo_id="me/x", what="data/x.parquet", index=True))
+    assert all(route in error for route in ROUTES) is routes and "\n" not in error
+    assert "import-official" not in str(hub_error(exc, direction="download", repo_id="me/x", what="data/x.parquet"))
+    assert "import-official" not in str(hub_error(exc, direction="upload", repo_id="me/x", index=True))
+
+
+@pytest.mark.parametrize("online", [True, False], ids=["hub-404", "offline-empty-cache"])
+def test_no_command_that_needs_an_index_is_a_dead_end(request, tmp_path, capsys, online):
+    """With nothing at the default repo (the state of the Hub today), each command that loads an index stops
+    in one line that names the ways to get one."""
+    if online:
+        request.getfixturevalue("fake_hub")  # a Hub that answers 404 for laionet-bench/laionet
+    commands = [["index", "info"], ["download"], ["run", "--models", "resnet50", "--device", "cpu"],
+                ["similarity", "--imagenet", str(tmp_path), "--device", "cpu"]]
+    for argv in commands:
+        assert main(argv) == 1, argv
+        (line,) = capsys.readouterr().err.strip().splitlines()
+        assert line.startswith("error: ") and all(route in line for route in ROUTES), (argv, line)
+        assert ("dataset repo 'laionet-bench/laionet' not found" if online else "offline mode is on") in line

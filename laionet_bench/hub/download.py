@@ -102,7 +102,8 @@ def download_index_file(
     """Fetch ``filename`` from the index dataset repo through the HF cache and verify it.
 
     The commit is resolved once and both the manifest and the file are read at that commit, so a
-    push between the two requests cannot mix versions.
+    push between the two requests cannot mix versions. When the Hub has no such index to give (no repo,
+    no file, offline with an empty cache), the error goes on with the ways to an index without the Hub.
     """
     from huggingface_hub import hf_hub_download
 
@@ -115,7 +116,7 @@ def download_index_file(
         expected = _expected_sha256(repo_id, filename, commit or revision, kwargs)
     except Exception as exc:  # huggingface_hub raises transport errors unwrapped (httpx2.*)
         raise hub_error(exc, direction="download", repo_id=repo_id, revision=revision, what=filename,
-                        offline=local_files_only) from exc
+                        offline=local_files_only, index=True) from exc
     actual = sha256_file(path)
     if expected and expected != actual:
         raise HubError(
