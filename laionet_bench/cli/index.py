@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 EPILOG = """examples:
   laionet-bench index info                          default variant from the Hub (cached)
@@ -26,8 +27,19 @@ def add_hub_options(parser: argparse.ArgumentParser) -> None:
 
 
 def load_from_args(args: argparse.Namespace, spec: str | None):
+    """The index a command reads: ``spec`` as its command line names it (``--index``, ``--dataset``, an
+    argument), else the ``dataset`` setting (``LAIONET_BENCH_DATASET``, ``[tool.laionet-bench] dataset``), else
+    the default variant from the Hub.
+
+    Every command that loads an index comes here, so a parquet set once as the ``dataset`` setting is what
+    ``index info``, ``download``, ``run`` and ``similarity`` all read without ``--index`` on each of them.
+    """
+    from ..config import resolve_setting
     from ..index.load import load_index
 
+    spec = resolve_setting("dataset", spec)
+    if isinstance(spec, str) and spec.startswith("~"):
+        spec = str(Path(spec).expanduser())
     return load_index(spec, repo_id=args.repo, revision=args.revision, cache_dir=args.cache_dir,
                       local_files_only=args.offline)
 
@@ -42,7 +54,8 @@ def add_parser(subparsers) -> None:
         ("show", "print rows of an index", _show),
     ):
         sub = actions.add_parser(name, help=helptext)
-        sub.add_argument("spec", nargs="?", default=None, help="laionet[:variant] or a parquet file/folder")
+        sub.add_argument("spec", nargs="?", default=None, help="laionet[:variant] or a parquet file/folder "
+                         "(default: the dataset setting, else laionet)")
         add_hub_options(sub)
         sub.set_defaults(handler=handler)
         if name == "show":
