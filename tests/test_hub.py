@@ -237,3 +237,47 @@ def test_no_command_that_needs_an_index_is_a_dead_end(request, tmp_path, capsys,
         (line,) = capsys.readouterr().err.strip().splitlines()
         assert line.startswith("error: ") and all(route in line for route in ROUTES), (argv, line)
         assert ("dataset repo 'laionet-bench/laionet' not found" if online else "offline mode is on") in line
+
+
+def test_index_download_fetches_into_the_cache_and_says_where(fake_hub, tmp_path, index_frame, capsys, monkeypatch):
+    """Like `hf download`: the file lands in the HF cache, its path and sha256 are printed, and every later
+    command reads that copy, offline too."""
+    sha, data = _publish(fake_hub, tmp_path, index_frame, variant="clip_top50")
+    assert main(["index", "download", "clip_top50"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    path = tmp_path / "hf" / "hub" / "datasets--laionet-bench--laionet" / "snapshots" / sha / "data" / "clip_top50.parquet"
+    assert out[0] == f"data/clip_top50.parquet from {REPO}@{sha}: 30 rows over 3 classes"
+    assert out[1] == f"path: {path}" and path.read_bytes() == data
+    assert out[2] == f"sha256: {sha256_file(path)} (matches the repo's manifest.json)"
+    assert out[3].startswith("next: laionet-bench download --dataset laionet:clip_top50 ")
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
+    fake_hub.requests.clear()
+    assert main(["index", "info", "laionet:clip_top50"]) == 0 and not fake_hub.requests
+    assert main(["index", "download", "laionet:clip_top50"]) == 0 and not fake_hub.requests
+
+
+def test_index_download_refuses_an_unknown_variant_with_the_known_ones(fake_hub, tmp_path, index_frame, capsys):
+    _publish(fake_hub, tmp_path, index_frame)
+    fake_hub.requests.clear()
+    assert main(["index", "download", "clip_0.8"]) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line == ("error: index download: unknown LAIONet variant 'clip_0.8': known are clip_0.82, clip_top50, "
+                    "mpnet_0.58, mpnet_top50; pass one of them (a rebuilt repo's own variants are known once its "
+                    "manifest.json lists them)")
+    assert all("clip_0.8.parquet" not in path for _, path, _ in fake_hub.requests)  # never asked for
+
+
+def test_index_download_takes_a_variant_the_repo_lists(fake_hub, tmp_path, index_frame, capsys):
+    """A rebuilt repo publishes variants of its own: its manifest makes them known."""
+    _publish(fake_hub, tmp_path, index_frame, variant="minilm_0.5")
+    assert main(["index", "download", "minilm_0.5"]) == 0
+    assert "data/minilm_0.5.parquet from laionet-bench/laionet@" in capsys.readouterr().out
+    assert main(["index", "download", "minilm_0.4"]) == 1
+    assert "known are clip_0.82, clip_top50, mpnet_0.58, mpnet_top50; the repo also lists minilm_0.5; pass" in (
+        capsys.readouterr().err)
+
+
+def test_index_download_of_nothing_published_names_the_other_routes(fake_hub, capsys):
+    assert main(["index", "download"]) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert "dataset repo 'laionet-bench/laionet' not found" in line and all(route in line for route in ROUTES)

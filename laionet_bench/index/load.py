@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ import pandas as pd
 
 from .. import _io
 from ..catalog import load_catalog
-from ..errors import UnknownNameError
+from ..errors import ConfigError, HubError, UnknownNameError
 from .schema import index_files, read_index_file, read_label_keys
 
 __all__ = [
@@ -32,12 +33,15 @@ __all__ = [
     "Variant",
     "class_row_counts",
     "class_shares",
+    "fetch_index",
     "get_variant",
     "list_variants",
     "load_index",
     "parse_index_spec",
 ]
 
+
+logger = logging.getLogger(__name__)
 
 #: A variant name that is safe as a file name (``data/<variant>.parquet``, ``images/<variant>``): no path
 #: separator, and no leading dot (``..``) or dash.
@@ -201,6 +205,53 @@ def load_index(
         files=[str(download.path)],
         label_keys=read_label_keys(download.path),
     )
+
+
+def fetch_index(
+    variant: str | None = None,
+    *,
+    repo_id: str | None = None,
+    revision: str | None = None,
+    cache_dir: str | Path | None = None,
+    local_files_only: bool = False,
+):
+    """Fetch a variant's parquet from the Hub into the Hugging Face cache, verified, without reading it.
+
+    ``laionet-bench index download``: the explicit first step of a run from a published index, after which
+    every command finds the file in the cache (``--offline`` too). ``variant`` is a name or ``laionet:NAME``
+    (default: ``clip_0.82``). A published variant is fetched at once; another name only when the repo's
+    ``manifest.json`` lists it (a rebuilt repo publishes its own, e.g. ``minilm_0.5``), so a typo is refused
+    with the known names instead of becoming a request for a file that is not there.
+
+    Returns:
+        The :class:`~laionet_bench.hub.download.HubDownload`: repo, file, cached path, commit, sha256.
+    """
+    from ..hub import download as hub
+
+    name = (variant or "").removeprefix("laionet:") if variant != "laionet" else ""
+    name = name or list_variants()[0]
+    hub_options = {"repo_id": repo_id, "revision": revision, "cache_dir": cache_dir,
+                   "local_files_only": local_files_only}
+    if name not in list_variants():
+        listed = _repo_variants(hub, hub_options)
+        if name not in listed:
+            others = [v for v in listed if v not in list_variants()]
+            also = f"; the repo also lists {', '.join(others)}" if others else ""
+            raise ConfigError(f"index download: unknown LAIONet variant {name!r}: known are "
+                              f"{', '.join(list_variants())}{also}; pass one of them (a rebuilt repo's own variants "
+                              "are known once its manifest.json lists them)")
+    return hub.download_index_file(f"data/{name}.parquet", **hub_options)
+
+
+def _repo_variants(hub, hub_options: dict) -> list[str]:
+    """The variants the repo's manifest lists (``data/<variant>.parquet``); none when it cannot be read."""
+    try:
+        files = hub.manifest_files(**hub_options)
+    except HubError as exc:
+        logger.info("no variant list from the repo's manifest: %s", exc)
+        return []
+    return sorted(Path(f).stem for f in files if f.startswith("data/") and f.endswith(".parquet")
+                  and re.fullmatch(VARIANT_NAME_PATTERN, Path(f).stem))
 
 
 def parse_index_spec(spec: str | Path | None) -> tuple[str, str | None]:
