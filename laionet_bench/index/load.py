@@ -24,7 +24,7 @@ import pandas as pd
 
 from .. import _io
 from ..catalog import load_catalog
-from ..errors import ConfigError, HubError, UnknownNameError
+from ..errors import ConfigError, HubError, IndexValidationError, UnknownNameError
 from .schema import index_files, read_index_file, read_label_keys
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "class_shares",
     "fetch_index",
     "get_variant",
+    "index_sha256",
     "list_variants",
     "load_index",
     "parse_index_spec",
@@ -151,6 +152,17 @@ def _files_sha256(files: list[Path]) -> str:
         return _io.sha256_file(files[0])
     joined = "\n".join(f"{f.name}:{_io.sha256_file(f)}" for f in files)
     return hashlib.sha256(joined.encode()).hexdigest()
+
+
+def index_sha256(path: str | Path) -> str:
+    """The sha256 that identifies a local index file or folder (:attr:`LaionetIndex.sha256`, recorded in every
+    result's dataset identity), without reading the table: a result can be matched to the file it was run on."""
+    files = index_files(path)
+    missing = [str(f) for f in files if not f.is_file()]
+    if not files or missing:
+        raise IndexValidationError(str(path), "no such index file (or a folder without *.parquet files); check the "
+                                   "path, e.g. the dataset setting")
+    return _files_sha256(files)
 
 
 def load_index(
