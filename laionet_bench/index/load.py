@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -26,6 +27,9 @@ from .. import _io
 from ..catalog import load_catalog
 from ..errors import ConfigError, HubError, IndexValidationError, UnknownNameError
 from .schema import index_files, read_index_file, read_label_keys
+
+if TYPE_CHECKING:
+    from ..hub.download import HubDownload
 
 __all__ = [
     "VARIANT_NAME_PATTERN",
@@ -226,7 +230,7 @@ def fetch_index(
     revision: str | None = None,
     cache_dir: str | Path | None = None,
     local_files_only: bool = False,
-):
+) -> HubDownload:
     """Fetch a variant's parquet from the Hub into the Hugging Face cache, verified, without reading it.
 
     ``laionet-bench index download``: the explicit first step of a run from a published index, after which
