@@ -122,3 +122,45 @@ def test_run_and_similarity_take_imagenet_from_the_same_setting(tmp_path, monkey
     assert [main([*argv, "--imagenet", "val-from-flag"]) for argv in commands] == [1, 1]
     assert asked == ["val-from-pyproject"] * 2 + ["val-from-env"] * 2 + ["val-from-flag"] * 2
     assert capsys.readouterr().err.count("stopped before any image is read") == 6
+
+
+def test_the_dataset_setting_names_the_index_every_command_reads(tmp_path, monkeypatch, capsys):
+    """A parquet set once as the dataset setting is what index info, download, run and similarity load; the
+    command line (--index, --dataset, index info's argument, a variant in --datasets) still beats it."""
+    from laionet_bench import constants
+    from laionet_bench.cli import main
+    from laionet_bench.index import load
+
+    asked = []
+
+    def stop(spec, **hub_options):  # the one loader every command hands its index spec to
+        asked.append(spec)
+        raise ConfigError("stopped before the index is read")
+
+    monkeypatch.setattr(load, "load_index", stop)
+    commands = [["index", "info"], ["download"], ["run", "--models", "test_resnet.r160_in1k", "--device", "cpu"],
+                ["similarity", "--imagenet", "val", "--device", "cpu"]]
+    (tmp_path / "pyproject.toml").write_text('[tool.laionet-bench]\ndataset = "from-pyproject.parquet"\n')
+    assert [main(argv) for argv in commands] == [1] * 4
+    monkeypatch.setitem(constants.ENV_SETTINGS, "dataset", "~/from-env.parquet")
+    assert [main(argv) for argv in commands] == [1] * 4
+    flags = [["index", "info", "flag.parquet"], ["download", "--index", "flag.parquet"],
+             [*commands[2], "--dataset", "flag.parquet"], [*commands[3], "--dataset", "flag.parquet"]]
+    assert [main(argv) for argv in flags] == [1] * 4
+    assert main([*commands[3], "--datasets", "laionet:clip_top50", "imagenet-val"]) == 1
+    assert asked == (["from-pyproject.parquet"] * 4 + [str(Path.home() / "from-env.parquet")] * 4
+                     + ["flag.parquet"] * 4 + ["laionet:clip_top50"])
+    assert capsys.readouterr().err.count("stopped before the index is read") == 13
+
+
+def test_index_info_reads_the_parquet_the_dataset_setting_names(tmp_path, monkeypatch, capsys):
+    from laionet_bench import constants
+    from laionet_bench.cli import main
+
+    from .fakes.eval_data import tiny_index
+
+    path, _ = tiny_index(tmp_path, per_class=2)
+    monkeypatch.setitem(constants.ENV_SETTINGS, "dataset", str(path))
+    assert main(["index", "info"]) == 0
+    out = capsys.readouterr().out
+    assert str(path) in out and "clip_0.82" in out

@@ -200,3 +200,84 @@ def test_translator_offline_or_unreachable_download(monkeypatch):
         error = hub_error(exc, direction="download", repo_id="me/x", what="data/x.parquet")
     assert str(error).startswith("could not reach the Hub for data/x.parquet of 'me/x' and it is not cached "
                                  "(TimeoutError: timed out)")
+
+
+#: What every "no index from the Hub" message names: the two ways to make one, and how to point at it.
+ROUTES = ("laionet-bench index import-official REF.parquet --labels REF_labels.pkl --variant VARIANT",
+          "laionet-bench rebuild all --parts PARTS --work WORK", "--index FILE.parquet",
+          "LAIONET_BENCH_DATASET=FILE.parquet", "docs/real-data.md")
+
+
+@pytest.mark.parametrize(("exc", "routes"), [
+    (_http(hf_errors.RepositoryNotFoundError, 404), True),
+    (_http(hf_errors.RemoteEntryNotFoundError, 404), True),
+    (hf_errors.LocalEntryNotFoundError("not cached"), True),  # offline, or the Hub out of reach
+    (_http(hf_errors.RevisionNotFoundError, 404), False),  # a typo in --revision: the fix is the revision
+    (_http(hf_errors.HfHubHTTPError, 500), False),
+    (ConnectionResetError("reset by peer"), False),
+])
+def test_a_missing_index_says_where_an_index_comes_from(exc, routes):
+    """Only an index the Hub cannot give gets the routes, and only on download; other files keep their words."""
+    error = str(hub_error(exc, direction="download", repo_id="me/x", what="data/x.parquet", index=True))
+    assert all(route in error for route in ROUTES) is routes and "\n" not in error
+    assert "import-official" not in str(hub_error(exc, direction="download", repo_id="me/x", what="data/x.parquet"))
+    assert "import-official" not in str(hub_error(exc, direction="upload", repo_id="me/x", index=True))
+
+
+@pytest.mark.parametrize("online", [True, False], ids=["hub-404", "offline-empty-cache"])
+def test_no_command_that_needs_an_index_is_a_dead_end(request, tmp_path, capsys, online):
+    """With nothing at the default repo (the state of the Hub today), each command that loads an index stops
+    in one line that names the ways to get one."""
+    if online:
+        request.getfixturevalue("fake_hub")  # a Hub that answers 404 for laionet-bench/laionet
+    commands = [["index", "info"], ["download"], ["run", "--models", "resnet50", "--device", "cpu"],
+                ["similarity", "--imagenet", str(tmp_path), "--device", "cpu"]]
+    for argv in commands:
+        assert main(argv) == 1, argv
+        (line,) = capsys.readouterr().err.strip().splitlines()
+        assert line.startswith("error: ") and all(route in line for route in ROUTES), (argv, line)
+        assert ("dataset repo 'laionet-bench/laionet' not found" if online else "offline mode is on") in line
+
+
+def test_index_download_fetches_into_the_cache_and_says_where(fake_hub, tmp_path, index_frame, capsys, monkeypatch):
+    """Like `hf download`: the file lands in the HF cache, its path and sha256 are printed, and every later
+    command reads that copy, offline too."""
+    sha, data = _publish(fake_hub, tmp_path, index_frame, variant="clip_top50")
+    assert main(["index", "download", "clip_top50"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    path = tmp_path / "hf" / "hub" / "datasets--laionet-bench--laionet" / "snapshots" / sha / "data" / "clip_top50.parquet"
+    assert out[0] == f"data/clip_top50.parquet from {REPO}@{sha}: 30 rows over 3 classes"
+    assert out[1] == f"path: {path}" and path.read_bytes() == data
+    assert out[2] == f"sha256: {sha256_file(path)} (matches the repo's manifest.json)"
+    assert out[3].startswith("next: laionet-bench download --dataset laionet:clip_top50 ")
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
+    fake_hub.requests.clear()
+    assert main(["index", "info", "laionet:clip_top50"]) == 0 and not fake_hub.requests
+    assert main(["index", "download", "laionet:clip_top50"]) == 0 and not fake_hub.requests
+
+
+def test_index_download_refuses_an_unknown_variant_with_the_known_ones(fake_hub, tmp_path, index_frame, capsys):
+    _publish(fake_hub, tmp_path, index_frame)
+    fake_hub.requests.clear()
+    assert main(["index", "download", "clip_0.8"]) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line == ("error: index download: unknown LAIONet variant 'clip_0.8': known are clip_0.82, clip_top50, "
+                    "mpnet_0.58, mpnet_top50; pass one of them (a rebuilt repo's own variants are known once its "
+                    "manifest.json lists them)")
+    assert all("clip_0.8.parquet" not in path for _, path, _ in fake_hub.requests)  # never asked for
+
+
+def test_index_download_takes_a_variant_the_repo_lists(fake_hub, tmp_path, index_frame, capsys):
+    """A rebuilt repo publishes variants of its own: its manifest makes them known."""
+    _publish(fake_hub, tmp_path, index_frame, variant="minilm_0.5")
+    assert main(["index", "download", "minilm_0.5"]) == 0
+    assert "data/minilm_0.5.parquet from laionet-bench/laionet@" in capsys.readouterr().out
+    assert main(["index", "download", "minilm_0.4"]) == 1
+    assert "known are clip_0.82, clip_top50, mpnet_0.58, mpnet_top50; the repo also lists minilm_0.5; pass" in (
+        capsys.readouterr().err)
+
+
+def test_index_download_of_nothing_published_names_the_other_routes(fake_hub, capsys):
+    assert main(["index", "download"]) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert "dataset repo 'laionet-bench/laionet' not found" in line and all(route in line for route in ROUTES)

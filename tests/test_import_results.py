@@ -373,3 +373,56 @@ def test_plain_bool_columns_are_read_too(files, tmp_path):
     frame.to_parquet(path)
     laion = _by_model(import_reference_results(laionet=path, labels=files["labels"]))[RESNET].datasets["laionet"]
     assert (laion.n_failed, laion.n_evaluated) == (0, 7)
+
+
+def _with_predictor(frame: pd.DataFrame, name: str, like: str = "resnet-50") -> pd.DataFrame:
+    """``frame`` with ``top_{1,5}_is_correct_<name>`` columns holding ``like``'s values (object dtype, as read)."""
+    for k in (1, 5):
+        frame[f"top_{k}_is_correct_{name}"] = frame[f"top_{k}_is_correct_{like}"].astype(object).to_numpy()
+    return frame
+
+
+@pytest.fixture
+def extra_files(files, tmp_path):
+    """The reference's files plus a predictor no paper model has (``my-net``, a copy of resnet-50's columns)."""
+    _with_predictor(_val_frame(), "my-net").to_parquet(files["val"])
+    _with_predictor(_laion_frame(), "my-net").to_parquet(files["laion"])
+    return files
+
+
+def test_a_predictor_named_with_its_spec_is_imported_under_it(extra_files, tmp_path, capsys):
+    files, out, board = extra_files, tmp_path / "results-paper", tmp_path / "board"
+    common = ["import-results", "--imagenet-val", str(files["val"]), "--laionet", str(files["laion"]),
+              "--labels", str(files["labels"]), "--variant", "clip_top50", "--out", str(out)]
+    assert main([*common, "--model", "my-net=resnet50"]) == 0
+    assert "resnet50.a1_in1k [my-net, in1k]" in capsys.readouterr().out
+    results = {r.model: r for r in read_results(out)}
+    assert set(results) == {RESNET, CLIP, "resnet50.a1_in1k"}
+    mine, paper = results["resnet50.a1_in1k"], results[RESNET]
+    for key in ("imagenet", "laionet"):  # the same columns, so the same numbers as resnet-50's
+        assert mine.datasets[key].top1.value == pytest.approx(paper.datasets[key].top1.value)
+    assert mine.model_info["predictor"] == "my-net" and mine.model_info["spec_from"] == "given (--model)"
+    assert mine.model_info["columns"]["imagenet"] == ["top_1_is_correct_my-net", "top_5_is_correct_my-net"]
+    assert mine.run_key != paper.run_key and paper.model_info["spec_from"] == "paper set"
+    assert main(["leaderboard", "--results", str(out), "--out", str(board), "--no-plots", "--formats", "csv"]) == 0
+    table = pd.read_csv(next(board.glob("*.csv"))).set_index("model")
+    assert table.loc["resnet50.a1_in1k", "group"] == "in1k"
+    # either full column name works as COLUMN, and a paper predictor may be named under another spec
+    imported = import_reference_results(imagenet_val=files["val"], models={"top_5_is_correct_my-net": "hf:me/my-net",
+                                                                           "resnet-50": "resnet50.tv_in1k"})
+    assert {r.model for r in imported.results} == {CLIP, "hf:me/my-net", "resnet50.tv_in1k"} and not imported.skipped
+
+
+@pytest.mark.parametrize(("model", "message"), [
+    ("my-nett=resnet50", "error: --model my-nett=resnet50: {val}, {laion} has no top_1_is_correct_my-nett / "
+                         "top_5_is_correct_my-nett columns; its predictors are: clip-vit-base-patch32, my-net, "
+                         "resnet-50; name one of them"),
+    ("my-net", "error: --model expects COLUMN=SPEC (e.g. my-vit=hf:me/my-vit), got 'my-net'"),
+    ("my-net=no_such_net_at_all", "error: --model my-net=no_such_net_at_all: unknown model 'no_such_net_at_all'"),
+])
+def test_a_bad_model_option_is_one_line_and_writes_nothing(extra_files, tmp_path, capsys, model, message):
+    files, out = extra_files, tmp_path / "results"
+    assert main(["import-results", "--imagenet-val", str(files["val"]), "--laionet", str(files["laion"]),
+                 "--labels", str(files["labels"]), "--model", model, "--out", str(out)]) == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(message.format(val=files["val"], laion=files["laion"])) and not out.exists()

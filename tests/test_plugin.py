@@ -201,6 +201,22 @@ def test_dataset_setting_ignores_results_on_another_dataset(project):
     project.runpytest("--laionet-dataset", "laionet:clip_top50").assert_outcomes(failed=1)
 
 
+def test_a_dataset_setting_that_is_an_index_file_selects_results_run_on_that_file(pytester):
+    """The dataset setting the CLI reads as an index parquet means the same file here: results match it by the
+    sha256 they record, not by a name."""
+    from laionet_bench.index.schema import write_index
+
+    from .conftest import make_index_frame
+
+    ours = write_index(make_index_frame(["n01440764"] * 3), pytester.path / "clip_top50.parquet")
+    write_index(make_index_frame(["n01440764"] * 4), pytester.path / "other.parquet")
+    pytester.makefile(".toml", pyproject=PYPROJECT + '\n[tool.laionet-bench]\ndataset = "clip_top50.parquet"\n')
+    write_result(make_counted_result(MODEL, identity={"index": {"sha256": ours}}), pytester.path / "results")
+    pytester.makepyfile(marker_test(max_gap=0.3))
+    pytester.runpytest().assert_outcomes(passed=1)
+    pytester.runpytest("--laionet-dataset", "other.parquet").assert_outcomes(failed=1)
+
+
 def test_result_file_committed_to_the_repo(project):
     folder = write_result(make_counted_result("convnext_tiny.fb_in1k"), project.path / "build")
     (project.path / "ci").mkdir()

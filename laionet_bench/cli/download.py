@@ -23,7 +23,9 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("download", help="fetch LAIONet images into webdataset shards + a manifest",
                                    epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--dataset", metavar="SPEC", help="laionet or laionet:<variant> from the Hub (default: laionet)")
+    source.add_argument("--dataset", metavar="SPEC", help="laionet or laionet:<variant> from the Hub, or a local index "
+                        "parquet (default: the dataset setting, LAIONET_BENCH_DATASET or [tool.laionet-bench] "
+                        "dataset, else laionet)")
     source.add_argument("--index", metavar="PARQUET", help="a local index parquet file or folder instead")
     add_hub_options(parser)
     parser.add_argument("--out", metavar="DIR", help="image store folder (default: the images setting, else <cache>/images/<variant>; "

@@ -1,14 +1,16 @@
-"""``laionet-bench index info|validate|show|import-official``: inspect and convert LAIONet indexes."""
+"""``laionet-bench index info|validate|show|download|import-official``: inspect, fetch and convert LAIONet indexes."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 EPILOG = """examples:
   laionet-bench index info                          default variant from the Hub (cached)
   laionet-bench index info laionet:clip_top50 --revision v1.0
   laionet-bench index validate my_index.parquet
   laionet-bench index show laionet --class n02110185 -n 5
+  laionet-bench index download clip_top50           fetch a published index into the HF cache
   laionet-bench index import-official LAIONet.parquet --labels labels.pkl --variant clip_0.82 --out clip_0.82.parquet
   laionet-bench index import-official mine.parquet --variant custom:mpnet_0.6 \
       --similarity-column all-mpnet-base-v2 --out mpnet_0.6.parquet
@@ -26,8 +28,19 @@ def add_hub_options(parser: argparse.ArgumentParser) -> None:
 
 
 def load_from_args(args: argparse.Namespace, spec: str | None):
+    """The index a command reads: ``spec`` as its command line names it (``--index``, ``--dataset``, an
+    argument), else the ``dataset`` setting (``LAIONET_BENCH_DATASET``, ``[tool.laionet-bench] dataset``), else
+    the default variant from the Hub.
+
+    Every command that loads an index comes here, so a parquet set once as the ``dataset`` setting is what
+    ``index info``, ``download``, ``run`` and ``similarity`` all read without ``--index`` on each of them.
+    """
+    from ..config import resolve_setting
     from ..index.load import load_index
 
+    spec = resolve_setting("dataset", spec)
+    if isinstance(spec, str) and spec.startswith("~"):
+        spec = str(Path(spec).expanduser())
     return load_index(spec, repo_id=args.repo, revision=args.revision, cache_dir=args.cache_dir,
                       local_files_only=args.offline)
 
@@ -42,12 +55,19 @@ def add_parser(subparsers) -> None:
         ("show", "print rows of an index", _show),
     ):
         sub = actions.add_parser(name, help=helptext)
-        sub.add_argument("spec", nargs="?", default=None, help="laionet[:variant] or a parquet file/folder")
+        sub.add_argument("spec", nargs="?", default=None, help="laionet[:variant] or a parquet file/folder "
+                         "(default: the dataset setting, else laionet)")
         add_hub_options(sub)
         sub.set_defaults(handler=handler)
         if name == "show":
             sub.add_argument("--class", dest="wnid", help="only rows of this wnid")
             sub.add_argument("-n", type=int, default=10, help="rows to print (default: %(default)s)")
+    fetch = actions.add_parser("download", help="fetch a published index from the Hub into the Hugging Face cache")
+    fetch.add_argument("variant", nargs="?", metavar="VARIANT",
+                       help="clip_0.82 (default), clip_top50, mpnet_0.58, mpnet_top50, or a variant the repo's "
+                       "manifest.json lists; laionet:VARIANT works too")
+    add_hub_options(fetch)
+    fetch.set_defaults(handler=_download)
     imp = actions.add_parser("import-official", help="convert the reference's parquet (+ label pickle)")
     imp.add_argument("parquet", help="the reference's LAIONet parquet")
     imp.add_argument("--labels", help="the reference's {wnid: [row]} pickle (read with a restricted unpickler); "
@@ -112,6 +132,24 @@ def _show(args: argparse.Namespace) -> int:
     shown = table[cols].head(args.n).copy()
     shown["caption"] = shown["caption"].str.slice(0, 60)
     print(tabulate(shown.itertuples(index=False), headers=cols))
+    return 0
+
+
+def _download(args: argparse.Namespace) -> int:
+    from ..index.load import fetch_index
+    from ..index.schema import read_index_file
+
+    fetched = fetch_index(args.variant, repo_id=args.repo, revision=args.revision, cache_dir=args.cache_dir,
+                          local_files_only=args.offline)
+    frame = read_index_file(fetched.path)  # a broken file is named now, not at the first run
+    variant = fetched.filename.removeprefix("data/").removesuffix(".parquet")
+    checked = "matches the repo's manifest.json" if fetched.verified else "the repo publishes no sha256 for it"
+    print(f"{fetched.filename} from {fetched.repo_id}@{fetched.commit or '-'}: {len(frame)} rows over "
+          f"{frame['wnid'].nunique()} classes")
+    print(f"path: {fetched.path}")
+    print(f"sha256: {fetched.sha256} ({checked})")
+    print(f"next: laionet-bench download --dataset laionet:{variant}"
+          + ("" if args.repo is None else f" --repo {args.repo}") + " (reads this cached copy; --offline works)")
     return 0
 
 

@@ -58,7 +58,8 @@ def add_parser(subparsers) -> None:
     models.add_argument("--exclude", nargs="+", default=[], metavar="PATTERN", help="fnmatch patterns to drop")
     models.add_argument("--weights", nargs="+", default=[], metavar="SPEC=PATH", help="local weights per model")
     data = add_data_options(parser)
-    data.add_argument("--dataset", default="laionet", help="laionet[:variant] or a local index parquet (default: %(default)s)")
+    data.add_argument("--dataset", help="laionet[:variant] or a local index parquet (default: the dataset setting, "
+                      "LAIONET_BENCH_DATASET or [tool.laionet-bench] dataset, else laionet)")
     data.add_argument("--limit", type=int, metavar="N", help="evaluate at most N images per dataset (smoke runs)")
     data.add_argument("--limit-per-class", type=int, metavar="N", help="at most N images per class")
     engine = parser.add_argument_group("engine")
@@ -281,7 +282,7 @@ def run(args: argparse.Namespace) -> int:
     index = load_from_args(args, args.index or args.dataset)
     imagenet = imagenet_from_args(args)
     report = evaluate(
-        specs, engine=options, dataset=args.dataset, images=image_store_from_args(args, index), imagenet=imagenet,
+        specs, engine=options, dataset=args.dataset or "laionet", images=image_store_from_args(args, index), imagenet=imagenet,
         imagenet_v2=args.imagenet_v2, index=index, limit_per_class=args.limit_per_class, limit=args.limit,
         out=args.out, weights=parse_weights(args.weights), exclude=args.exclude, predictions=args.predictions,
     )

@@ -29,7 +29,7 @@ def add_parser(subparsers) -> None:
     )
     data = add_data_options(parser)
     data.add_argument("--dataset", help="LAIONet: laionet[:variant] or a local index parquet, as in run "
-                      "(default: laionet)")
+                      "(default: the dataset setting, else laionet)")
     data.add_argument("--datasets", nargs="+", default=["laionet", "imagenet-val"], metavar="NAME",
                       help="laionet (the --dataset one; laionet:VARIANT also works), imagenet-val, imagenet-v2; the "
                            "first is compared with the others (default: laionet imagenet-val)")
@@ -99,7 +99,8 @@ def run(args: argparse.Namespace) -> int:
     imagenet = imagenet_from_args(args)
     laionet, names = parse_dataset_names(args.datasets, imagenet=imagenet, imagenet_v2=args.imagenet_v2,
                                          dataset=args.dataset)
-    index = load_from_args(args, args.index or laionet)
+    named = args.index or args.dataset or (None if laionet == "laionet" else laionet)  # a bare laionet: the setting
+    index = load_from_args(args, named)
     index, sets = load_datasets(
         dataset=laionet, images=image_store_from_args(args, index), index=index,
         imagenet=imagenet if "imagenet-val" in names else None,

@@ -17,7 +17,10 @@ other result:
 * per-class SEs divide the Wilson half-width by the literal 1.96; LAION weights are each class's share
   of LAIONet rows before the OCR drop (of the pickle's rows when no LAIONet parquet is given);
 * each predictor becomes the ``paper`` model set's spec (:func:`~laionet_bench.models.sets.paper_model_for_predictor`)
-  with its Fig.-1 group in the model facts; a predictor no paper model has is skipped with a warning.
+  with its Fig.-1 group in the model facts; a predictor no paper model has is imported when the user names
+  its spec (``models={predictor: spec}``, the CLI's ``--model COLUMN=SPEC``), its group then read from the
+  spec as for a computed result, and otherwise skipped with a warning. A named predictor the files lack is
+  refused with the ones they have: a typo must not import nothing quietly.
 
 Every identity records "imported from the reference's per-image results", the file names (never a
 path) and their sha256. Bad input raises :class:`~laionet_bench.errors.ResultsError` (one line: the
@@ -41,9 +44,11 @@ import pandas as pd
 from .._io import sha256_file, slug
 from ..catalog import canonical_wnid, load_catalog
 from ..datasets.imagenet import labels_from_devkit, labels_from_loc_csv
-from ..errors import DatasetError, ResultsError
+from ..errors import DatasetError, ModelSpecError, ResultsError, UnknownNameError
 from ..index.load import class_shares
 from ..index.official import class_of_rows, has_row_id_index, load_label_dict, official_classes
+from ..models.groups import group_of
+from ..models.registry import canonical_spec
 from ..models.sets import paper_model_for_predictor
 from .metrics import per_class_recall
 from .results import (
@@ -345,22 +350,64 @@ def _assemble(*, spec: str, run_key: str, info: dict, provenance: Provenance, in
                        provenance=provenance, per_class=frame, protocol=PROTOCOL)
 
 
-def _result(predictor: str, files: dict[str, PerImageResults], classes: list[str], weights: pd.Series | None,
-            provenance: Provenance) -> ModelResult:
+def _spec_facts(spec: str, predictor: str) -> dict:
+    """What a result's model facts say of a spec the user named: kind, architecture, tag, and the group the
+    leaderboard reads from them (:func:`~laionet_bench.models.groups.group_of`), as for a computed result."""
+    if spec.startswith("openclip:"):
+        kind, (architecture, _, tag) = "openclip", spec.removeprefix("openclip:").partition("@")[0].partition("/")
+    elif spec.startswith(("hf:", "custom:")):
+        kind, architecture, tag = spec.partition(":")[0], predictor, ""
+    else:  # timm, by name or hf-hub: id
+        kind, (architecture, _, tag) = "timm", spec.partition(".")
+    facts = {"architecture": architecture, "pretrained_tag": tag or None, "kind": kind}
+    return {**facts, "pretrain_group": group_of(facts, spec)}
+
+
+def _model_of(predictor: str, named: Mapping[str, str]) -> tuple[str, dict]:
+    """The spec of ``predictor``'s results and their model facts: the user's spec when named, else the paper's."""
+    if predictor in named:
+        return named[predictor], {**_spec_facts(named[predictor], predictor), "spec_from": "given (--model)"}
     paper = paper_model_for_predictor(predictor)
     if paper is None:
         raise ResultsError(f"{predictor!r} is not one of the paper's predictors")
+    return paper.spec, {"architecture": predictor, "pretrained_tag": None, "pretrain_group": paper.group,
+                        "kind": "openclip" if paper.spec.startswith("openclip:") else "hf", "spec_from": "paper set"}
+
+
+def _result(predictor: str, named: Mapping[str, str], files: dict[str, PerImageResults], classes: list[str],
+            weights: pd.Series | None, provenance: Provenance) -> ModelResult:
+    spec, facts = _model_of(predictor, named)
     present = {key: data for key, data in files.items() if predictor in data.columns}
     inputs = {key: _dataset_inputs(data, predictor, classes) for key, data in present.items()}
     sources = [s.to_dict() for data in present.values() for s in data.sources]
-    info = {"architecture": predictor, "pretrained_tag": None, "pretrain_group": paper.group,
-            "kind": "openclip" if paper.spec.startswith("openclip:") else "hf", "imported_from": IMPORTED_FROM,
-            "predictor": predictor, "columns": {key: list(data.columns[predictor]) for key, data in present.items()},
-            "sources": sources}
-    key = hashlib.sha256(json.dumps({"imported": predictor, "protocol": PROTOCOL, "classes": classes,
-                                     "sources": sources}, sort_keys=True).encode()).hexdigest()
-    return _assemble(spec=paper.spec, run_key=key, info=info, provenance=provenance, inputs=inputs,
+    info = {**facts, "imported_from": IMPORTED_FROM, "predictor": predictor,
+            "columns": {key: list(data.columns[predictor]) for key, data in present.items()}, "sources": sources}
+    keyed = {"imported": predictor, "protocol": PROTOCOL, "classes": classes, "sources": sources}
+    if predictor in named:  # another spec for the same columns is another result
+        keyed["spec"] = spec
+    key = hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()
+    return _assemble(spec=spec, run_key=key, info=info, provenance=provenance, inputs=inputs,
                      weights=weights, classes=classes)
+
+
+def _named_predictors(models: Mapping[str, str], files: Mapping[str, PerImageResults]) -> dict[str, str]:
+    """``{COLUMN: SPEC}`` as the user gave it → ``{predictor: canonical spec}``, each predictor checked against the
+    files' columns. COLUMN is the predictor (``my-net``) or either of its columns (``top_1_is_correct_my-net``)."""
+    have = sorted({p for data in files.values() for p in data.columns})
+    named: dict[str, str] = {}
+    for column, spec in models.items():
+        predictor = column.removeprefix(_TOP1).removeprefix(_TOP5)
+        if predictor not in have:
+            paths = ", ".join(data.path for data in files.values())
+            raise ResultsError(f"--model {column}={spec}: {paths} has no {_TOP1}{predictor} / {_TOP5}{predictor} "
+                               f"columns; its predictors are: {', '.join(have)}; name one of them")
+        if predictor in named:
+            raise ResultsError(f"--model names predictor {predictor!r} twice; give each predictor one spec")
+        try:
+            named[predictor] = canonical_spec(spec)
+        except (ModelSpecError, UnknownNameError) as exc:
+            raise ModelSpecError(f"--model {column}={spec}: {exc}") from None
+    return named
 
 
 def import_reference_results(
@@ -370,6 +417,7 @@ def import_reference_results(
     laionet: str | Path | None = None,
     labels: str | Path | None = None,
     variant: str | None = None,
+    models: Mapping[str, str] | None = None,
 ) -> ImportedResults:
     """Read the reference's per-image files and build one ``official``-protocol result per known predictor.
 
@@ -379,6 +427,10 @@ def import_reference_results(
         laionet: a reference LAIONet parquet with ``top_{1,5}_is_correct_<predictor>`` columns (needs ``labels``).
         labels: the variant's ``{wnid: [row id]}`` pickle: LAIONet's labels and the official class set.
         variant: the LAIONet variant's name (``clip_top50``), recorded in the dataset name.
+        models: ``{predictor: spec}`` for predictors the ``paper`` set lacks (or to name a paper one otherwise):
+            the ``<predictor>`` of ``top_{1,5}_is_correct_<predictor>`` (or either full column name) → the model
+            spec whose results these are (``resnet50.a1_in1k``, ``hf:ORG/NAME``). A predictor the files lack is
+            a :class:`ResultsError` listing theirs.
 
     Nothing is written; :func:`write_imported` writes the results.
     """
@@ -396,6 +448,7 @@ def import_reference_results(
     if laionet is not None:
         files["laionet"] = read_laionet_results(laionet, labels=cast(dict, label_dict), labels_path=cast(Path, labels),
                                                  variant=variant)  # both checked above
+    named = _named_predictors(models or {}, files)
     val_wnids = set(files["imagenet"].wnids) if "imagenet" in files else None
     classes = official_classes(label_dict, val_wnids) if label_dict is not None else official_classes(val_wnids)
     if not classes:
@@ -404,15 +457,16 @@ def import_reference_results(
     weights = (class_shares(files["laionet"].wnids) if "laionet" in files
                else _label_weights(label_dict) if label_dict is not None else None)
     predictors = sorted({p for data in files.values() for p in data.columns})
-    skipped = [p for p in predictors if paper_model_for_predictor(p) is None]
+    skipped = [p for p in predictors if paper_model_for_predictor(p) is None and p not in named]
     for predictor in skipped:
         logger.warning("skipping predictor %r: no model of the 'paper' set has that name "
-                       "(laionet_bench.models.sets.PAPER_MODELS)", predictor)
+                       "(laionet_bench.models.sets.PAPER_MODELS); import it with --model %s=SPEC", predictor, predictor)
     if len(skipped) == len(predictors):
         raise ResultsError(f"no predictor column names a model of the 'paper' set (found: {', '.join(predictors)}); "
-                           "the reference's names are e.g. resnet-50, clip-vit-base-patch32")
+                           "the reference's names are e.g. resnet-50, clip-vit-base-patch32; import another with "
+                           "--model COLUMN=SPEC")
     provenance = Provenance.collect(device="n/a (imported)", dtype="n/a (imported)")
-    results = [_result(p, files, classes, weights, provenance) for p in predictors if p not in skipped]
+    results = [_result(p, named, files, classes, weights, provenance) for p in predictors if p not in skipped]
     dropped = {r.model: {s.dataset: s.n_failed for s in r.datasets.values()} for r in results}
     return ImportedResults(results=results, classes=classes, skipped=skipped, dropped=dropped)
 

@@ -9,6 +9,7 @@ from .download import HubDownload as HubDownload
 from .download import download_dataset_file as download_dataset_file
 from .download import download_index_file as download_index_file
 from .download import list_dataset_files as list_dataset_files
+from .download import manifest_files as manifest_files
 from .download import resolve_repo_id as resolve_repo_id
 from .download import snapshot as snapshot
 from .upload import IGNORE_PATTERNS as IGNORE_PATTERNS
@@ -25,6 +26,7 @@ __all__ = [
     "download_dataset_file",
     "download_index_file",
     "list_dataset_files",
+    "manifest_files",
     "publish_folder",
     "resolve_repo_id",
     "snapshot",

@@ -7,6 +7,11 @@ cause that means something else in the other direction (a missing revision is a 
 created on upload) gets its own words, and a cause without words for a direction falls through to the
 next, more general one.
 
+A LAIONet index is the one file whose absence is no typo: nothing is published at the default repo yet, so
+a download of an index (``index=True``) that the Hub cannot give (the repo or the file missing, offline
+with an empty cache, the Hub out of reach) goes on with the ways to get one without the Hub
+(:data:`INDEX_ROUTES`), each with its command: a user who meets the 404 first learns where indexes come from.
+
 A repo id the Hub cannot have (``../../etc``) is no Hub failure: :func:`check_repo_id` refuses it with
 huggingface_hub's own validator before any request, in both directions.
 
@@ -23,7 +28,7 @@ from typing import Literal
 
 from ..errors import ConfigError, HubError
 
-__all__ = ["Direction", "check_repo_id", "hub_error", "hub_offline"]
+__all__ = ["INDEX_ROUTES", "Direction", "check_repo_id", "hub_error", "hub_offline"]
 
 Direction = Literal["download", "upload"]
 
@@ -67,6 +72,17 @@ _MESSAGES: dict[tuple[str, Direction], str] = {
 }
 
 
+#: What a missing index's message adds: the ways to an index that need no Hub, each with its command.
+INDEX_ROUTES = ("an index need not come from the Hub: convert the reference's published files with "
+                "'laionet-bench index import-official REF.parquet --labels REF_labels.pkl --variant VARIANT "
+                "--out FILE.parquet', or build one from LAION or Re-LAION metadata with 'laionet-bench rebuild all "
+                "--parts PARTS --work WORK' (it writes WORK/dataset/data/VARIANT.parquet); then pass --index "
+                "FILE.parquet (or the file as 'index info FILE.parquet'), or set it once as the dataset setting "
+                "(LAIONET_BENCH_DATASET=FILE.parquet or dataset in [tool.laionet-bench]); docs/real-data.md")
+#: The causes after which an index is simply not to be had from the Hub, so :data:`INDEX_ROUTES` follows.
+_NO_INDEX_CAUSES = frozenset({"no_access", "no_entry", "offline", "unreachable"})
+
+
 def hub_offline() -> bool:
     """huggingface_hub's offline mode (``HF_HUB_OFFLINE``), read at call time as the library does."""
     from huggingface_hub import constants as hf_constants
@@ -108,6 +124,7 @@ def hub_error(
     revision: str | None = None,
     what: str = "the file",
     offline: bool = False,
+    index: bool = False,
 ) -> HubError:
     """The :class:`HubError` to raise for ``exc``, raised while the caller was doing ``direction``.
 
@@ -119,6 +136,8 @@ def hub_error(
         what: the thing being downloaded (a file name, "the repo snapshot", "the file listing").
         offline: the caller asked for the local cache only (``local_files_only``, the CLI's ``--offline``),
             so a file missing from it is the offline message, not an unreachable Hub.
+        index: ``what`` is a LAIONet index; when the Hub cannot give it, the message ends with
+            :data:`INDEX_ROUTES`.
     """
     cause = exc.__cause__ or exc.__context__
     fields = {
@@ -130,5 +149,8 @@ def hub_error(
         "detail": _one_line(exc),
         "cause": f" ({type(cause).__name__}: {_one_line(cause)})" if cause else "",
     }
-    template = next(_MESSAGES[key] for key in ((c, direction) for c in _causes(exc, offline)) if key in _MESSAGES)
-    return HubError(template.format(**fields))
+    cause_key = next(key for key in ((c, direction) for c in _causes(exc, offline)) if key in _MESSAGES)
+    message = _MESSAGES[cause_key].format(**fields)
+    if index and direction == "download" and cause_key[0] in _NO_INDEX_CAUSES:
+        message += "; " + INDEX_ROUTES
+    return HubError(message)

@@ -34,6 +34,7 @@ __all__ = [
     "download_dataset_file",
     "download_index_file",
     "list_dataset_files",
+    "manifest_files",
     "resolve_repo_id",
     "snapshot",
 ]
@@ -53,6 +54,7 @@ class HubDownload:
     path: Path
     commit: str | None  # resolved commit sha (from the cache layout)
     sha256: str
+    verified: bool = False  # the repo's manifest.json records this sha256 for the file
 
 
 def resolve_repo_id(repo_id: str | None = None) -> str:
@@ -102,7 +104,8 @@ def download_index_file(
     """Fetch ``filename`` from the index dataset repo through the HF cache and verify it.
 
     The commit is resolved once and both the manifest and the file are read at that commit, so a
-    push between the two requests cannot mix versions.
+    push between the two requests cannot mix versions. When the Hub has no such index to give (no repo,
+    no file, offline with an empty cache), the error goes on with the ways to an index without the Hub.
     """
     from huggingface_hub import hf_hub_download
 
@@ -115,7 +118,7 @@ def download_index_file(
         expected = _expected_sha256(repo_id, filename, commit or revision, kwargs)
     except Exception as exc:  # huggingface_hub raises transport errors unwrapped (httpx2.*)
         raise hub_error(exc, direction="download", repo_id=repo_id, revision=revision, what=filename,
-                        offline=local_files_only) from exc
+                        offline=local_files_only, index=True) from exc
     actual = sha256_file(path)
     if expected and expected != actual:
         raise HubError(
@@ -123,7 +126,32 @@ def download_index_file(
             f"the cached copy is corrupt; delete {path} and download again"
         )
     logger.info("index %s from %s@%s (sha256 %s)", filename, repo_id, commit, actual[:12])
-    return HubDownload(repo_id=repo_id, filename=filename, path=Path(path), commit=commit, sha256=actual)
+    return HubDownload(repo_id=repo_id, filename=filename, path=Path(path), commit=commit, sha256=actual,
+                       verified=expected == actual)
+
+
+def manifest_files(
+    *,
+    repo_id: str | None = None,
+    revision: str | None = None,
+    cache_dir: str | Path | None = None,
+    local_files_only: bool = False,
+) -> dict[str, dict]:
+    """The ``files`` table of the index repo's ``manifest.json`` (path → sha256, rows, ...); empty when the repo
+    publishes no manifest. It says which variants a repo holds (a rebuilt one publishes its own, ``minilm_0.5``)."""
+    from huggingface_hub import errors as hf_errors
+    from huggingface_hub import hf_hub_download
+
+    repo_id = resolve_repo_id(repo_id)
+    revision = resolve_setting("hub_revision", revision, env=constants.HUB_REVISION, default=None)
+    try:
+        path = hf_hub_download(repo_id, MANIFEST, revision=revision, **_hf_kwargs(cache_dir, local_files_only))
+    except hf_errors.RemoteEntryNotFoundError:  # the repo has none; one not cached offline is an error
+        return {}
+    except Exception as exc:
+        raise hub_error(exc, direction="download", repo_id=repo_id, revision=revision, what=MANIFEST,
+                        offline=local_files_only, index=True) from exc
+    return dict(json.loads(Path(path).read_text("utf-8")).get("files", {}))
 
 
 def snapshot(

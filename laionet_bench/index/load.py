@@ -12,20 +12,24 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, Any, cast
 
 import pandas as pd
 
 from .. import _io
 from ..catalog import load_catalog
-from ..errors import UnknownNameError
+from ..errors import ConfigError, HubError, IndexValidationError, UnknownNameError
 from .schema import index_files, read_index_file, read_label_keys
+
+if TYPE_CHECKING:
+    from ..hub.download import HubDownload
 
 __all__ = [
     "VARIANT_NAME_PATTERN",
@@ -33,12 +37,16 @@ __all__ = [
     "Variant",
     "class_row_counts",
     "class_shares",
+    "fetch_index",
     "get_variant",
+    "index_sha256",
     "list_variants",
     "load_index",
     "parse_index_spec",
 ]
 
+
+logger = logging.getLogger(__name__)
 
 #: A variant name that is safe as a file name (``data/<variant>.parquet``, ``images/<variant>``): no path
 #: separator, and no leading dot (``..``) or dash.
@@ -150,6 +158,17 @@ def _files_sha256(files: list[Path]) -> str:
     return hashlib.sha256(joined.encode()).hexdigest()
 
 
+def index_sha256(path: str | Path) -> str:
+    """The sha256 that identifies a local index file or folder (:attr:`LaionetIndex.sha256`, recorded in every
+    result's dataset identity), without reading the table: a result can be matched to the file it was run on."""
+    files = index_files(path)
+    missing = [str(f) for f in files if not f.is_file()]
+    if not files or missing:
+        raise IndexValidationError(str(path), "no such index file (or a folder without *.parquet files); check the "
+                                   "path, e.g. the dataset setting")
+    return _files_sha256(files)
+
+
 def load_index(
     spec: str | Path | None = None,
     *,
@@ -202,6 +221,53 @@ def load_index(
         files=[str(download.path)],
         label_keys=read_label_keys(download.path),
     )
+
+
+def fetch_index(
+    variant: str | None = None,
+    *,
+    repo_id: str | None = None,
+    revision: str | None = None,
+    cache_dir: str | Path | None = None,
+    local_files_only: bool = False,
+) -> HubDownload:
+    """Fetch a variant's parquet from the Hub into the Hugging Face cache, verified, without reading it.
+
+    ``laionet-bench index download``: the explicit first step of a run from a published index, after which
+    every command finds the file in the cache (``--offline`` too). ``variant`` is a name or ``laionet:NAME``
+    (default: ``clip_0.82``). A published variant is fetched at once; another name only when the repo's
+    ``manifest.json`` lists it (a rebuilt repo publishes its own, e.g. ``minilm_0.5``), so a typo is refused
+    with the known names instead of becoming a request for a file that is not there.
+
+    Returns:
+        The :class:`~laionet_bench.hub.download.HubDownload`: repo, file, cached path, commit, sha256.
+    """
+    from ..hub import download as hub
+
+    name = (variant or "").removeprefix("laionet:") if variant != "laionet" else ""
+    name = name or list_variants()[0]
+    hub_options: dict[str, Any] = {"repo_id": repo_id, "revision": revision, "cache_dir": cache_dir,
+                                   "local_files_only": local_files_only}
+    if name not in list_variants():
+        listed = _repo_variants(hub, hub_options)
+        if name not in listed:
+            others = [v for v in listed if v not in list_variants()]
+            also = f"; the repo also lists {', '.join(others)}" if others else ""
+            raise ConfigError(f"index download: unknown LAIONet variant {name!r}: known are "
+                              f"{', '.join(list_variants())}{also}; pass one of them (a rebuilt repo's own variants "
+                              "are known once its manifest.json lists them)")
+    return hub.download_index_file(f"data/{name}.parquet", **hub_options)
+
+
+def _repo_variants(hub, hub_options: dict) -> list[str]:
+    """The variants the repo's manifest lists (``data/<variant>.parquet``); none when it cannot be read."""
+    try:
+        files = hub.manifest_files(**hub_options)
+    except HubError as exc:
+        logger.info("no variant list from the repo's manifest: %s", exc)
+        return []
+    return sorted(Path(f).stem for f in files if f.startswith("data/") and f.endswith(".parquet")
+                  and re.fullmatch(VARIANT_NAME_PATTERN, Path(f).stem))
 
 
 def parse_index_spec(spec: str | Path | None) -> tuple[str, str | None]:

@@ -7,6 +7,7 @@ kept in ``config.stash``. It is pytest-agnostic except for :class:`LaionetHandle
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import logging
@@ -123,9 +124,29 @@ class LaionetSession:
         return self.settings.results[0].parent
 
     def _dataset_ok(self, result: ModelResult) -> bool:
+        """Whether ``result`` was measured on the configured dataset: ``laionet`` (any variant), ``laionet:VARIANT``,
+        or an index parquet (the dataset setting the CLI reads too), matched by the sha256 its result records."""
         want = self.settings.dataset
-        got = result.datasets["laionet"].dataset if "laionet" in result.datasets else ""
-        return want is None or got == want or (":" not in want and got.split(":", 1)[0] == want)
+        summary = result.datasets.get("laionet")
+        if want is None:
+            return True
+        if self._wanted_index is not None:
+            return summary is not None and (summary.identity.get("index") or {}).get("sha256") == self._wanted_index
+        got = summary.dataset if summary is not None else ""
+        return got == want or (":" not in want and got.split(":", 1)[0] == want)
+
+    @functools.cached_property
+    def _wanted_index(self) -> str | None:
+        """The sha256 of the index file the dataset setting names; None when it names ``laionet[:VARIANT]``."""
+        from ..errors import UnknownNameError
+        from ..index.load import index_sha256, parse_index_spec
+
+        want = self.settings.dataset
+        try:
+            kind, value = parse_index_spec(want)
+        except UnknownNameError:
+            return None
+        return index_sha256(Path(value).expanduser()) if kind == "file" and value else None
 
     def _candidates(self, source: Path, model: str) -> list[Path]:
         """Model folders (or JSON files) under ``source`` that may hold ``model``."""

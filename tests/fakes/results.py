@@ -98,11 +98,13 @@ def make_counted_result(
     imagenet: dict[str, tuple[int, int]] | None = DEFAULT_IMAGENET,
     *,
     dataset: str = "laionet:clip_0.82",
+    identity: dict | None = None,
 ) -> ModelResult:
-    """A result for ``model`` (LAIONet weights proportional to the LAIONet counts)."""
+    """A result for ``model`` (LAIONet weights proportional to the LAIONet counts); ``identity`` is the LAIONet
+    side's, e.g. ``{"index": {"sha256": ...}}`` as a run records the index it read."""
     laionet = laionet or DEFAULT_LAIONET
     weights = pd.Series({w: n for w, (_, n) in laionet.items()}, dtype=float)
-    laion_kw = {"dataset": dataset, "identity": {}, "n_listed": int(weights.sum()), "n_failed": 0}
+    laion_kw = {"dataset": dataset, "identity": identity or {}, "n_listed": int(weights.sum()), "n_failed": 0}
     image_kw = None
     if imagenet is not None:
         image_kw = (recall_table(imagenet),
