@@ -33,7 +33,7 @@ from .. import constants
 from .._io import atomic_write, write_bytes_atomic
 from ..config import resolve_setting
 from ..errors import ConfigError
-from .store import STORE_VERSION
+from .store import STORE_VERSION, chunk_files
 
 __all__ = ["CACHE_FOLDER", "LEGACY_STORE_FOLDER", "StoredRun", "adopt_store", "list_runs", "mark_used",
            "prediction_cache", "prune_runs"]
@@ -82,13 +82,10 @@ def _run_folders(root: Path) -> Iterator[Path]:
     yield from sorted(path.parent for path in root.glob("*/*/*/run.json"))
 
 
-def _chunks(folder: Path) -> list[Path]:
-    return sorted(folder.glob("chunk-*.parquet"))
-
 
 def _describe(folder: Path) -> StoredRun:
     info = json.loads((folder / "run.json").read_text("utf-8"))
-    chunks = _chunks(folder)
+    chunks = chunk_files(folder)
     stats = [path.stat() for path in (folder / "run.json", *chunks)]
     return StoredRun(folder=folder, dataset=folder.parent.parent.name, model=str(info.get("model", folder.parent.name)),
                      run_key=str(info.get("run_key", folder.name)),
@@ -190,7 +187,7 @@ def _copy_run(folder: Path, target: Path) -> int:
     """Copy one run's chunks, then its ``run.json``; 0 when the target got a ``run.json`` meanwhile."""
     if (target / "run.json").is_file():
         return 0
-    for chunk in _chunks(folder):
+    for chunk in chunk_files(folder):
         with chunk.open("rb") as source, atomic_write(target / chunk.name) as copy:
             shutil.copyfileobj(source, copy)
     write_bytes_atomic(target / "run.json", (folder / "run.json").read_bytes())

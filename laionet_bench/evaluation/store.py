@@ -42,7 +42,7 @@ from ..errors import StoreError
 if TYPE_CHECKING:
     from filelock import BaseFileLock
 
-__all__ = ["CHUNK_ROWS", "RECORD_SCHEMA", "STORE_VERSION", "PredictionStore", "StoredKeys", "read_keys",
+__all__ = ["CHUNK_ROWS", "RECORD_SCHEMA", "STORE_VERSION", "PredictionStore", "StoredKeys", "chunk_files", "read_keys",
            "read_predictions", "run_key", "store_dir"]
 
 logger = logging.getLogger(__name__)
@@ -96,7 +96,8 @@ def store_dir(root: str | Path, *, model: str, dataset: str, key: str) -> Path:
     return Path(root) / slug(dataset) / slug(model) / key[:16]
 
 
-def _chunks(folder: Path) -> list[Path]:
+def chunk_files(folder: Path) -> list[Path]:
+    """A run folder's chunk files, in the order they were written."""
     return sorted(folder.glob("chunk-*.parquet"))
 
 
@@ -112,11 +113,11 @@ def _read_tables(folder: Path, files: Sequence[Path], columns: list[str] | None)
 def _listed_and_read(folder: Path, read):
     """``read(chunk files)``, listed again once if a chunk vanished meanwhile (a compaction replaced it)."""
     try:
-        return read(_chunks(folder))
+        return read(chunk_files(folder))
     except StoreError:
-        if all(f.exists() for f in _chunks(folder)):
+        if all(f.exists() for f in chunk_files(folder)):
             raise
-        return read(_chunks(folder))
+        return read(chunk_files(folder))
 
 
 def read_predictions(folder: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
@@ -183,7 +184,7 @@ class PredictionStore:
                              "wait for it to finish or use another --out") from None
         if not (self.folder / "run.json").exists():
             self._write_run({"run_key": self.key, **self.payload})
-        existing = _chunks(self.folder)
+        existing = chunk_files(self.folder)
         self._next = int(existing[-1].stem.split("-")[1]) + 1 if existing else 0
         return self
 
@@ -218,7 +219,7 @@ class PredictionStore:
         any is removed, so an unlocked reader sees every record at any moment (at worst twice, which reading
         deduplicates), and a ``kill -9`` in between leaves duplicates, never a gap.
         """
-        files = _chunks(self.folder)
+        files = chunk_files(self.folder)
         if len(files) < 2:
             return
         table = _read_tables(self.folder, files, None)
